@@ -19,9 +19,9 @@ import datetime as dt
 import hashlib
 import re
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+from .rubric import format_average
 from .models import (
     MEMBERS,
     AssessmentRow,
@@ -40,8 +40,6 @@ __all__ = [
     "ReportParseError",
     "parse_report",
     "parse_report_file",
-    "format_average",
-    "average_of",
 ]
 
 MAX_REPORT_BYTES = 50_000_000
@@ -159,23 +157,6 @@ def is_terminated(text: str) -> bool:
     if t.endswith("\ue001"):
         return True
     return t.endswith(TERMINAL)
-
-
-def average_of(scores: list[int]) -> tuple[Decimal, int]:
-    """The report's average (two decimals) and percentage: (avg + 1) / 2, half-up."""
-    if not scores:
-        raise ValueError("no scores to average")
-    mean = Decimal(sum(scores)) / Decimal(len(scores))
-    average = mean.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    percent = ((mean + 1) / 2 * 100).quantize(Decimal("1"), rounding=ROUND_HALF_UP)
-    return average, int(percent)
-
-
-def format_average(scores: list[int]) -> str:
-    """'+0.88 (94%)', exactly as the reports print an average."""
-    average, percent = average_of(scores)
-    sign = "+" if average > 0 else ("-" if average < 0 else "")
-    return f"{sign}{abs(average):.2f} ({percent}%)"
 
 
 # ---------------------------------------------------------------------------
