@@ -88,14 +88,18 @@ def parse_with_manifest(path: Path) -> Report:
     if "period_start" in entry and "period_end" in entry:
         period = (entry["period_start"], entry["period_end"])
     text = read_report_text(path)
-    report = parse_report(
-        text,
-        file_name=path.name,
-        source_format=entry.get("format"),
-        kind=entry.get("kind"),
-        summit=entry.get("summit"),
-        period=period,
-    )
+    try:
+        report = parse_report(
+            text,
+            file_name=path.name,
+            source_format=entry.get("format"),
+            kind=entry.get("kind"),
+            summit=entry.get("summit"),
+            period=period,
+        )
+    except ReportParseError as exc:
+        exc.path = str(path)  # name the file as the user gave it
+        raise
     if report.kind is None or report.period_start is None or report.period_end is None:
         raise ReportParseError(
             "report kind and compliance period are unknown: the title page does not give them "
@@ -105,8 +109,7 @@ def parse_with_manifest(path: Path) -> Report:
     listed = entry.get("commitments")
     if listed is not None and sorted(listed) != sorted(c.number for c in report.chapters):
         raise ReportParseError(
-            f"the manifest lists commitments {listed}, the file holds "
-            f"{[c.number for c in report.chapters]}",
+            f"the manifest lists commitments {listed}, the file holds {[c.number for c in report.chapters]}",
             path=str(path),
         )
     return report
@@ -217,9 +220,7 @@ def _store(db: sqlite_utils.Database, report: Report, version: int) -> None:
                 }
                 for item in section.actions
             )
-    db["parse_warnings"].insert_all(
-        {"report_id": rid, **w.model_dump()} for w in report.warnings
-    )
+    db["parse_warnings"].insert_all({"report_id": rid, **w.model_dump()} for w in report.warnings)
 
 
 def import_paths(db: sqlite_utils.Database, paths: list[Path]) -> list[ImportResult]:
@@ -368,7 +369,9 @@ def render_score_table(table: dict) -> str:
         f"{table['summit']} Summit {kind} Compliance Report, "
         f"{_long_date(table['period'][0])} to {_long_date(table['period'][1])}",
         "",
-        " " * name_width + "".join(title.ljust(w) for (_, title), w in zip(COLUMNS, widths, strict=True)),
+        (
+            " " * name_width + "".join(title.ljust(w) for (_, title), w in zip(COLUMNS, widths, strict=True))
+        ).rstrip(),
     ]
     for m in table["members"]:
         cells = []

@@ -21,7 +21,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .rubric import format_average
 from .models import (
     MEMBERS,
     AssessmentRow,
@@ -35,6 +34,7 @@ from .models import (
     ParseWarning,
     Report,
 )
+from .rubric import format_average
 
 __all__ = [
     "ReportParseError",
@@ -193,7 +193,7 @@ def _normalise_markdown_line(line: str) -> tuple[str, bool]:
         stripped = stripped[1:]
     if stripped.endswith("*"):
         stripped = stripped[:-1]
-    return stripped if heading else (line if not stripped else stripped), heading
+    return (stripped or line), heading
 
 
 def _normalise_pdf_line(line: str) -> str:
@@ -232,8 +232,10 @@ def _is_url_fragment(text: str) -> bool:
         return False
     if re.match(r"^h?ttps?://", t):
         return True
-    if t[0].isupper() or t[0] in QUOTES or t.endswith((".", ",", ";", ":")) and not re.search(
-        r"\.(html?|pdf|php|aspx?)$", t
+    if (
+        t[0].isupper()
+        or t[0] in QUOTES
+        or (t.endswith((".", ",", ";", ":")) and not re.search(r"\.(html?|pdf|php|aspx?)$", t))
     ):
         return False
     if " " not in t:
@@ -253,9 +255,7 @@ def _split_footnote_starts(text: str, last_number: int | None) -> list[str]:
     pattern = re.compile(r"\s(\ue000(\d+)\ue001)\s*(?=\S)|\s(\d{3,5})\s+(?=[A-Z“\"‘'])")
     for m in pattern.finditer(text):
         before = text[start : m.start()].strip()
-        looks_cited = bool(
-            URL_RE.search(before) or "Access Date" in before or _is_url_fragment(before)
-        )
+        looks_cited = bool(URL_RE.search(before) or "Access Date" in before or _is_url_fragment(before))
         if not looks_cited:
             continue
         if m[3] is not None:
@@ -313,10 +313,10 @@ def tokenize(text: str, source_format: str) -> list[Entry]:
             lines.append((norm, heading))
     else:
         lines = [(_normalise_pdf_line(raw), False) for raw in raw_lines]
-        numbers = [int(n) for n in re.findall(r"\ue000(\d+)\ue001", "\n".join(l for l, _ in lines))]
+        numbers = [int(n) for n in re.findall(r"\ue000(\d+)\ue001", "\n".join(text for text, _ in lines))]
         if numbers:
             low, high = min(numbers) - 20, max(numbers) + 20
-            lines = [(_plain_digit_markers(l, low, high), h) for l, h in lines]
+            lines = [(_plain_digit_markers(text, low, high), h) for text, h in lines]
 
     entries: list[Entry] = []
     current: Entry | None = None
@@ -349,16 +349,18 @@ def tokenize(text: str, source_format: str) -> list[Entry]:
                 current.text = _glue(current.text, segment)
                 continue
             previous = entries[-1] if entries else None
-            if position == 0 and previous is not None and previous.kind == "note" and (
-                previous.text.rstrip().endswith(",")
+            if (
+                position == 0
+                and previous is not None
+                and previous.kind == "note"
+                and (previous.text.rstrip().endswith(","))
             ):
                 # a citation cut after its title's comma continues after the page break
                 previous.text = _glue(previous.text, segment)
                 current = previous
                 continue
             is_url = _is_url_fragment(segment) and (
-                URL_RE.match(segment) is not None
-                or (last_note is not None and not segment[0].isupper())
+                URL_RE.match(segment) is not None or (last_note is not None and not segment[0].isupper())
             )
             current = Entry("url" if is_url else "para", segment.strip(), index)
             entries.append(current)
@@ -447,9 +449,7 @@ def _url_stage(url: str | None, fragment: str) -> str | None:
     return "weak"
 
 
-def collect_footnotes(
-    entries: list[Entry], warnings: list[ParseWarning]
-) -> dict[int, Footnote]:
+def collect_footnotes(entries: list[Entry], warnings: list[ParseWarning]) -> dict[int, Footnote]:
     """Parse note entries and reattach URLs printed on their own line or far away."""
     notes: list[tuple[int, Entry]] = [(i, e) for i, e in enumerate(entries) if e.kind == "note"]
     parsed: dict[int, Footnote] = {}
@@ -485,7 +485,9 @@ def collect_footnotes(
         by_distance = sorted(position.items(), key=lambda kv: abs(kv[1] - index))
         before = [n for n, p in by_distance if p < index and index - p <= window and parsed[n].url is None]
         after = [n for n, p in by_distance if p > index and p - index <= window and parsed[n].url is None]
-        bare = [n for n, p in by_distance if abs(p - index) <= window and parsed[n].url in ("https://", "http://")]
+        bare = [
+            n for n, p in by_distance if abs(p - index) <= window and parsed[n].url in ("https://", "http://")
+        ]
         target = (before or after or bare or [None])[0]
         if target is None:
             warnings.append(
@@ -518,11 +520,7 @@ def collect_footnotes(
         )
 
     def open_for(fragment: str, strength: str) -> list[int]:
-        return [
-            n
-            for n in position
-            if n not in completed and _url_stage(parsed[n].url, fragment) == strength
-        ]
+        return [n for n in position if n not in completed and _url_stage(parsed[n].url, fragment) == strength]
 
     # Pass 1: a fragment printed right after its footnote. Pass 2: the nearest open URL,
     # earlier before later, a URL that is visibly cut ('-', '_', host) before one ending in '/'.
@@ -638,6 +636,16 @@ def rejoin_paragraphs(entries: list[Entry], warnings: list[ParseWarning]) -> lis
                         line=entry.line,
                     )
                 )
+            elif re.match(rf"^On \d{{1,2}}(?:\s*[-–]\s*\d{{1,2}})? (?:{MONTH_RE})\b", entry.text):
+                # A new dated action never continues a cut sentence: the report lost the rest.
+                warnings.append(
+                    ParseWarning(
+                        code="paragraph-truncated",
+                        message=f"the paragraph at line {pending.line} breaks off mid-sentence "
+                        f"('…{head[-40:]}') and the report never continues it",
+                        line=pending.line,
+                    )
+                )
             else:
                 pending.text = head + " " + entry.text.lstrip()
                 if not is_terminated(pending.text):
@@ -679,9 +687,7 @@ def _report_header(text: str) -> tuple[str | None, str | None, dt.date | None, d
     m = re.search(r"(\d{4}) G[78] (\w[\w\- ]*?) Summit (Interim|Final) Compliance Report", head)
     if m:
         summit, kind = f"{m[1]} {m[2]}", m[3].lower()
-    m = re.search(
-        rf"(\d{{1,2}} (?:{MONTH_RE}) \d{{4}}) to (\d{{1,2}} (?:{MONTH_RE}) \d{{4}})", head
-    )
+    m = re.search(rf"(\d{{1,2}} (?:{MONTH_RE}) \d{{4}}) to (\d{{1,2}} (?:{MONTH_RE}) \d{{4}})", head)
     if m:
         start, end = parse_date(m[1]), parse_date(m[2])
     return kind, summit, start, end
@@ -761,7 +767,9 @@ def _score_rows(rows: list[Entry]) -> dict[str, str]:
     return result
 
 
-def _split_sections(chapter_entries: list[Entry]) -> tuple[dict[str, list[Entry]], list[tuple[Entry, list[Entry]]]]:
+def _split_sections(
+    chapter_entries: list[Entry],
+) -> tuple[dict[str, list[Entry]], list[tuple[Entry, list[Entry]]]]:
     sections: dict[str, list[Entry]] = {}
     members: list[tuple[Entry, list[Entry]]] = []
     current: list[Entry] = sections.setdefault("preamble", [])
@@ -803,9 +811,7 @@ class _Context:
         )
 
 
-def _parse_member(
-    heading: Entry, body: list[Entry], number: int, ctx: _Context
-) -> MemberSection:
+def _parse_member(heading: Entry, body: list[Entry], number: int, ctx: _Context) -> MemberSection:
     m = MEMBER_HEADING_RE.match(heading.text.strip())
     assert m is not None
     member = next(name for name in MEMBER_NAMES if name.lower() == m[1].lower())
@@ -851,8 +857,7 @@ def _parse_member(
         after.append(para)
     if section.sentence_score is None:
         raise ReportParseError(
-            f"chapter {number}, {member}: no 'receives a score of' sentence "
-            "(the file looks truncated)",
+            f"chapter {number}, {member}: no 'receives a score of' sentence (the file looks truncated)",
             path=ctx.file_name,
             line=heading.line,
         )
@@ -872,9 +877,7 @@ def _parse_member(
 def _evidence(member: str, seq: int, para: Entry, number: int, ctx: _Context) -> EvidenceItem:
     text = para.text.strip()
     notes = markers_in(text)
-    m = re.match(
-        rf"^On\s+(\d{{1,2}})(?:\s*[-–]\s*\d{{1,2}})?\s+({MONTH_RE})(?:,?\s+(\d{{4}}))?", text
-    )
+    m = re.match(rf"^On\s+(\d{{1,2}})(?:\s*[-–]\s*\d{{1,2}})?\s+({MONTH_RE})(?:,?\s+(\d{{4}}))?", text)
     date = None
     date_raw = m[0][3:].strip() if m else None
     source = None
@@ -976,7 +979,13 @@ def _parse_chapter(entries: list[Entry], ctx: _Context) -> Chapter:
             continue
         column_index, value = values[0]
         if not SCORE_RE.match(value):
-            ctx.warn("table-cell", f"assessment row for {member} has no score: {row.text!r}", line=row.line, commitment=number, member=member)
+            ctx.warn(
+                "table-cell",
+                f"assessment row for {member} has no score: {row.text!r}",
+                line=row.line,
+                commitment=number,
+                member=member,
+            )
             continue
         score = parse_score(value)
         column = ["no", "partial", "full"][column_index] if column_index < 3 else None
@@ -1067,7 +1076,9 @@ def _parse_guidelines(chapter: Chapter, entries: list[Entry], ctx: _Context) -> 
         "Commitment Features": len(feature_items),
         "General Interpretive Guidelines": len(bullets) or len(guideline_items),
     }
-    m = re.search(rf"\ball ({'|'.join(NUMBER_WORDS)}) (?:commitment )?(?:dimensions|criteria)", g.full.lower())
+    m = re.search(
+        rf"\ball ({'|'.join(NUMBER_WORDS)}) (?:commitment )?(?:dimensions|criteria)", g.full.lower()
+    )
     if m:
         counts["full-compliance rule"] = NUMBER_WORDS[m[1]]
     known = {k: v for k, v in counts.items() if v}

@@ -1,0 +1,263 @@
+"""The ``evidence`` command line. Thin: each command calls one library function."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from . import gold as gold_lib
+from .gold import ManifestError
+from .reports import ReportParseError
+from .rubric import RubricError, format_score, load_rubrics, score_gold, score_range
+from .store import StoreError, corpus_dir, open_db, resolve_db_path
+
+# Errors a user can cause: one line, non-zero exit, no traceback unless --debug.
+USER_ERRORS = (ReportParseError, RubricError, ManifestError, StoreError, ValueError, FileNotFoundError)
+
+app = typer.Typer(
+    help="Evidence classifier for G7 compliance monitoring: gold from compliance reports, "
+    "rubrics and the scoring rule.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+gold_app = typer.Typer(help="The hand-coded compliance reports as data.", no_args_is_help=True)
+rubric_app = typer.Typer(help="Commitment rubrics and their dimension-level gold.", no_args_is_help=True)
+app.add_typer(gold_app, name="gold")
+app.add_typer(rubric_app, name="rubric")
+
+
+class State:
+    db: str | None = None
+    debug: bool = False
+
+
+state = State()
+
+
+def handled(func):
+    """Turn the errors a user can cause into a one-line message and exit code 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except USER_ERRORS as exc:
+            if state.debug:
+                raise
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+@app.callback()
+def main_options(
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db", help="SQLite database path (default: $EVIDENCE_DB, else .evidence/evidence.db)."
+        ),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+) -> None:
+    state.db = db
+    state.debug = debug
+
+
+def _db():
+    return open_db(state.db)
+
+
+@app.command("run")
+@handled
+def run_command() -> None:
+    """The main job on embedded defaults: import the bundled reports and print the score tables."""
+    started = time.perf_counter()
+    db = _db()
+    reports_dir = corpus_dir() / "reports"
+    results = gold_lib.import_paths(db, [reports_dir])
+    _print_imports(results)
+    typer.echo(f"database: {resolve_db_path(state.db)}  ({time.perf_counter() - started:.2f} s)")
+    typer.echo("")
+    for table in gold_lib.score_tables(db):
+        typer.echo(gold_lib.render_score_table(table))
+        typer.echo("")
+
+
+def _print_imports(results: list[gold_lib.ImportResult]) -> None:
+    for r in results:
+        chapters = ", ".join(str(n) for n in r.chapters)
+        detail = f"{r.evidence} cited actions, {r.warnings} parse warnings" if r.status != "unchanged" else ""
+        typer.echo(f"{r.status:<11} {r.path.name}  v{r.version}  commitment {chapters}  {detail}".rstrip())
+
+
+@gold_app.command("import")
+@handled
+def gold_import(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Report files, or directories of them (with manifest.toml).")
+    ],
+) -> None:
+    """Import compliance-report chapters. The same file twice changes nothing; a changed file is a new version."""
+    db = _db()
+    results = []
+    for path in gold_lib.expand_paths(paths):
+        results.append(gold_lib.import_report(db, path))
+    _print_imports(results)
+
+
+@gold_app.command("show")
+@handled
+def gold_show(
+    warnings: Annotated[
+        bool, typer.Option("--warnings/--no-warnings", help="List every parse warning.")
+    ] = True,
+) -> None:
+    """Reports, commitments, member scores and the parser's warnings."""
+    db = _db()
+    reports = gold_lib.current_reports(db)
+    if not reports:
+        typer.echo("no reports imported: run `evidence gold import corpus/reports`")
+        return
+    typer.echo("Reports")
+    for r in reports:
+        typer.echo(
+            f"  {r['file_name']}  v{r['version']}  {r['summit']} {r['kind']}  "
+            f"{r['period_start']} to {r['period_end']}  {r['source_format']}  {r['id'][:19]}"
+        )
+    typer.echo("")
+    for c in gold_lib.current_commitments(db):
+        sections = list(db["member_sections"].rows_where("commitment_id = ?", [c["id"]], order_by="position"))
+        actions = db["gold_evidence"].count_where("commitment_id = ?", [c["id"]])
+        dims = json.loads(c["dimensions"])
+        typer.echo(f"Commitment {c['number']}: {c['title']} ({c['report_kind']} report)")
+        typer.echo(f"  {c['commitment']}")
+        typer.echo(f"  dimensions as written: {'; '.join(d['name'] for d in dims)}")
+        typer.echo(f"  {actions} cited actions; average {c['average_printed']}")
+        for s in sections:
+            count = db["gold_evidence"].count_where(
+                "commitment_id = ? and member = ?", [c["id"], s["member"]]
+            )
+            typer.echo(
+                f"    {s['member']:<16} {format_score(s['score']):>3}  {count:>3} actions  "
+                f"{', '.join(json.loads(s['analysts']))}"
+            )
+        typer.echo("")
+    rows = gold_lib.warnings_for(db)
+    counts = Counter(w["code"] for w in rows)
+    typer.echo(f"Warnings: {len(rows)} ({', '.join(f'{k} {v}' for k, v in counts.most_common())})")
+    if warnings:
+        for w in rows:
+            where = f"{w['file_name']}:{w['line']}" if w["line"] else w["file_name"]
+            typer.echo(f"  {where}  {w['code']}: {w['message']}")
+
+
+@gold_app.command("evidence")
+@handled
+def gold_evidence(
+    format: Annotated[str, typer.Option("--format", "-f", help="jsonl or table.")] = "jsonl",
+    commitment: Annotated[int | None, typer.Option("--commitment", "-c", help="Commitment number.")] = None,
+    member: Annotated[str | None, typer.Option("--member", "-m", help="Member code (UK) or name.")] = None,
+) -> None:
+    """Every cited action paragraph: report, commitment, member, date, text and resolved footnotes."""
+    if format not in ("jsonl", "table"):
+        raise ValueError(f"--format must be jsonl or table, not {format!r}")
+    rows = gold_lib.evidence_items(_db(), commitment, member)
+    if format == "jsonl":
+        for row in rows:
+            sys.stdout.write(json.dumps(gold_lib.evidence_record(row), ensure_ascii=False) + "\n")
+        return
+    for row in rows:
+        urls = " ".join(fn["url"] or f"[{fn['number']}: no URL]" for fn in row["footnote_details"])
+        text = row["text"] if len(row["text"]) <= 100 else row["text"][:99] + "…"
+        flag = "*" if row["date_source"] == "footnote" else " "
+        typer.echo(
+            f"{row['commitment']:>3} {gold_lib.MEMBER_CODES[row['member']]} {row['seq']:>3} "
+            f"{row['date'] or '?':<10}{flag} {text}  {urls}"
+        )
+
+
+@gold_app.command("scores")
+@handled
+def gold_scores(
+    format: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+    commitment: Annotated[int | None, typer.Option("--commitment", "-c", help="Commitment number.")] = None,
+) -> None:
+    """Member scores per commitment, with the average and percentage exactly as printed."""
+    if format not in ("json", "table"):
+        raise ValueError(f"--format must be json or table, not {format!r}")
+    tables = gold_lib.score_tables(_db(), commitment)
+    if format == "json":
+        typer.echo(json.dumps(tables, indent=2, ensure_ascii=False))
+        return
+    if not tables:
+        typer.echo("no reports imported: run `evidence gold import corpus/reports`")
+    for table in tables:
+        typer.echo(gold_lib.render_score_table(table))
+        typer.echo("")
+
+
+@rubric_app.command("check")
+@handled
+def rubric_check(
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Rubric directory (default: corpus/commitments).")
+    ] = None,
+) -> None:
+    """Validate the rubrics and score their dimension-level gold against the printed scores."""
+    rubrics = load_rubrics(directory or corpus_dir() / "commitments")
+    unexplained = 0
+    for rubric in rubrics:
+        typer.echo(f"{rubric.number}. {rubric.title}  ({rubric.report_kind} report)")
+        typer.echo(f"  dimensions: {', '.join(rubric.dimension_ids)}")
+        for g in rubric.gold:
+            result = score_gold(rubric, g)
+            low, high = score_range(rubric, g)
+            labels = " ".join(f"{d}={v.label}" for d, v in g.labels.items())
+            noted = bool(rubric.notes_naming("score-vs-conclusion", g.member))
+            if result == g.printed_score:
+                verdict = "agrees"
+            elif noted:
+                verdict = "differs (documented in notes)"
+            else:
+                verdict = "DIFFERS, not documented"
+                unexplained += 1
+            span = f" range {format_score(low)}..{format_score(high)}" if low != high else ""
+            typer.echo(
+                f"  {g.member:<16} rule {format_score(result):>3}{span}  printed "
+                f"{format_score(g.printed_score):>3}  {verdict}\n      {labels}"
+            )
+        typer.echo(f"  notes: {', '.join(sorted({n.topic for n in rubric.notes}))}")
+    if unexplained:
+        typer.echo(
+            f"error: {unexplained} member(s) whose gold does not give the printed score and no note says why",
+            err=True,
+        )
+        raise typer.Exit(1)
+
+
+@rubric_app.command("list")
+@handled
+def rubric_list() -> None:
+    """The rubrics in corpus/commitments: commitment, title, period, dimensions."""
+    for rubric in load_rubrics(corpus_dir() / "commitments"):
+        typer.echo(
+            f"{rubric.number:>3}  {rubric.title}  {rubric.period_start} to {rubric.period_end}  "
+            f"[{', '.join(rubric.dimension_ids)}]"
+        )
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
