@@ -40,6 +40,8 @@ __all__ = [
     "ReportParseError",
     "parse_report",
     "parse_report_file",
+    "read_fragment",
+    "scoring_table",
 ]
 
 MAX_REPORT_BYTES = 50_000_000
@@ -735,7 +737,7 @@ def _quantifiers(text: str) -> set[tuple[str, str]]:
     return found
 
 
-def _score_rows(rows: list[Entry]) -> dict[str, str]:
+def scoring_table(rows: list[Entry]) -> dict[str, str]:
     """Reassemble the Scoring Guidelines table, flattened or not, into {'-1': text, …}."""
     cells: list[tuple[list[str], list[str]]] = []
     current: tuple[list[str], list[str]] | None = None
@@ -1010,7 +1012,7 @@ def _parse_chapter(entries: list[Entry], ctx: _Context) -> Chapter:
         if dm:
             chapter.definitions.append(Definition(term=dm[1].strip(), definition=dm[2].strip()))
     _parse_guidelines(chapter, sections.get("guidelines", []), ctx)
-    chapter.scoring_guidelines = _score_rows([e for e in sections.get("scoring", []) if e.kind == "row"])
+    chapter.scoring_guidelines = scoring_table([e for e in sections.get("scoring", []) if e.kind == "row"])
     _compare_rules(chapter, ctx)
     table = {row.member: row.score for row in chapter.assessment}
     for head, body in member_parts:
@@ -1150,6 +1152,16 @@ def _check_member_scores(section: MemberSection, number: int, ctx: _Context) -> 
 
 # ---------------------------------------------------------------------------
 # Entry points
+
+
+def read_fragment(
+    text: str, source_format: str
+) -> tuple[list[Entry], dict[int, Footnote], list[ParseWarning]]:
+    """Run the format-level stages on any excerpt: entries (paragraphs rejoined), footnotes, warnings."""
+    warnings: list[ParseWarning] = []
+    entries = tokenize(text, source_format)
+    footnotes = collect_footnotes(entries, warnings)
+    return rejoin_paragraphs(entries, warnings), footnotes, warnings
 
 
 def parse_report(

@@ -1,0 +1,44 @@
+"""Shared fixtures. Every test gets its own database: nothing touches the project's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from classifier.reports import parse_report_file
+
+ROOT = Path(__file__).resolve().parent.parent
+REPORTS = ROOT / "corpus" / "reports"
+INTERIM_18 = REPORTS / "000_977e9f2715cc7214.txt"
+FINAL_19 = REPORTS / "001_917aac6ecb12f93e.txt"
+EXCERPTS = Path(__file__).resolve().parent / "fixtures" / "excerpts"
+
+
+@pytest.fixture(autouse=True)
+def isolated_db(tmp_path, monkeypatch):
+    """Point EVIDENCE_DB at a fresh file so no test reads or writes the project's database."""
+    path = tmp_path / "evidence.db"
+    monkeypatch.setenv("EVIDENCE_DB", str(path))
+    monkeypatch.delenv("EVIDENCE_CORPUS", raising=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def report18():
+    return parse_report_file(INTERIM_18, kind="interim", period=_period("2024-06-15", "2024-12-20"))
+
+
+@pytest.fixture(scope="session")
+def report19():
+    return parse_report_file(FINAL_19, kind="final", period=_period("2024-06-15", "2025-05-15"))
+
+
+def _period(a: str, b: str):
+    import datetime as dt
+
+    return dt.date.fromisoformat(a), dt.date.fromisoformat(b)
+
+
+def excerpt(name: str) -> str:
+    return (EXCERPTS / name).read_text(encoding="utf-8")

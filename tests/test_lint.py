@@ -1,0 +1,23 @@
+"""The code base passes ruff (lint and format), as configured in pyproject.toml."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from .conftest import ROOT
+
+RUFF = os.path.join(os.path.dirname(sys.executable), "ruff")
+
+
+def test_ruff_check():
+    done = subprocess.run([RUFF, "check", "."], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_ruff_format():
+    done = subprocess.run(
+        [RUFF, "format", "--check", "."], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
