@@ -12,14 +12,26 @@ from typing import Annotated
 
 import typer
 
+from . import corpus as corpus_lib
 from . import gold as gold_lib
+from .config import ConfigError, load_config
+from .corpus import SourcesError
 from .gold import ManifestError
 from .reports import ReportParseError
 from .rubric import RubricError, format_score, load_rubrics, score_gold, score_range
 from .store import StoreError, corpus_dir, open_db, resolve_db_path
 
 # Errors a user can cause: one line, non-zero exit, no traceback unless --debug.
-USER_ERRORS = (ReportParseError, RubricError, ManifestError, StoreError, ValueError, FileNotFoundError)
+USER_ERRORS = (
+    ReportParseError,
+    RubricError,
+    ManifestError,
+    StoreError,
+    ConfigError,
+    SourcesError,
+    ValueError,
+    FileNotFoundError,
+)
 
 app = typer.Typer(
     help="Evidence classifier for G7 compliance monitoring: gold from compliance reports, "
@@ -30,12 +42,17 @@ app = typer.Typer(
 )
 gold_app = typer.Typer(help="The hand-coded compliance reports as data.", no_args_is_help=True)
 rubric_app = typer.Typer(help="Commitment rubrics and their dimension-level gold.", no_args_is_help=True)
+docs_app = typer.Typer(
+    help="Fetched press releases: documents, versions and the fetch log.", no_args_is_help=True
+)
 app.add_typer(gold_app, name="gold")
 app.add_typer(rubric_app, name="rubric")
+app.add_typer(docs_app, name="docs")
 
 
 class State:
     db: str | None = None
+    config: str | None = None
     debug: bool = False
 
 
@@ -66,9 +83,14 @@ def main_options(
             "--db", help="SQLite database path (default: $EVIDENCE_DB, else .evidence/evidence.db)."
         ),
     ] = None,
+    config: Annotated[
+        str | None,
+        typer.Option("--config", help="Configuration file (default: $EVIDENCE_CONFIG, else evidence.toml)."),
+    ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
 ) -> None:
     state.db = db
+    state.config = config
     state.debug = debug
 
 
@@ -253,6 +275,222 @@ def rubric_list() -> None:
             f"{rubric.number:>3}  {rubric.title}  {rubric.period_start} to {rubric.period_end}  "
             f"[{', '.join(rubric.dimension_ids)}]"
         )
+
+
+def _progress(total: int, label: str):
+    """A progress bar on stderr (only on a terminal); returns (advance, close)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+    progress.start()
+    task = progress.add_task(label, total=total or None)
+
+    def advance(*_args) -> None:
+        progress.advance(task)
+
+    def grow(n: int) -> None:
+        progress.update(task, total=n)
+
+    return advance, grow, progress.stop
+
+
+def _finish(summary: corpus_lib.Summary) -> None:
+    for line in summary.lines():
+        typer.echo(line)
+    if summary.failures:
+        typer.echo(f"{summary.failures} failed: see `evidence docs log --run {summary.run_id}`", err=True)
+        raise typer.Exit(1)
+
+
+@app.command("fetch")
+@handled
+def fetch_command(
+    urls: Annotated[list[str] | None, typer.Argument(help="Press-release URLs to fetch.")] = None,
+    from_gold: Annotated[
+        bool, typer.Option("--from-gold", help="Fetch every URL cited in the imported reports' footnotes.")
+    ] = False,
+    commitment: Annotated[int | None, typer.Option("--commitment", "-c", help="With --from-gold.")] = None,
+    member: Annotated[
+        str | None, typer.Option("--member", "-m", help="With --from-gold: code or name.")
+    ] = None,
+) -> None:
+    """Fetch pages, extract their text and store them (conditional requests for known pages)."""
+    import asyncio
+
+    if not urls and not from_gold:
+        raise ValueError("give URLs to fetch, or --from-gold")
+    config = load_config(state.config)
+    config.fetch.agent()  # refuse early without a contact address
+    db = _db()
+    targets: list[corpus_lib.Target] = []
+    invalid: list[str] = []
+    if from_gold:
+        targets = corpus_lib.gold_targets(db, commitment, gold_lib.resolve_member(member))
+        if not targets:
+            raise ValueError(
+                "no cited URLs: import the reports first (`evidence gold import corpus/reports`)"
+            )
+    if urls:
+        more, invalid = corpus_lib.make_targets(urls)
+        targets += more
+    summary = corpus_lib.Summary()
+    corpus_lib.log_invalid(db, invalid, summary)
+    for url in invalid:
+        typer.echo(f"invalid URL (only http and https): {url}", err=True)
+    advance, _, stop = _progress(len(targets), "fetching")
+    try:
+        asyncio.run(corpus_lib.fetch_targets(db, targets, config, summary=summary, on_done=advance))
+    finally:
+        stop()
+    _finish(summary)
+
+
+@app.command("crawl")
+@handled
+def crawl_command(
+    source: Annotated[
+        list[str] | None, typer.Option("--source", "-s", help="Source name(s) from sources.toml.")
+    ] = None,
+    member: Annotated[str | None, typer.Option("--member", "-m", help="Member code or name.")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only items dated on or after YYYY-MM-DD.")
+    ] = None,
+    sources_file: Annotated[
+        Path | None, typer.Option("--sources", help="Sources file (default: corpus/sources.toml).")
+    ] = None,
+) -> None:
+    """Discover new items from the newsrooms' feeds, sitemaps and listing pages, and fetch them."""
+    import asyncio
+    import datetime as dt
+
+    config = load_config(state.config)
+    config.fetch.agent()
+    sources = corpus_lib.load_sources(sources_file or corpus_dir() / "sources.toml")
+    if source:
+        unknown = sorted(set(source) - {s.name for s in sources})
+        if unknown:
+            raise ValueError(f"unknown source(s): {', '.join(unknown)}")
+        sources = [s for s in sources if s.name in source]
+    if member:
+        name = gold_lib.resolve_member(member)
+        sources = [s for s in sources if gold_lib.MEMBERS[s.member] == name]
+    if not sources:
+        raise ValueError("no source matches the filters")
+    start = None
+    if since:
+        try:
+            start = dt.date.fromisoformat(since)
+        except ValueError:
+            raise ValueError(f"--since must be a date YYYY-MM-DD, not {since!r}") from None
+    db = _db()
+    advance, grow, stop = _progress(0, f"crawling {len(sources)} sources")
+    try:
+        summary = asyncio.run(
+            corpus_lib.crawl(db, sources, config, since=start, on_discovered=grow, on_done=advance)
+        )
+    finally:
+        stop()
+    _finish(summary)
+
+
+@docs_app.command("list")
+@handled
+def docs_list(
+    member: Annotated[str | None, typer.Option("--member", "-m", help="Member code or name.")] = None,
+    source: Annotated[str | None, typer.Option("--source", "-s", help="Source name, or 'gold'.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Published on or after YYYY-MM-DD.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many.")] = 50,
+) -> None:
+    """Stored documents, newest first: id, date (and where it came from), version, title, URL."""
+    import datetime as dt
+
+    start = dt.date.fromisoformat(since) if since else None
+    rows = corpus_lib.list_documents(
+        _db(), member=gold_lib.resolve_member(member), source=source, since=start, limit=limit
+    )
+    for row in rows:
+        flag = "!" if row["date_conflict"] else " "
+        title = (row["title"] or "")[:70]
+        typer.echo(
+            f"{row['id']:>6}  {row['published'] or '?':<10}{flag} {(row['date_source'] or '-'):<8} "
+            f"v{row['current_version']}  {row['kind']:<4} {title}  {row['canonical_url']}"
+        )
+    if not rows:
+        typer.echo(
+            "no documents: run `evidence fetch URL...`, `evidence fetch --from-gold` or `evidence crawl`"
+        )
+
+
+@docs_app.command("show")
+@handled
+def docs_show(
+    ref: Annotated[str, typer.Argument(help="Document id or URL.")],
+    text: Annotated[bool, typer.Option("--text/--no-text", help="Print the extracted text.")] = True,
+) -> None:
+    """One document: versions, dates and their sources, links to members and gold, fetch history, text."""
+    import json as json_lib
+
+    db = _db()
+    doc = corpus_lib.find_document(db, ref)
+    if doc is None:
+        raise ValueError(f"no document {ref!r}: `evidence docs log {ref}` says what happened to it")
+    versions = list(db["document_versions"].rows_where("document_id = ?", [doc["id"]], order_by="version"))
+    current = versions[-1] if versions else None
+    typer.echo(f"document {doc['id']}: {doc['canonical_url']}")
+    typer.echo(
+        f"  kind {doc['kind']}, first seen {doc['first_seen_utc']}, last fetched {doc['last_fetched_utc']}"
+    )
+    for v in versions:
+        typer.echo(
+            f"  v{v['version']}  {v['fetched_utc']}  {v['content_sha256'][:19]}  raw {v['raw_sha256'][:19]}"
+        )
+    if current:
+        candidates = json_lib.loads(current["date_candidates"] or "{}")
+        conflict = "  (the witnesses disagree)" if current["date_conflict"] else ""
+        typer.echo(f"  title: {current['title']}")
+        typer.echo(
+            f"  published: {current['published']} from {current['date_source']}; "
+            f"witnesses {candidates}{conflict}"
+        )
+        typer.echo(f"  language {current['language']}, site {current['site']}, author {current['author']}")
+        typer.echo(f"  encoding {current['encoding']} ({current['encoding_source']})")
+    for link in db["document_links"].rows_where("canonical_url = ?", [doc["canonical_url"]]):
+        extra = f", footnote {link['footnote']}" if link["footnote"] else ""
+        typer.echo(f"  linked: {link['member']} commitment {link['commitment']} via {link['source']}{extra}")
+    if text and current:
+        typer.echo("")
+        typer.echo(current["text"])
+
+
+@docs_app.command("log")
+@handled
+def docs_log(
+    url: Annotated[str | None, typer.Argument(help="Only attempts at this URL.")] = None,
+    outcome: Annotated[
+        str | None, typer.Option("--outcome", help="Only this outcome (e.g. timeout).")
+    ] = None,
+    run: Annotated[str | None, typer.Option("--run", help="Only this run id.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many.")] = 50,
+) -> None:
+    """The fetch log: every attempt, its outcome, status, attempts, bytes and error, newest first."""
+    rows = corpus_lib.fetch_log(_db(), url, outcome, limit=limit, run_id=run)
+    for row in rows:
+        typer.echo(
+            f"{row['started_utc']}  {row['outcome']:<18} {row['status'] or '-':>3}  x{row['attempts'] or 0}  "
+            f"{row['purpose']:<8} {row['url']}" + (f"  ({row['error']})" if row["error"] else "")
+        )
+    if not rows:
+        typer.echo("no fetch attempts recorded" + (f" for {url}" if url else ""))
 
 
 def main() -> None:

@@ -120,3 +120,115 @@ def m001_gold(db: Database) -> None:
         pk="id",
         foreign_keys=[("report_id", "reports", "id")],
     )
+
+
+@migrations()
+def m002_corpus(db: Database) -> None:
+    """Press releases: raw responses, documents and their versions, the fetch log, links to gold."""
+    db["raw_responses"].create(
+        {
+            "sha256": str,  # sha256:<hex> of the body as received
+            "content_type": str,
+            "size": int,
+            "compression": str,  # zlib
+            "body": bytes,
+            "stored_utc": str,
+        },
+        pk="sha256",
+    )
+    db["documents"].create(
+        {
+            "id": int,
+            "canonical_url": str,
+            "first_url": str,
+            "host": str,
+            "kind": str,  # html | pdf
+            "current_version": int,
+            "etag": str,
+            "last_modified": str,
+            "first_seen_utc": str,
+            "last_fetched_utc": str,
+            "last_outcome": str,
+        },
+        pk="id",
+    )
+    db["documents"].create_index(["canonical_url"], unique=True)
+    db["document_versions"].create(
+        {
+            "id": int,
+            "document_id": int,
+            "version": int,
+            "content_sha256": str,  # of the extracted text: a new version only when this changes
+            "raw_sha256": str,
+            "fetched_utc": str,
+            "final_url": str,
+            "title": str,
+            "text": str,
+            "language": str,
+            "site": str,
+            "author": str,
+            "description": str,
+            "published": str,
+            "date_source": str,
+            "date_conflict": int,
+            "date_candidates": str,  # JSON {metadata, url, text}
+            "encoding": str,
+            "encoding_source": str,
+            "truncated": int,
+        },
+        pk="id",
+        foreign_keys=[("document_id", "documents", "id"), ("raw_sha256", "raw_responses", "sha256")],
+    )
+    db["document_versions"].create_index(["document_id", "version"], unique=True)
+    db["document_versions"].create_index(["published"])
+    db["document_aliases"].create({"url": str, "document_id": int}, pk="url")  # other spellings of a page
+    db["document_links"].create(
+        {
+            "id": int,
+            "canonical_url": str,
+            "member": str,
+            "commitment": int,
+            "source": str,  # a sources.toml name, or 'gold'
+            "report_id": str,
+            "footnote": int,
+            "item_date": str,  # the date a feed or listing gave the item
+            "discovered_utc": str,
+        },
+        pk="id",
+    )
+    db["document_links"].create_index(
+        ["canonical_url", "member", "commitment", "source", "report_id", "footnote"], unique=True
+    )
+    db["fetch_log"].create(
+        {
+            "id": int,
+            "run_id": str,
+            "url": str,
+            "canonical_url": str,
+            "purpose": str,  # document | feed | sitemap | listing
+            "source": str,
+            "started_utc": str,
+            "elapsed_ms": int,
+            "outcome": str,
+            "status": int,
+            "attempts": int,
+            "bytes": int,
+            "error": str,
+            "document_id": int,
+            "version": int,
+        },
+        pk="id",
+    )
+    db["fetch_log"].create_index(["canonical_url"])
+    db["fetch_log"].create_index(["run_id"])
+    db["source_state"].create(
+        {
+            "source": str,
+            "url": str,
+            "etag": str,
+            "last_modified": str,
+            "last_crawled_utc": str,
+            "last_outcome": str,
+        },
+        pk="source",
+    )

@@ -1,0 +1,87 @@
+"""Configuration: ``evidence.toml`` (or ``--config`` / ``EVIDENCE_CONFIG``), then environment.
+
+Everything has a default except the contact address that goes into the User-Agent:
+a crawler that cannot say who runs it does not crawl other people's servers.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+from pydantic import Field, ValidationError
+
+from . import __version__
+from .models import Model
+from .store import project_dir
+
+CONFIG_ENV = "EVIDENCE_CONFIG"
+CONTACT_ENV = "EVIDENCE_CONTACT"
+
+
+class ConfigError(Exception):
+    """A configuration file or value that cannot be used."""
+
+
+class FetchConfig(Model):
+    contact: str | None = None  # an e-mail address or URL where site owners can reach us
+    user_agent: str = "g7-evidence/{version} (+{contact})"
+    timeout: float = Field(20.0, gt=0)  # seconds for one attempt, connect to last byte
+    retries: int = Field(3, ge=0)  # further attempts after a 429, 5xx, timeout or network error
+    backoff: float = Field(1.0, ge=0)  # first wait; doubles each retry (with jitter)
+    max_retry_after: float = Field(120.0, ge=0)  # a longer Retry-After ends the attempts
+    max_redirects: int = Field(5, ge=0)
+    max_bytes: int = Field(10_000_000, gt=0)
+    concurrency: int = Field(8, ge=1)  # requests in flight overall
+    per_host_concurrency: int = Field(2, ge=1)
+    per_host_delay: float = Field(1.0, ge=0)  # seconds between two requests to one host
+    allow_private: bool = False  # private, loopback and link-local addresses (tests only)
+
+    def agent(self) -> str:
+        if not self.contact:
+            raise ConfigError(
+                "no contact address for the User-Agent: set [fetch] contact in evidence.toml "
+                f"or {CONTACT_ENV}=you@example.org"
+            )
+        return self.user_agent.format(version=__version__, contact=self.contact)
+
+
+class Config(Model):
+    fetch: FetchConfig = Field(default_factory=FetchConfig)
+    path: Path | None = None  # where it was read from
+
+
+def config_path(explicit: str | Path | None = None) -> Path | None:
+    """``--config``, then ``EVIDENCE_CONFIG``, then ``<project>/evidence.toml`` if it exists."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env)
+    default = project_dir() / "evidence.toml"
+    return default if default.exists() else None
+
+
+def load_config(explicit: str | Path | None = None) -> Config:
+    """Read the configuration; a named file that is missing or malformed is an error."""
+    path = config_path(explicit)
+    data: dict = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: configuration file not found") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    contact = os.environ.get(CONTACT_ENV)
+    if contact:
+        data.setdefault("fetch", {})["contact"] = contact
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{path or 'configuration'}: {where}: {first['msg']}") from None
+    config.path = path
+    return config
