@@ -270,8 +270,8 @@ class Fetcher:
                 result.final_url = current
                 result.status = response.status or None
                 result.headers = response.headers
-                if response.status == 0:
-                    result.outcome, result.error = response.outcome or "network-error", response.error
+                if response.outcome:  # timeout, network error, too large
+                    result.outcome, result.error = response.outcome, response.error
                 elif response.status == 304:
                     result.outcome = "not-modified"
                 elif 200 <= response.status < 300:
@@ -403,19 +403,23 @@ class Fetcher:
                             return _Response(response.status_code, info, None)
                         declared = info.get("content-length")
                         if declared and declared.isdigit() and int(declared) > self.config.max_bytes:
-                            raise _Attempt(
-                                "too-large",
-                                f"Content-Length {declared} exceeds the {self.config.max_bytes}-byte limit",
+                            return _Response(
                                 response.status_code,
+                                info,
+                                None,
+                                f"Content-Length {declared} exceeds the {self.config.max_bytes}-byte limit",
+                                "too-large",
                             )
                         chunks, size = [], 0
                         async for chunk in response.aiter_bytes():
                             size += len(chunk)
                             if size > self.config.max_bytes:
-                                raise _Attempt(
-                                    "too-large",
-                                    f"body exceeds the {self.config.max_bytes}-byte limit",
+                                return _Response(
                                     response.status_code,
+                                    info,
+                                    None,
+                                    f"body exceeds the {self.config.max_bytes}-byte limit",
+                                    "too-large",
                                 )
                             chunks.append(chunk)
                         return _Response(response.status_code, info, b"".join(chunks))
