@@ -7,12 +7,12 @@ a crawler that cannot say who runs it does not crawl other people's servers.
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 
 from pydantic import Field, ValidationError
 
 from . import __version__
+from .files import first_problem, read_toml
 from .models import Model
 from .store import project_dir
 
@@ -68,20 +68,13 @@ def load_config(explicit: str | Path | None = None) -> Config:
     path = config_path(explicit)
     data: dict = {}
     if path is not None:
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: configuration file not found") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        data = read_toml(path, ConfigError, "configuration file")
     contact = os.environ.get(CONTACT_ENV)
     if contact:
         data.setdefault("fetch", {})["contact"] = contact
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{path or 'configuration'}: {where}: {first['msg']}") from None
+        raise ConfigError(f"{path or 'configuration'}: {first_problem(exc)}") from None
     config.path = path
     return config

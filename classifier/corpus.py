@@ -15,7 +15,6 @@ import datetime as dt
 import hashlib
 import json
 import time
-import tomllib
 import uuid
 import zlib
 from collections import Counter
@@ -33,6 +32,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from .config import Config
 from .extract import Extracted, ExtractionFailed, ExtractionSkipped, extract
 from .fetch import Fetcher, FetchResult, InvalidURL, host_of, normalize_url
+from .files import first_problem, read_toml
 from .models import MEMBERS, Model
 
 # Outcomes that are policy, not failure: they are skipped and do not fail a run.
@@ -76,22 +76,14 @@ class Source(Model):
 
 
 def load_sources(path: Path) -> list[Source]:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SourcesError(f"{path}: sources file not found") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise SourcesError(f"{path}: not valid TOML: {exc}") from None
+    data = read_toml(path, SourcesError, "sources file")
     sources = []
     for k, entry in enumerate(data.get("sources", []), start=1):
         try:
             sources.append(Source.model_validate(entry))
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = "".join(f"{p}: " for p in first["loc"])
-            message = first["msg"].removeprefix("Value error, ")
             name = entry.get("name", f"#{k}")
-            raise SourcesError(f"{path}: source {name}: {where}{message}") from None
+            raise SourcesError(f"{path}: source {name}: {first_problem(exc)}") from None
     names = [s.name for s in sources]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:

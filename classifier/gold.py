@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
+from .files import read_toml
 from .models import MEMBER_CODES, MEMBERS, Report
 from .reports import ReportParseError, parse_report, read_report_text
 from .rubric import format_average, format_score
@@ -48,10 +48,7 @@ def read_manifest(directory: Path) -> dict[str, dict[str, Any]]:
     path = directory / MANIFEST
     if not path.exists():
         return {}
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"{path}: not valid TOML: {exc}") from None
+    data = read_toml(path, ManifestError, "manifest")
     entries = {}
     for entry in data.get("reports", []):
         if "file" not in entry:

@@ -12,7 +12,6 @@ The scoring rule is a pure function from ``{dimension: strong|weak|none}`` to
 from __future__ import annotations
 
 import datetime as dt
-import tomllib
 from collections.abc import Iterable, Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, model_validator
 
+from .files import first_problem, read_toml
 from .models import MEMBERS, Model
 
 GoldLabelValue = Literal["strong", "weak", "none", "unclear"]
@@ -218,18 +218,11 @@ def format_average(scores: list[int]) -> str:
 def load_rubric(path: Path | str) -> Rubric:
     """Read and validate one rubric file; :class:`RubricError` names the file and the problem."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RubricError(f"{path}: no such rubric file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise RubricError(f"{path}: not valid TOML: {exc}") from None
+    data = read_toml(path, RubricError, "rubric file")
     try:
         return Rubric.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(file)"
-        raise RubricError(f"{path}: {where}: {first['msg']}") from None
+        raise RubricError(f"{path}: {first_problem(exc)}") from None
 
 
 def load_rubrics(directory: Path | str) -> list[Rubric]:

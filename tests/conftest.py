@@ -42,3 +42,19 @@ def _period(a: str, b: str):
 
 def excerpt(name: str) -> str:
     return (EXCERPTS / name).read_text(encoding="utf-8")
+
+
+def fetch_config(**changes):
+    """Fetch settings for tests: the local newsroom allowed, fast retries, no per-host delay."""
+    from classifier.config import FetchConfig
+
+    base = dict(
+        contact="tests@example.org",
+        allow_private=True,
+        per_host_delay=0.0,
+        timeout=1.0,
+        retries=2,
+        backoff=0.05,
+        max_bytes=1_000_000,
+    )
+    return FetchConfig(**{**base, **changes})

@@ -9,10 +9,11 @@ import zlib
 import pytest
 
 from classifier import corpus
-from classifier.config import Config, FetchConfig
+from classifier.config import Config
 from classifier.store import open_db
 
 from . import newsroom
+from .conftest import fetch_config
 from .newsroom import Newsroom
 
 
@@ -23,16 +24,7 @@ def site():
 
 
 def make_config(**changes) -> Config:
-    base = dict(
-        contact="tests@example.org",
-        allow_private=True,
-        per_host_delay=0.0,
-        timeout=1.0,
-        retries=1,
-        backoff=0.05,
-        max_bytes=1_000_000,
-    )
-    return Config(fetch=FetchConfig(**{**base, **changes}))
+    return Config(fetch=fetch_config(**{"retries": 1, **changes}))
 
 
 def fetch_urls(db, urls, cfg=None):

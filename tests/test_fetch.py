@@ -10,6 +10,7 @@ import pytest
 from classifier.config import ConfigError, FetchConfig
 from classifier.fetch import Fetcher, InvalidURL, normalize_url
 
+from .conftest import fetch_config
 from .newsroom import Newsroom
 
 
@@ -25,16 +26,7 @@ def fresh_counts(site):
 
 
 def config(**changes) -> FetchConfig:
-    base = dict(
-        contact="tests@example.org",
-        allow_private=True,
-        per_host_delay=0.0,
-        timeout=1.0,
-        retries=2,
-        backoff=0.05,
-        max_bytes=1_000_000,
-    )
-    return FetchConfig(**{**base, **changes})
+    return fetch_config(**changes)
 
 
 def fetch(url, cfg=None, **kwargs):
