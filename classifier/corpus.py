@@ -462,7 +462,15 @@ def gold_targets(
                         "item_date": fn["published"],
                     }
                 )
-    targets, _ = make_targets(links, links)
+    # The PDF-extracted report loses hyphens at line breaks ('mediapress', 'crimeforum'); where
+    # another footnote cites the same URL with them, fetch that spelling. The gold keeps the print.
+    spelling: dict[str, str] = {}
+    for url in sorted(links, key=lambda u: -u.count("-")):
+        spelling.setdefault(url.replace("-", ""), url)
+    repaired: dict[str, list[dict]] = {}
+    for url, found in links.items():
+        repaired.setdefault(spelling[url.replace("-", "")], []).extend(found)
+    targets, _ = make_targets(repaired, repaired)
     return targets
 
 

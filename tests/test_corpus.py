@@ -335,3 +335,22 @@ def test_bundled_sources_file_is_valid():
         assert host in eu_hosts, host
     assert all(s.cited >= 0 and s.commitments for s in sources)
     assert json.dumps([s.model_dump() for s in sources])
+
+
+def test_gold_targets_restore_hyphens_the_pdf_lost():
+    from classifier import gold
+
+    from .conftest import REPORTS
+
+    db = open_db()
+    gold.import_paths(db, [REPORTS])
+    targets = {t.url: t for t in corpus.gold_targets(db)}
+    right = "https://www.canada.ca/en/public-safety-canada/news/2024/07/the-2024-uscanada-cross-border-crime-forum-cbcf.html"
+    assert right in targets
+    assert right.replace("crime-forum", "crimeforum") not in targets
+    cited_by = {(link["commitment"], link["member"]) for link in targets[right].links}
+    assert {(18, "Canada"), (19, "Canada")} <= cited_by
+    printed = {
+        fn["url"] for row in gold.evidence_items(db, 19, "CA") for fn in row["footnote_details"]
+    }  # the gold itself keeps the URL as printed
+    assert right.replace("crime-forum", "crimeforum") in printed
