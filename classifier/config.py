@@ -47,8 +47,33 @@ class FetchConfig(Model):
         return self.user_agent.format(version=__version__, contact=self.contact)
 
 
+class Price(Model):
+    input: float = 0.0  # USD per million prompt tokens
+    output: float = 0.0  # USD per million completion tokens
+    cached_input: float | None = None  # USD per million cached prompt tokens, if the provider discounts them
+
+
+class LLMConfig(Model):
+    backend: str = "baseline"  # baseline | openai
+    base_url: str | None = None  # None: the OpenAI API
+    model: str = "gpt-4o-mini"
+    api_key_env: str = "OPENAI_API_KEY"  # the NAME of the variable holding the key
+    mode: str = "tools"  # instructor mode: tools | json | json_schema | md_json
+    timeout: float = Field(60.0, gt=0)
+    max_retries: int = Field(2, ge=0)  # re-asks after output that fails validation
+    rate_limit_retries: int = Field(4, ge=0)  # further attempts after 429 / 5xx / timeouts
+    backoff: float = Field(2.0, ge=0)
+    max_retry_after: float = Field(120.0, ge=0)
+    concurrency: int = Field(4, ge=1)
+    max_doc_chars: int = Field(60_000, gt=0)  # the document's token budget, in characters (~4 per token)
+    temperature: float = 0.0
+    cost_cap: float | None = None  # USD for one run; None: no cap
+    prices: dict[str, Price] = Field(default_factory=dict)
+
+
 class Config(Model):
     fetch: FetchConfig = Field(default_factory=FetchConfig)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
     path: Path | None = None  # where it was read from
 
 

@@ -232,3 +232,64 @@ def m002_corpus(db: Database) -> None:
         },
         pk="source",
     )
+
+
+@migrations()
+def m003_classifications(db: Database) -> None:
+    """Model calls (the cache and call log), grounded classifications, prompt versions seen."""
+    db["prompt_versions"].create({"name": str, "sha": str, "text": str}, pk="name")
+    db["llm_calls"].create(
+        {
+            "id": int,
+            "backend": str,
+            "model": str,
+            "prompt_name": str,  # e.g. classify-v1
+            "prompt_sha": str,  # of the rendered messages
+            "input_sha": str,  # content sha256 of the document text
+            "commitment": int,
+            "request": str,  # JSON: messages and parameters (never a key)
+            "raw_response": str,
+            "parsed": str,  # JSON output as validated
+            "outcome": str,  # ok | invalid-output | refused | timeout | rate-limited | http-error | network-error
+            "error": str,
+            "tokens_in": int,
+            "tokens_out": int,
+            "cached_tokens": int,
+            "cost": float,
+            "latency_ms": int,
+            "retries": int,
+            "run_id": str,
+            "created_utc": str,
+        },
+        pk="id",
+    )
+    db["llm_calls"].create_index(["input_sha", "commitment", "prompt_sha", "model"])
+    db["classifications"].create(
+        {
+            "id": int,
+            "document_id": int,
+            "version": int,
+            "content_sha": str,
+            "commitment": int,
+            "backend": str,
+            "model": str,
+            "prompt_name": str,
+            "prompt_sha": str,
+            "call_id": int,
+            "status": str,  # ok | failed
+            "error": str,
+            "relevant": int,
+            "members": str,  # JSON list
+            "action_date": str,
+            "summary": str,
+            "dimensions": str,  # JSON {id: {label, rationale, quotes: [{quote, start, end, method, score}], grounded}}
+            "confidence": float,
+            "flags": str,  # JSON list: outside_period, excluded:<id>, ungrounded, truncated
+            "truncated": int,
+            "created_utc": str,
+        },
+        pk="id",
+        foreign_keys=[("document_id", "documents", "id"), ("call_id", "llm_calls", "id")],
+    )
+    db["classifications"].create_index(["content_sha", "commitment", "prompt_sha", "model"], unique=True)
+    db["classifications"].create_index(["document_id", "commitment"])

@@ -156,3 +156,31 @@ class Report(Model):
     chapters: list[Chapter] = Field(default_factory=list)
     footnotes: dict[int, Footnote] = Field(default_factory=dict)
     warnings: list[ParseWarning] = Field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------
+# Classification: what a backend returns for one document x one commitment.
+
+MemberName = Literal[
+    "Canada", "France", "Germany", "Italy", "Japan", "United Kingdom", "United States", "European Union"
+]  # fmt: skip
+
+
+class DimensionLabel(Model):
+    """A backend's label for one dimension of the commitment."""
+
+    label: Label
+    rationale: str = Field(max_length=1000)
+    quotes: list[str] = Field(default_factory=list, max_length=6)
+
+
+class ClassificationBase(Model):
+    """The fields every commitment's output shares; ``dimensions`` is per rubric (see classify)."""
+
+    relevant: bool
+    members: list[MemberName] = Field(default_factory=list)
+    action_date: dt.date | None = None
+    summary: str = Field(default="", max_length=1500)
+    confidence: float = Field(ge=0.0, le=1.0)
+    outside_period: bool = False
+    exclusions: list[str] = Field(default_factory=list)

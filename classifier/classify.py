@@ -1,0 +1,335 @@
+"""Prompts + backend -> grounded classifications, with a cache and a log of every call.
+
+For one document x one commitment a backend returns: relevance, acting members, action
+date, a summary in the report's style, and per dimension a strong / weak / none label
+with a rationale and verbatim quotes. Every quote is then located in the document
+(:mod:`classifier.grounding`); a label whose quotes are not there is flagged
+``ungrounded`` for review. The same (document content, commitment, rendered prompt,
+model) is a cache hit: no second call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import sqlite_utils
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from .config import Config
+from .grounding import locate
+from .llm import CallResult, make_backend
+from .models import ClassificationBase, DimensionLabel
+from .prompts import PromptTemplate, RenderedPrompt, check_unchanged, load_prompt, render, sha256
+from .rubric import Rubric, load_rubrics
+from .store import corpus_dir
+
+
+def output_model(rubric: Rubric) -> type[BaseModel]:
+    """The strict output schema for one rubric: one field per dimension, nothing else."""
+    dimensions = create_model(
+        f"Dimensions{rubric.number}",
+        __config__=ConfigDict(extra="forbid"),
+        **{d.id: (DimensionLabel, ...) for d in rubric.dimensions},
+    )
+    ids = tuple(e.id for e in rubric.exclusions)
+    exclusions: Any = (list[Literal[ids]], Field(default_factory=list)) if ids else (
+        list[str], Field(default_factory=list, max_length=0)
+    )  # fmt: skip
+    return create_model(
+        f"Classification{rubric.number}",
+        __base__=ClassificationBase,
+        dimensions=(dimensions, ...),
+        exclusions=exclusions,
+    )
+
+
+def ground(output: dict, document: str, rubric: Rubric, *, truncated: bool = False) -> tuple[dict, list[str]]:
+    """Locate every quote; return the dimensions with offsets and the item's flags."""
+    dims = {}
+    flags = []
+    for dim_id, value in output["dimensions"].items():
+        located = [locate(q, document) for q in value.get("quotes", [])]
+        grounded = value["label"] == "none" or (bool(located) and all(q.found for q in located))
+        dims[dim_id] = {
+            "label": value["label"],
+            "rationale": value.get("rationale", ""),
+            "quotes": [q.as_dict() for q in located],
+            "grounded": grounded,
+        }
+    if any(not d["grounded"] for d in dims.values()):
+        flags.append("ungrounded")
+    when = output.get("action_date")
+    outside = output.get("outside_period", False)
+    if when:
+        outside = not (rubric.period_start <= dt.date.fromisoformat(when) <= rubric.period_end)
+    if outside:
+        flags.append("outside_period")
+    flags += [f"excluded:{e}" for e in output.get("exclusions", [])]
+    if truncated:
+        flags.append("truncated")
+    return dims, flags
+
+
+@dataclass
+class ClassifySummary:
+    backend: str
+    model: str
+    prompt: str
+    classified: int = 0
+    cached: int = 0
+    failed: Counter = field(default_factory=Counter)
+    skipped: Counter = field(default_factory=Counter)
+    calls: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cached_tokens: int = 0
+    cost: float = 0.0
+    elapsed: float = 0.0
+    run_id: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f"))
+
+    @property
+    def failures(self) -> int:
+        return sum(self.failed.values())
+
+    def lines(self) -> list[str]:
+        def part(label: str, counter: Counter) -> str:
+            detail = ", ".join(f"{k} {v}" for k, v in counter.most_common())
+            return f"{label} {sum(counter.values())}" + (f" ({detail})" if detail else "")
+
+        return [
+            f"backend {self.backend}, model {self.model}, prompt {self.prompt}",
+            f"classified {self.classified}, cached {self.cached}, {part('failed', self.failed)}, "
+            f"{part('skipped', self.skipped)}",
+            f"{self.calls} calls, tokens {self.tokens_in} in / {self.tokens_out} out"
+            f" ({self.cached_tokens} cached), cost ${self.cost:.4f}, {self.elapsed:.1f} s",
+        ]
+
+
+@dataclass
+class Item:
+    """One document version x one rubric."""
+
+    text: str
+    content_sha: str
+    rubric: Rubric
+    document_id: int | None = None
+    version: int | None = None
+    published: str | None = None
+
+
+def now_utc() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+class Classifier:
+    """Classifies items with one backend and one prompt version, caching and logging."""
+
+    def __init__(
+        self,
+        db: sqlite_utils.Database,
+        config: Config,
+        *,
+        backend: str | None = None,
+        model: str | None = None,
+        prompt: str | int | None = None,
+        cost_cap: float | None = None,
+        backend_object: Any = None,
+    ):
+        self.db = db
+        self.config = config
+        self.template: PromptTemplate = load_prompt(prompt)
+        check_unchanged(db, self.template)
+        self.backend = backend_object or make_backend(config.llm, backend, model)
+        self.cost_cap = cost_cap if cost_cap is not None else config.llm.cost_cap
+        self.summary = ClassifySummary(self.backend.name, self.backend.model, self.template.name)
+        self._models: dict[int, type[BaseModel]] = {}
+
+    def _output_model(self, rubric: Rubric) -> type[BaseModel]:
+        if rubric.number not in self._models:
+            self._models[rubric.number] = output_model(rubric)
+        return self._models[rubric.number]
+
+    def cached(self, item: Item, prompt: RenderedPrompt) -> dict | None:
+        rows = list(
+            self.db["classifications"].rows_where(
+                "content_sha = ? and commitment = ? and prompt_sha = ? and model = ? and status = 'ok'",
+                [item.content_sha, item.rubric.number, prompt.sha, self.backend.model],
+                limit=1,
+            )
+        )
+        return rows[0] if rows else None
+
+    async def classify(self, item: Item) -> dict | None:
+        """Classify one item (or return the cached result); store the call and the classification."""
+        prompt = render(self.template, item.rubric, item.text, max_chars=self.config.llm.max_doc_chars)
+        hit = self.cached(item, prompt)
+        if hit is not None:
+            self.summary.cached += 1
+            if item.document_id is not None and hit["document_id"] != item.document_id:
+                # same text under another document: record it for this one too
+                hit = self._store(item, prompt, None, hit, cached_from=hit)
+            return hit
+        if self.cost_cap is not None and self.summary.cost >= self.cost_cap:
+            self.summary.skipped["cost-cap"] += 1
+            return None
+        result: CallResult = await self.backend.classify(
+            prompt, self._output_model(item.rubric), item.rubric, item.text, published=item.published
+        )
+        self.summary.calls += 1
+        self.summary.tokens_in += result.tokens_in
+        self.summary.tokens_out += result.tokens_out
+        self.summary.cached_tokens += result.cached_tokens
+        self.summary.cost += result.cost
+        return self._store(item, prompt, result)
+
+    def _store(
+        self, item: Item, prompt: RenderedPrompt, result: CallResult | None, previous=None, cached_from=None
+    ):
+        with self.db.atomic():
+            call_id = cached_from["call_id"] if cached_from else self._log_call(item, prompt, result)
+            row: dict[str, Any] = {
+                "document_id": item.document_id,
+                "version": item.version,
+                "content_sha": item.content_sha,
+                "commitment": item.rubric.number,
+                "backend": self.backend.name,
+                "model": self.backend.model,
+                "prompt_name": self.template.name,
+                "prompt_sha": prompt.sha,
+                "call_id": call_id,
+                "truncated": int(prompt.truncated),
+                "created_utc": now_utc(),
+            }
+            if cached_from:
+                row.update({k: cached_from[k] for k in (
+                    "status", "error", "relevant", "members", "action_date", "summary", "dimensions",
+                    "confidence", "flags")})  # fmt: skip
+            elif result is not None and result.outcome == "ok" and result.output is not None:
+                dims, flags = ground(result.output, item.text, item.rubric, truncated=prompt.truncated)
+                row.update(
+                    {
+                        "status": "ok",
+                        "error": None,
+                        "relevant": int(result.output["relevant"]),
+                        "members": json.dumps(result.output["members"]),
+                        "action_date": result.output.get("action_date"),
+                        "summary": result.output.get("summary", ""),
+                        "dimensions": json.dumps(dims),
+                        "confidence": result.output.get("confidence"),
+                        "flags": json.dumps(flags),
+                    }
+                )
+                self.summary.classified += 1
+            else:
+                assert result is not None
+                row.update({"status": "failed", "error": f"{result.outcome}: {result.error or ''}".strip()})
+                self.summary.failed[result.outcome] += 1
+            # a failed earlier attempt with the same key is replaced; ok results are never overwritten
+            self.db.execute(
+                "delete from classifications where content_sha = ? and commitment = ? and prompt_sha = ? "
+                "and model = ? and status = 'failed'",
+                [item.content_sha, item.rubric.number, prompt.sha, self.backend.model],
+            )
+            if cached_from:
+                return cached_from
+            pk = self.db["classifications"].insert(row).last_pk
+            return self.db["classifications"].get(pk)
+
+    def _log_call(self, item: Item, prompt: RenderedPrompt, result: CallResult | None) -> int | None:
+        if result is None:
+            return None
+        return (
+            self.db["llm_calls"]
+            .insert(
+                {
+                    "backend": self.backend.name,
+                    "model": self.backend.model,
+                    "prompt_name": self.template.name,
+                    "prompt_sha": prompt.sha,
+                    "input_sha": item.content_sha,
+                    "commitment": item.rubric.number,
+                    "request": json.dumps(result.request, ensure_ascii=False),
+                    "raw_response": result.raw_response,
+                    "parsed": json.dumps(result.output) if result.output is not None else None,
+                    "outcome": result.outcome,
+                    "error": result.error,
+                    "tokens_in": result.tokens_in,
+                    "tokens_out": result.tokens_out,
+                    "cached_tokens": result.cached_tokens,
+                    "cost": result.cost,
+                    "latency_ms": int(result.latency * 1000),
+                    "retries": result.retries,
+                    "run_id": self.summary.run_id,
+                    "created_utc": now_utc(),
+                }
+            )
+            .last_pk
+        )
+
+    async def run(self, items: list[Item], on_done=None) -> ClassifySummary:
+        started = time.monotonic()
+        # Items of one rubric share the static prompt prefix: keep them together for caching.
+        items = sorted(items, key=lambda i: i.rubric.number)
+        semaphore = asyncio.Semaphore(
+            max(1, self.config.llm.concurrency) if self.backend.name != "baseline" else 1
+        )
+
+        async def one(item: Item) -> None:
+            async with semaphore:
+                await self.classify(item)
+            if on_done:
+                on_done()
+
+        await asyncio.gather(*(one(i) for i in items))
+        self.summary.elapsed += time.monotonic() - started
+        return self.summary
+
+
+def document_items(
+    db: sqlite_utils.Database,
+    rubrics: list[Rubric],
+    *,
+    since: dt.date | None = None,
+    limit: int | None = None,
+) -> list[Item]:
+    """The current version of every stored document (published since ``since``) x every rubric."""
+    sql = """
+        select d.id, v.version, v.content_sha256, v.text, v.published
+        from documents d join document_versions v on v.document_id = d.id and v.version = d.current_version
+        where (:since is null or v.published >= :since)
+        order by v.published desc, d.id desc
+    """
+    rows = list(db.query(sql, {"since": since.isoformat() if since else None}))
+    if limit is not None:
+        rows = rows[:limit]
+    return [
+        Item(
+            text=row["text"],
+            content_sha=row["content_sha256"],
+            rubric=rubric,
+            document_id=row["id"],
+            version=row["version"],
+            published=row["published"],
+        )
+        for row in rows
+        for rubric in rubrics
+    ]
+
+
+def text_item(text: str, rubric: Rubric, **kwargs: Any) -> Item:
+    return Item(text=text, content_sha=sha256(text), rubric=rubric, **kwargs)
+
+
+def rubrics_for(commitment: int | None = None) -> list[Rubric]:
+    rubrics = load_rubrics(corpus_dir() / "commitments")
+    if commitment is not None:
+        rubrics = [r for r in rubrics if r.number == commitment]
+        if not rubrics:
+            raise ValueError(f"no rubric for commitment {commitment} in corpus/commitments")
+    return rubrics
