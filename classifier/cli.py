@@ -473,6 +473,17 @@ def docs_show(
     for link in db["document_links"].rows_where("canonical_url = ?", [doc["canonical_url"]]):
         extra = f", footnote {link['footnote']}" if link["footnote"] else ""
         typer.echo(f"  linked: {link['member']} commitment {link['commitment']} via {link['source']}{extra}")
+    for c in db["classifications"].rows_where("document_id = ?", [doc["id"]], order_by="commitment, id"):
+        if c["status"] != "ok":
+            typer.echo(f"  commitment {c['commitment']} ({c['backend']}/{c['model']}): failed: {c['error']}")
+            continue
+        dims = json_lib.loads(c["dimensions"])
+        labels = ", ".join(f"{k} {v['label']}" for k, v in dims.items())
+        flags = ", ".join(json_lib.loads(c["flags"])) or "no flags"
+        typer.echo(
+            f"  commitment {c['commitment']} ({c['backend']}/{c['model']}, {c['prompt_name']}): "
+            f"{'relevant' if c['relevant'] else 'not relevant'}; {labels}; {flags}"
+        )
     if text and current:
         typer.echo("")
         typer.echo(current["text"])

@@ -109,26 +109,37 @@ class OpenAIBackend:
         }
         result = CallResult(outcome="network-error", request=request)
         completions: list[Any] = []
+        sent: list[Any] = []  # one entry per HTTP request, instructor's own re-sends included
         client = instructor.from_openai(self._openai, mode=self._mode)
         client.on("completion:response", completions.append)
+        client.on("completion:kwargs", lambda *_a, **_k: sent.append(1))
         started = time.monotonic()
         attempt = 0
         async with self._semaphore:
             while True:
                 attempt += 1
                 try:
-                    parsed, completion = await client.chat.completions.create_with_completion(
-                        model=self.model,
-                        response_model=output_model,
-                        messages=prompt.messages(),
-                        temperature=self.config.temperature,
-                        max_retries=self.config.max_retries,
-                    )
+                    try:
+                        parsed, completion = await client.chat.completions.create_with_completion(
+                            model=self.model,
+                            response_model=output_model,
+                            messages=prompt.messages(),
+                            temperature=self.config.temperature,
+                            max_retries=self.config.max_retries,
+                        )
+                    except InstructorRetryException as exc:
+                        # instructor wraps the API's own errors (429, 5xx, timeouts, no connection)
+                        # and does not retry them: unwrap them for the handlers below
+                        cause = exc.__cause__
+                        if isinstance(cause, (openai.APIStatusError, openai.APIConnectionError)):
+                            raise cause from None
+                        raise
                     result.outcome, result.output = "ok", parsed.model_dump(mode="json")
                     result.raw_response = completion.model_dump_json()
                     break
                 except InstructorRetryException as exc:
-                    last = getattr(exc, "last_completion", None)
+                    # a refusal fails instructor's parsing without a last_completion: use the hook's
+                    last = getattr(exc, "last_completion", None) or (completions[-1] if completions else None)
                     result.outcome = "invalid-output"
                     result.error = _one_line(
                         f"output failed validation after {exc.n_attempts} attempts: {exc}"
@@ -136,6 +147,12 @@ class OpenAIBackend:
                     result.raw_response = last.model_dump_json() if last is not None else None
                     if last is not None and _refused(last):
                         result.outcome, result.error = "refused", "the model refused to answer"
+                    elif last is None and isinstance(exc.__cause__, json.JSONDecodeError):
+                        # the endpoint's body was not JSON: no output was ever seen to be invalid
+                        result.outcome = "http-error"
+                        result.error = _one_line(
+                            f"the response body is not JSON ({exc.__cause__}; {exc.n_attempts} attempts)"
+                        )
                     break
                 except openai.RateLimitError as exc:
                     wait = self._wait(exc, attempt)
@@ -172,7 +189,7 @@ class OpenAIBackend:
             result.tokens_out += usage.completion_tokens or 0
             details = getattr(usage, "prompt_tokens_details", None)
             result.cached_tokens += (getattr(details, "cached_tokens", 0) or 0) if details else 0
-        result.retries = max(0, len(completions) - 1) + (attempt - 1)
+        result.retries = max(0, len(sent) - 1)
         result.cost = self.price(result.tokens_in, result.tokens_out, result.cached_tokens)
         return result
 

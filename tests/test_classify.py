@@ -206,3 +206,15 @@ def test_cache_hit_makes_no_call(baseline, rubrics):
     run(baseline, STRONG + " Extra.", rubrics[18])
     run(baseline, STRONG + " Extra.", rubrics[18])
     assert baseline.summary.calls == before + 1 and baseline.summary.cached >= 1
+
+
+def test_enormous_document_is_classified_on_its_budget_and_flagged(baseline, rubrics):
+    huge = STRONG + " " + ("Officials reviewed the archive of older statements. " * 4000)
+    before = baseline.config.llm.max_doc_chars
+    baseline.config.llm.max_doc_chars = 2_000
+    try:
+        row, _ = run(baseline, huge, rubrics[18])
+    finally:
+        baseline.config.llm.max_doc_chars = before
+    assert row["status"] == "ok" and row["truncated"] == 1
+    assert "truncated" in json.loads(row["flags"])
