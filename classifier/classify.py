@@ -170,10 +170,8 @@ class Classifier:
         prompt = render(self.template, item.rubric, item.text, max_chars=self.config.llm.max_doc_chars)
         hit = self.cached(item, prompt)
         if hit is not None:
+            # Keyed by content, not by document: the same text under another URL shares the result.
             self.summary.cached += 1
-            if item.document_id is not None and hit["document_id"] != item.document_id:
-                # same text under another document: record it for this one too
-                hit = self._store(item, prompt, None, hit, cached_from=hit)
             return hit
         if self.cost_cap is not None and self.summary.cost >= self.cost_cap:
             self.summary.skipped["cost-cap"] += 1
@@ -188,11 +186,9 @@ class Classifier:
         self.summary.cost += result.cost
         return self._store(item, prompt, result)
 
-    def _store(
-        self, item: Item, prompt: RenderedPrompt, result: CallResult | None, previous=None, cached_from=None
-    ):
+    def _store(self, item: Item, prompt: RenderedPrompt, result: CallResult) -> dict:
         with self.db.atomic():
-            call_id = cached_from["call_id"] if cached_from else self._log_call(item, prompt, result)
+            call_id = self._log_call(item, prompt, result)
             row: dict[str, Any] = {
                 "document_id": item.document_id,
                 "version": item.version,
@@ -206,11 +202,7 @@ class Classifier:
                 "truncated": int(prompt.truncated),
                 "created_utc": now_utc(),
             }
-            if cached_from:
-                row.update({k: cached_from[k] for k in (
-                    "status", "error", "relevant", "members", "action_date", "summary", "dimensions",
-                    "confidence", "flags")})  # fmt: skip
-            elif result is not None and result.outcome == "ok" and result.output is not None:
+            if result.outcome == "ok" and result.output is not None:
                 dims, flags = ground(result.output, item.text, item.rubric, truncated=prompt.truncated)
                 row.update(
                     {
@@ -227,7 +219,6 @@ class Classifier:
                 )
                 self.summary.classified += 1
             else:
-                assert result is not None
                 row.update({"status": "failed", "error": f"{result.outcome}: {result.error or ''}".strip()})
                 self.summary.failed[result.outcome] += 1
             # a failed earlier attempt with the same key is replaced; ok results are never overwritten
@@ -236,14 +227,10 @@ class Classifier:
                 "and model = ? and status = 'failed'",
                 [item.content_sha, item.rubric.number, prompt.sha, self.backend.model],
             )
-            if cached_from:
-                return cached_from
             pk = self.db["classifications"].insert(row).last_pk
             return self.db["classifications"].get(pk)
 
-    def _log_call(self, item: Item, prompt: RenderedPrompt, result: CallResult | None) -> int | None:
-        if result is None:
-            return None
+    def _log_call(self, item: Item, prompt: RenderedPrompt, result: CallResult) -> int:
         return (
             self.db["llm_calls"]
             .insert(

@@ -109,9 +109,16 @@ class OpenAIBackend:
         }
         result = CallResult(outcome="network-error", request=request)
         completions: list[Any] = []
+        usages: list[Any] = []  # copied on arrival: instructor then overwrites .usage with running totals
         sent: list[Any] = []  # one entry per HTTP request, instructor's own re-sends included
+
+        def received(completion: Any) -> None:
+            completions.append(completion)
+            usage = getattr(completion, "usage", None)
+            usages.append(usage.model_copy(deep=True) if usage is not None else None)
+
         client = instructor.from_openai(self._openai, mode=self._mode)
-        client.on("completion:response", completions.append)
+        client.on("completion:response", received)
         client.on("completion:kwargs", lambda *_a, **_k: sent.append(1))
         started = time.monotonic()
         attempt = 0
@@ -181,8 +188,7 @@ class OpenAIBackend:
                         break
                     await asyncio.sleep(self._backoff(attempt))
         result.latency = time.monotonic() - started
-        for completion in completions:
-            usage = getattr(completion, "usage", None)
+        for usage in usages:
             if usage is None:
                 continue
             result.tokens_in += usage.prompt_tokens or 0
