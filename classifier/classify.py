@@ -29,6 +29,11 @@ from .prompts import PromptTemplate, RenderedPrompt, check_unchanged, load_promp
 from .rubric import Rubric, load_rubrics
 from .store import corpus_dir
 
+# Length limits applied after validation (see DimensionLabel for why not in the schema).
+MAX_QUOTES = 6
+MAX_RATIONALE = 1000
+MAX_SUMMARY = 1500
+
 
 def output_model(rubric: Rubric) -> type[BaseModel]:
     """The strict output schema for one rubric: one field per dimension, nothing else."""
@@ -38,9 +43,7 @@ def output_model(rubric: Rubric) -> type[BaseModel]:
         **{d.id: (DimensionLabel, ...) for d in rubric.dimensions},
     )
     ids = tuple(e.id for e in rubric.exclusions)
-    exclusions: Any = (list[Literal[ids]], Field(default_factory=list)) if ids else (
-        list[str], Field(default_factory=list, max_length=0)
-    )  # fmt: skip
+    exclusions: Any = (list[Literal[ids]], ...) if ids else (list[str], Field(max_length=0))
     return create_model(
         f"Classification{rubric.number}",
         __base__=ClassificationBase,
@@ -54,11 +57,11 @@ def ground(output: dict, document: str, rubric: Rubric, *, truncated: bool = Fal
     dims = {}
     flags = []
     for dim_id, value in output["dimensions"].items():
-        located = [locate(q, document) for q in value.get("quotes", [])]
+        located = [locate(q, document) for q in value.get("quotes", [])[:MAX_QUOTES]]
         grounded = value["label"] == "none" or (bool(located) and all(q.found for q in located))
         dims[dim_id] = {
             "label": value["label"],
-            "rationale": value.get("rationale", ""),
+            "rationale": value.get("rationale", "")[:MAX_RATIONALE],
             "quotes": [q.as_dict() for q in located],
             "grounded": grounded,
         }
@@ -209,9 +212,9 @@ class Classifier:
                         "status": "ok",
                         "error": None,
                         "relevant": int(result.output["relevant"]),
-                        "members": json.dumps(result.output["members"]),
+                        "members": json.dumps(list(dict.fromkeys(result.output["members"]))),
                         "action_date": result.output.get("action_date"),
-                        "summary": result.output.get("summary", ""),
+                        "summary": result.output.get("summary", "")[:MAX_SUMMARY],
                         "dimensions": json.dumps(dims),
                         "confidence": result.output.get("confidence"),
                         "flags": json.dumps(flags),

@@ -167,20 +167,25 @@ MemberName = Literal[
 
 
 class DimensionLabel(Model):
-    """A backend's label for one dimension of the commitment."""
+    """A backend's label for one dimension of the commitment.
+
+    Every field is required and unconstrained in length: providers' strict structured-output
+    modes require it, and grammar-constrained local servers (llama.cpp) cannot compile
+    long repetition bounds. Lengths are enforced after validation instead.
+    """
 
     label: Label
-    rationale: str = Field(max_length=1000)
-    quotes: list[str] = Field(default_factory=list, max_length=6)
+    rationale: str
+    quotes: list[str]
 
 
 class ClassificationBase(Model):
     """The fields every commitment's output shares; ``dimensions`` is per rubric (see classify)."""
 
     relevant: bool
-    members: list[MemberName] = Field(default_factory=list)
-    action_date: dt.date | None = None
-    summary: str = Field(default="", max_length=1500)
+    members: list[MemberName]
+    action_date: dt.date | None
+    summary: str
     confidence: float = Field(ge=0.0, le=1.0)
-    outside_period: bool = False
-    exclusions: list[str] = Field(default_factory=list)
+    outside_period: bool
+    exclusions: list[str]
