@@ -110,6 +110,7 @@ def test_output_schema_is_strict(rubrics):
     model.model_validate(good)
     for bad in (
         {**good, "extra": 1},
+        {k: v for k, v in good.items() if k != "summary"},  # every field is required
         {**good, "members": ["Atlantis"]},
         {**good, "exclusions": ["made_up"]},
         {
