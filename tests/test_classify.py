@@ -102,6 +102,7 @@ def test_output_schema_is_strict(rubrics):
         "action_date": "2024-07-04",
         "summary": "On 4 July 2024, …",
         "confidence": 0.8,
+        "outside_period": False,
         "dimensions": {
             d: {"label": "none", "rationale": "-", "quotes": []} for d in rubrics[19].dimension_ids
         },
@@ -110,6 +111,7 @@ def test_output_schema_is_strict(rubrics):
     model.model_validate(good)
     for bad in (
         {**good, "extra": 1},
+        {k: v for k, v in good.items() if k != "summary"},  # every field is required
         {k: v for k, v in good.items() if k != "summary"},  # every field is required
         {**good, "members": ["Atlantis"]},
         {**good, "exclusions": ["made_up"]},
