@@ -293,3 +293,58 @@ def m003_classifications(db: Database) -> None:
     )
     db["classifications"].create_index(["content_sha", "commitment", "prompt_sha", "model"], unique=True)
     db["classifications"].create_index(["document_id", "commitment"])
+
+
+@migrations()
+def m004_queue(db: Database) -> None:
+    """The analyst review queue: candidate actions, append-only decisions, claims."""
+    db["queue_items"].create(
+        {
+            "id": int,
+            "document_id": int,
+            "content_sha": str,
+            "commitment": int,
+            "member": str,
+            "classification_id": int,
+            "suggestion": str,  # JSON: labels, quotes, rationale, summary, date, confidence, flags, backend
+            "suggestion_sha": str,
+            "version": int,  # bumped by every suggestion change and every decision
+            "attention": int,  # higher: look first (low confidence, ungrounded, flags, disagreement)
+            "published": str,
+            "created_utc": str,
+            "updated_utc": str,
+        },
+        pk="id",
+        foreign_keys=[("document_id", "documents", "id"), ("classification_id", "classifications", "id")],
+    )
+    db["queue_items"].create_index(["document_id", "commitment", "member"], unique=True)
+    db["queue_items"].create_index(["member", "commitment", "published"])
+    db["queue_items"].create_index(["attention"])
+    db["decisions"].create(
+        {
+            "id": int,
+            "item_id": int,
+            "analyst": str,
+            "action": str,  # accept | reject | relabel | edit | note
+            "payload": str,  # JSON: reason, dimension+label, summary, note
+            "based_on_version": int,
+            "created_utc": str,
+        },
+        pk="id",
+        foreign_keys=[("item_id", "queue_items", "id")],
+    )
+    db["decisions"].create_index(["item_id"])
+    # Decisions are append-only: the database itself refuses to change or remove one.
+    db.execute(
+        "CREATE TRIGGER decisions_append_only_update BEFORE UPDATE ON decisions "
+        "BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END"
+    )
+    db.execute(
+        "CREATE TRIGGER decisions_append_only_delete BEFORE DELETE ON decisions "
+        "BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END"
+    )
+    db["claims"].create(
+        {"item_id": int, "analyst": str, "claimed_utc": str, "expires_utc": str},
+        pk="item_id",
+        foreign_keys=[("item_id", "queue_items", "id")],
+    )

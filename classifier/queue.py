@@ -1,0 +1,360 @@
+"""The analyst review queue: candidate actions, append-only decisions, claims.
+
+Every (document, commitment, member) whose classification is relevant or has a label other
+than none is one queue item. Re-classifying updates a pending item's suggestion; a decided
+item keeps its decisions and shows that the suggestion changed since. Decisions (accept,
+reject, relabel, edit, note) are appended with the analyst, the time and the item version
+they were based on; an item's state is derived from them. A decision based on a stale
+version is refused with what changed (optimistic concurrency): nothing is overwritten.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import sqlite_utils
+
+from .models import MEMBERS
+
+ACTIONS = ("accept", "reject", "relabel", "edit", "note")
+LABELS = ("strong", "weak", "none")
+ORDERS = {
+    "attention": "q.attention desc, q.published desc, q.id",
+    "member": "q.member, q.commitment, q.published desc, q.id",
+    "commitment": "q.commitment, q.member, q.published desc, q.id",
+    "date": "q.published desc, q.id desc",
+}
+UNKNOWN_MEMBER = "(no member named)"
+
+
+class QueueError(Exception):
+    """A decision that cannot be taken: unknown item, missing analyst, bad label."""
+
+
+class StaleItem(QueueError):
+    """The item changed since the version the decision was based on."""
+
+
+def now_utc() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+# ---------------------------------------------------------------------------
+# Filling
+
+
+def _attention(classification: dict, flags: list[str]) -> int:
+    """Look-first score: low confidence, ungrounded quotes, out-of-period or excluded."""
+    score = 0
+    confidence = classification.get("confidence")
+    if confidence is not None and confidence < 0.6:
+        score += 2
+    if "ungrounded" in flags:
+        score += 3
+    if "outside_period" in flags:
+        score += 2
+    if any(f.startswith("excluded:") for f in flags):
+        score += 2
+    return score
+
+
+def fill(db: sqlite_utils.Database) -> dict[str, int]:
+    """Turn every candidate classification into queue items (idempotent)."""
+    counts = {"added": 0, "updated": 0, "unchanged": 0, "changed_after_decision": 0}
+    sql = """
+        select c.*, v.published from classifications c
+        join documents d on d.id = c.document_id
+        left join document_versions v on v.document_id = d.id and v.version = d.current_version
+        where c.status = 'ok' and c.document_id is not null
+        order by c.id
+    """
+    for c in db.query(sql):
+        dims = json.loads(c["dimensions"])
+        flags = json.loads(c["flags"])
+        labels = {k: v["label"] for k, v in dims.items()}
+        if not c["relevant"] and set(labels.values()) <= {"none"}:
+            continue
+        members = json.loads(c["members"]) or [UNKNOWN_MEMBER]
+        suggestion = {
+            "labels": labels,
+            "dimensions": dims,
+            "summary": c["summary"],
+            "action_date": c["action_date"],
+            "confidence": c["confidence"],
+            "flags": flags,
+            "relevant": bool(c["relevant"]),
+            "backend": c["backend"],
+            "model": c["model"],
+            "prompt": c["prompt_name"],
+            "members": json.loads(c["members"]),
+        }
+        sha = "sha256:" + hashlib.sha256(json.dumps(suggestion, sort_keys=True).encode()).hexdigest()
+        for member in members:
+            with db.atomic():
+                existing = list(
+                    db["queue_items"].rows_where(
+                        "document_id = ? and commitment = ? and member = ?",
+                        [c["document_id"], c["commitment"], member],
+                    )
+                )
+                if not existing:
+                    db["queue_items"].insert(
+                        {
+                            "document_id": c["document_id"],
+                            "content_sha": c["content_sha"],
+                            "commitment": c["commitment"],
+                            "member": member,
+                            "classification_id": c["id"],
+                            "suggestion": json.dumps(suggestion),
+                            "suggestion_sha": sha,
+                            "version": 1,
+                            "attention": _attention(c, flags),
+                            "published": c["action_date"] or c["published"],
+                            "created_utc": now_utc(),
+                            "updated_utc": now_utc(),
+                        }
+                    )
+                    counts["added"] += 1
+                    continue
+                item = existing[0]
+                if item["suggestion_sha"] == sha:
+                    counts["unchanged"] += 1
+                    continue
+                decided = db["decisions"].count_where("item_id = ?", [item["id"]]) > 0
+                db["queue_items"].update(
+                    item["id"],
+                    {
+                        "classification_id": c["id"],
+                        "content_sha": c["content_sha"],
+                        "suggestion": json.dumps(suggestion),
+                        "suggestion_sha": sha,
+                        "version": item["version"] + 1,
+                        "attention": _attention(c, flags) + (3 if decided else 0),
+                        "published": c["action_date"] or c["published"],
+                        "updated_utc": now_utc(),
+                    },
+                )
+                counts["changed_after_decision" if decided else "updated"] += 1
+    return counts
+
+
+# ---------------------------------------------------------------------------
+# State
+
+
+@dataclass
+class ItemState:
+    item: dict
+    suggestion: dict
+    state: str  # pending | accepted | rejected
+    labels: dict[str, str]  # suggestion overlaid with relabels
+    summary: str  # the analyst's edit wins
+    notes: list[dict]
+    history: list[dict]
+    decided_version: int | None  # the version the last state-changing decision was based on
+    suggestion_changed: bool  # the suggestion changed after a decision
+
+    @property
+    def version(self) -> int:
+        return self.item["version"]
+
+
+def get_item(db: sqlite_utils.Database, item_id: int) -> dict:
+    rows = list(db["queue_items"].rows_where("id = ?", [item_id]))
+    if not rows:
+        raise QueueError(f"no queue item {item_id}")
+    return rows[0]
+
+
+def state_of(db: sqlite_utils.Database, item_id: int) -> ItemState:
+    item = get_item(db, item_id)
+    suggestion = json.loads(item["suggestion"])
+    history = list(db["decisions"].rows_where("item_id = ?", [item_id], order_by="id"))
+    state, labels, summary, notes = "pending", dict(suggestion["labels"]), suggestion["summary"], []
+    decided_version = None
+    for d in history:
+        payload = json.loads(d["payload"])
+        if d["action"] == "accept":
+            state, decided_version = "accepted", d["based_on_version"]
+        elif d["action"] == "reject":
+            state, decided_version = "rejected", d["based_on_version"]
+        elif d["action"] == "relabel":
+            labels[payload["dimension"]] = payload["label"]
+        elif d["action"] == "edit":
+            summary = payload["summary"]
+        elif d["action"] == "note":
+            notes.append({"analyst": d["analyst"], "note": payload["note"], "at": d["created_utc"]})
+    last_decision_version = history[-1]["based_on_version"] + 1 if history else None
+    changed = bool(history) and item["version"] > (last_decision_version or 0)
+    return ItemState(item, suggestion, state, labels, summary, notes, history, decided_version, changed)
+
+
+def decide(
+    db: sqlite_utils.Database,
+    item_id: int,
+    analyst: str | None,
+    action: str,
+    based_on_version: int,
+    **payload: Any,
+) -> int:
+    """Append one decision if the item is still at ``based_on_version``; return the decision id."""
+    if not analyst:
+        raise QueueError("a decision needs an analyst: --analyst NAME or EVIDENCE_ANALYST")
+    if action not in ACTIONS:
+        raise QueueError(f"unknown action {action!r}")
+    if action == "reject" and not payload.get("reason"):
+        raise QueueError("a rejection needs a reason")
+    if action == "relabel" and payload.get("label") not in LABELS:
+        raise QueueError(f"label must be one of {', '.join(LABELS)}")
+    if action == "edit" and not (payload.get("summary") or "").strip():
+        raise QueueError("an edit needs the new summary")
+    if action == "note" and not (payload.get("note") or "").strip():
+        raise QueueError("a note needs text")
+    conn = db.conn
+    # IMMEDIATE: take the write lock before reading the version, so two deciders serialise here.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        row = conn.execute("select version, suggestion from queue_items where id = ?", [item_id]).fetchone()
+        if row is None:
+            raise QueueError(f"no queue item {item_id}")
+        version, suggestion = row
+        if action == "relabel" and payload.get("dimension") not in json.loads(suggestion)["labels"]:
+            dims = ", ".join(json.loads(suggestion)["labels"])
+            raise QueueError(f"unknown dimension {payload.get('dimension')!r}: one of {dims}")
+        if version != based_on_version:
+            raise StaleItem(_what_changed(conn, item_id, based_on_version, version))
+        cursor = conn.execute(
+            "insert into decisions (item_id, analyst, action, payload, based_on_version, created_utc) "
+            "values (?, ?, ?, ?, ?, ?)",
+            [item_id, analyst, action, json.dumps(payload), based_on_version, now_utc()],
+        )
+        conn.execute(
+            "update queue_items set version = version + 1, updated_utc = ? where id = ?", [now_utc(), item_id]
+        )
+        conn.execute("COMMIT")
+        return cursor.lastrowid
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _what_changed(conn, item_id: int, based_on: int, version: int) -> str:
+    later = conn.execute(
+        "select analyst, action, created_utc from decisions where item_id = ? and based_on_version >= ? order by id",
+        [item_id, based_on],
+    ).fetchall()
+    said = "; ".join(f"{a} {act} at {t}" for a, act, t in later) or "the model's suggestion was updated"
+    return (
+        f"item {item_id} changed since version {based_on} (now version {version}): {said}. "
+        f"Look at it again (`evidence queue show {item_id}`) and decide on version {version}."
+    )
+
+
+# ---------------------------------------------------------------------------
+# Listing, claiming, stats
+
+
+def list_items(
+    db: sqlite_utils.Database,
+    *,
+    member: str | None = None,
+    commitment: int | None = None,
+    state: str | None = None,
+    order: str = "attention",
+    limit: int = 50,
+    offset: int = 0,
+) -> list[dict]:
+    if order not in ORDERS:
+        raise QueueError(f"order must be one of {', '.join(ORDERS)}")
+    if state not in (None, "pending", "accepted", "rejected"):
+        raise QueueError("state must be pending, accepted or rejected")
+    state_sql = """
+        coalesce((select case d.action when 'accept' then 'accepted' else 'rejected' end
+                  from decisions d where d.item_id = q.id and d.action in ('accept', 'reject')
+                  order by d.id desc limit 1), 'pending')
+    """
+    sql = f"""
+        select q.id, q.member, q.commitment, q.published, q.version, q.attention,
+               json_extract(q.suggestion, '$.summary') as summary,
+               json_extract(q.suggestion, '$.flags') as flags,
+               json_extract(q.suggestion, '$.confidence') as confidence,
+               {state_sql} as state,
+               (select analyst from claims c where c.item_id = q.id and c.expires_utc > :now) as claimed_by
+        from queue_items q
+        where (:member is null or q.member = :member) and (:commitment is null or q.commitment = :commitment)
+          and (:state is null or {state_sql} = :state)
+        order by {ORDERS[order]}
+        limit :limit offset :offset
+    """
+    params = {
+        "member": member,
+        "commitment": commitment,
+        "state": state,
+        "limit": limit,
+        "offset": offset,
+        "now": now_utc(),
+    }
+    return list(db.query(sql, params))
+
+
+def claim(
+    db: sqlite_utils.Database, analyst: str, count: int = 20, minutes: int = 60, **filters: Any
+) -> list[int]:
+    """Claim up to ``count`` pending, unclaimed items (expired claims are free again)."""
+    if not analyst:
+        raise QueueError("claiming needs an analyst: --analyst NAME or EVIDENCE_ANALYST")
+    now = now_utc()
+    expires = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=minutes)).isoformat(timespec="seconds")
+    claimed = []
+    with db.atomic():
+        for row in list_items(db, state="pending", limit=count * 5, **filters):
+            if len(claimed) >= count:
+                break
+            if row["claimed_by"] and row["claimed_by"] != analyst:
+                continue
+            db["claims"].upsert(
+                {"item_id": row["id"], "analyst": analyst, "claimed_utc": now, "expires_utc": expires},
+                pk="item_id",
+            )
+            claimed.append(row["id"])
+    return claimed
+
+
+def stats(db: sqlite_utils.Database) -> list[dict]:
+    sql = """
+        with s as (
+            select q.member, q.commitment,
+                   coalesce((select case d.action when 'accept' then 'accepted' else 'rejected' end
+                             from decisions d where d.item_id = q.id and d.action in ('accept', 'reject')
+                             order by d.id desc limit 1), 'pending') as state
+            from queue_items q)
+        select commitment, member,
+               sum(state = 'pending') as pending, sum(state = 'accepted') as accepted,
+               sum(state = 'rejected') as rejected, count(*) as total
+        from s group by commitment, member order by commitment, member
+    """
+    return list(db.query(sql))
+
+
+def resolve_analyst(value: str | None) -> str | None:
+    import os
+
+    return value or os.environ.get("EVIDENCE_ANALYST") or None
+
+
+__all__ = [
+    "ACTIONS",
+    "MEMBERS",
+    "QueueError",
+    "StaleItem",
+    "claim",
+    "decide",
+    "fill",
+    "list_items",
+    "state_of",
+    "stats",
+]

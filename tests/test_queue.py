@@ -1,0 +1,209 @@
+"""The review queue on real classifications (baseline backend on newsroom pages), real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from classifier import corpus, queue
+from classifier.classify import Classifier, document_items, rubrics_for
+from classifier.config import Config
+from classifier.store import open_db
+
+from . import newsroom
+from .conftest import fetch_config
+from .newsroom import Newsroom
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """A database with three fetched releases, classified by the baseline, queue filled."""
+    path = tmp_path_factory.mktemp("queue") / "prepared.db"
+    db = open_db(path)
+    with Newsroom() as site:
+        urls = [site.url(p) for p in (newsroom.CANADA_PATH, newsroom.UK_PATH, newsroom.GERMANY_PATH)]
+        targets, _ = corpus.make_targets(urls)
+        asyncio.run(corpus.fetch_targets(db, targets, Config(fetch=fetch_config())))
+    classifier = Classifier(db, Config(), backend="baseline")
+    asyncio.run(classifier.run(document_items(db, rubrics_for(18))))
+    counts = queue.fill(db)
+    assert counts["added"] > 0
+    db.conn.close()
+    return path
+
+
+@pytest.fixture
+def db(prepared, isolated_db):
+    shutil.copy(prepared, isolated_db)
+    return open_db(isolated_db)
+
+
+def first_item(db) -> int:
+    return queue.list_items(db, limit=1)[0]["id"]
+
+
+def test_fill_is_idempotent_and_one_item_per_document_commitment_member(db):
+    before = db["queue_items"].count
+    assert queue.fill(db) == {"added": 0, "updated": 0, "unchanged": before, "changed_after_decision": 0}
+    keys = db.execute("select document_id, commitment, member from queue_items").fetchall()
+    assert len(keys) == len(set(keys)) == before
+
+
+def test_decisions_derive_the_state_and_are_append_only(db):
+    item = first_item(db)
+    v = queue.state_of(db, item).version
+    queue.decide(db, item, "ana", "relabel", v, dimension="border_management", label="weak")
+    queue.decide(
+        db, item, "ana", "edit", v + 1, summary="On 4 July 2024, the CBSA announced new regulations."
+    )
+    queue.decide(db, item, "ana", "note", v + 2, note="check the date")
+    queue.decide(db, item, "ben", "accept", v + 3)
+    state = queue.state_of(db, item)
+    assert state.state == "accepted" and state.labels["border_management"] == "weak"
+    assert state.summary.startswith("On 4 July 2024, the CBSA")
+    assert [d["analyst"] for d in state.history] == ["ana", "ana", "ana", "ben"]
+    assert state.notes[0]["note"] == "check the date"
+    with pytest.raises(Exception, match="append-only"):
+        db.execute("update decisions set analyst = 'mallory'")
+    with pytest.raises(Exception, match="append-only"):
+        db.execute("delete from decisions")
+
+
+def test_stale_decision_is_refused_with_what_changed(db):
+    item = first_item(db)
+    v = queue.state_of(db, item).version
+    queue.decide(db, item, "ana", "accept", v)
+    with pytest.raises(queue.StaleItem, match=r"changed since version \d+ .*ana accept"):
+        queue.decide(db, item, "ben", "reject", v, reason="not an action")
+    assert queue.state_of(db, item).state == "accepted"
+
+
+@pytest.mark.parametrize(
+    ("analyst", "action", "payload", "message"),
+    [
+        (None, "accept", {}, "needs an analyst"),
+        ("ana", "reject", {}, "needs a reason"),
+        ("ana", "relabel", {"dimension": "border_management", "label": "huge"}, "label must be one of"),
+        ("ana", "relabel", {"dimension": "nope", "label": "weak"}, "unknown dimension"),
+        ("ana", "edit", {"summary": "  "}, "needs the new summary"),
+        ("ana", "fly", {}, "unknown action"),
+    ],
+)
+def test_bad_decisions_are_refused_and_write_nothing(db, analyst, action, payload, message):
+    item = first_item(db)
+    v = queue.state_of(db, item).version
+    with pytest.raises(queue.QueueError, match=message):
+        queue.decide(db, item, analyst, action, v, **payload)
+    assert db["decisions"].count == 0 and queue.state_of(db, item).version == v
+
+
+def test_reclassification_updates_pending_items_and_marks_decided_ones(db):
+    decided, pending = [r["id"] for r in queue.list_items(db, limit=2)]
+    queue.decide(db, decided, "ana", "accept", queue.state_of(db, decided).version)
+    for item_id in (decided, pending):
+        cid = queue.get_item(db, item_id)["classification_id"]
+        row = db["classifications"].get(cid)
+        db["classifications"].update(cid, {"summary": row["summary"] + " (re-run)"})
+    counts = queue.fill(db)
+    assert counts["changed_after_decision"] >= 1 and counts["updated"] >= 1
+    state = queue.state_of(db, decided)
+    assert state.state == "accepted" and state.suggestion_changed  # shown for the analyst to revisit
+    assert not queue.state_of(db, pending).suggestion_changed
+
+
+def test_claims_expire(db):
+    mine = queue.claim(db, "ana", count=2, minutes=60)
+    assert len(mine) == 2
+    others = queue.claim(db, "ben", count=50)
+    assert not set(mine) & set(others)
+    db.execute("update claims set expires_utc = '2000-01-01T00:00:00+00:00'")
+    assert set(mine) <= set(queue.claim(db, "ben", count=50))
+
+
+def test_orderings(db):
+    by_attention = queue.list_items(db, order="attention")
+    assert [r["attention"] for r in by_attention] == sorted(
+        (r["attention"] for r in by_attention), reverse=True
+    )
+    by_member = queue.list_items(db, order="member")
+    assert [r["member"] for r in by_member] == sorted(r["member"] for r in by_member)
+    with pytest.raises(queue.QueueError, match="order must be one of"):
+        queue.list_items(db, order="random")
+
+
+RACE = textwrap.dedent(
+    """
+    import sys, time
+    from classifier import queue
+    from classifier.store import open_db
+    db = open_db(sys.argv[1])
+    item, version, analyst, start = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], float(sys.argv[5])
+    while time.time() < start:
+        pass
+    try:
+        queue.decide(db, item, analyst, "accept", version)
+        print("landed")
+    except queue.StaleItem as exc:
+        print("refused:", exc)
+    """
+)
+
+
+def test_two_processes_deciding_at_once_one_lands(db, isolated_db, tmp_path):
+    import time
+
+    item = first_item(db)
+    version = queue.state_of(db, item).version
+    script = tmp_path / "race.py"
+    script.write_text(RACE, encoding="utf-8")
+    for _ in range(3):
+        start = time.time() + 1.0
+        procs = [
+            subprocess.Popen(
+                [sys.executable, str(script), str(isolated_db), str(item), str(version), who, str(start)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for who in ("ana", "ben")
+        ]
+        outputs = [p.communicate(timeout=60)[0].strip() for p in procs]
+        assert sorted(o.split(":")[0] for o in outputs) == ["landed", "refused"], outputs
+        version += 1
+    assert db["decisions"].count == 3
+
+
+KILLER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from classifier.store import open_db
+    db = open_db(sys.argv[1])
+    conn = db.conn
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("insert into decisions (item_id, analyst, action, payload, based_on_version, created_utc) "
+                 "values (?, 'ana', 'accept', '{}', 1, 'now')", [int(sys.argv[2])])
+    os.kill(os.getpid(), signal.SIGKILL)  # dies before the version bump and the commit
+    """
+)
+
+
+def test_killed_mid_decision_leaves_nothing(db, isolated_db, tmp_path):
+    item = first_item(db)
+    script = tmp_path / "kill.py"
+    script.write_text(KILLER, encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script), str(isolated_db), str(item)], capture_output=True)
+    assert done.returncode == -9
+    fresh = open_db(isolated_db)
+    assert fresh["decisions"].count == 0
+    assert fresh.execute("pragma integrity_check").fetchone()[0] == "ok"
+    v = queue.state_of(fresh, item).version
+    queue.decide(fresh, item, "ana", "accept", v)  # the database is usable and consistent
+    assert json.loads(fresh["decisions"].get(1)["payload"]) == {}
+    assert os.path.exists(isolated_db)
