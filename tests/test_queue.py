@@ -207,3 +207,32 @@ def test_killed_mid_decision_leaves_nothing(db, isolated_db, tmp_path):
     queue.decide(fresh, item, "ana", "accept", v)  # the database is usable and consistent
     assert json.loads(fresh["decisions"].get(1)["payload"]) == {}
     assert os.path.exists(isolated_db)
+
+
+def test_scores_count_confirmed_evidence_only(db):
+    from classifier.score import commitment_table, explain, member_scores
+
+    rubric = rubrics_for(18)[0]
+    items = {r["id"]: r for r in queue.list_items(db, commitment=18, limit=500)}
+    member = next(r["member"] for r in items.values() if r["member"] != queue.UNKNOWN_MEMBER)
+    mine = [i for i, r in items.items() if r["member"] == member]
+    (before,) = member_scores(db, rubric, member=member)
+    assert before["confirmed"] == 0 and before["pending"] == len(mine) and before["provisional"]
+    assert set(before["labels"].values()) == {"none"} and before["score"] == -1  # nothing confirmed yet
+    (pending_view,) = member_scores(db, rubric, member=member, include_pending=True)
+    chosen = mine[0]
+    state = queue.state_of(db, chosen)
+    queue.decide(db, chosen, "ana", "relabel", state.version, dimension="border_management", label="strong")
+    queue.decide(db, chosen, "ana", "accept", state.version + 1)
+    (after,) = member_scores(db, rubric, member=member)
+    assert after["confirmed"] == 1 and after["pending"] == len(mine) - 1
+    assert after["labels"]["border_management"] == "strong"
+    assert after["provisional"] == (len(mine) > 1)
+    table = commitment_table(db, rubric)
+    assert len(table["members"]) == 8 and table["average"].endswith("%)")
+    receipt = explain(db, rubric, member)
+    (entry,) = receipt["dimensions"]["border_management"]
+    assert entry["item"] == chosen and entry["url"].startswith("http://127.0.0.1")
+    assert entry["content_sha256"].startswith("sha256:") and entry["prompt"] == "classify-v1"
+    assert [d["action"] for d in entry["decisions"]] == ["relabel", "accept"]
+    assert pending_view["provisional"]

@@ -1,0 +1,136 @@
+"""Confirmed evidence -> member scores, with pending counts and receipts.
+
+Only accepted queue items count. Per member and dimension the strongest confirmed label
+(after the analysts' relabels) goes into the rubric's rule; pending items are counted next
+to every score, and a score with pending items is provisional. ``include_pending`` gives an
+explicitly provisional view that also counts the pending suggestions.
+"""
+
+from __future__ import annotations
+
+import json
+
+import sqlite_utils
+
+from .queue import UNKNOWN_MEMBER, state_of
+from .rubric import Rubric, average_of, format_average, format_score, score
+
+RANK = {"none": 0, "weak": 1, "strong": 2}
+
+
+def _items(db: sqlite_utils.Database, commitment: int, member: str | None = None) -> list[int]:
+    sql = "select id from queue_items where commitment = ? and (? is null or member = ?) order by id"
+    return [row[0] for row in db.execute(sql, [commitment, member, member]).fetchall()]
+
+
+def member_scores(
+    db: sqlite_utils.Database, rubric: Rubric, *, member: str | None = None, include_pending: bool = False
+) -> list[dict]:
+    """One row per member: strongest label per dimension, score, pending count, provisional."""
+    rows = []
+    for name in rubric.members if member is None else [member]:
+        strongest = dict.fromkeys(rubric.dimension_ids, "none")
+        confirmed = pending = 0
+        for item_id in _items(db, rubric.number, name):
+            state = state_of(db, item_id)
+            if state.state == "rejected":
+                continue
+            if state.state == "pending":
+                pending += 1
+                if not include_pending:
+                    continue
+            else:
+                confirmed += 1
+            for dim, label in state.labels.items():
+                if dim in strongest and RANK[label] > RANK[strongest[dim]]:
+                    strongest[dim] = label
+        value = score(strongest, rubric.scoring, rubric.dimension_ids)
+        rows.append(
+            {
+                "member": name,
+                "labels": strongest,
+                "score": value,
+                "printed": format_score(value),
+                "confirmed": confirmed,
+                "pending": pending,
+                "provisional": bool(pending) or include_pending,
+            }
+        )
+    return rows
+
+
+def commitment_table(db: sqlite_utils.Database, rubric: Rubric, *, include_pending: bool = False) -> dict:
+    rows = member_scores(db, rubric, include_pending=include_pending)
+    scores = [r["score"] for r in rows]
+    average, percent = average_of(scores)
+    unattributed = len(_items(db, rubric.number, UNKNOWN_MEMBER))
+    return {
+        "commitment": rubric.number,
+        "title": rubric.title,
+        "members": rows,
+        "average": format_average(scores),
+        "average_value": float(average),
+        "percentage": percent,
+        "provisional": any(r["provisional"] for r in rows),
+        "unattributed": unattributed,
+    }
+
+
+def render_table(table: dict) -> str:
+    lines = [f"{table['commitment']}. {table['title']}" + ("  (PROVISIONAL)" if table["provisional"] else "")]
+    lines.append(f"{'':<16} {'score':>5}  {'confirmed':>9}  {'pending':>7}  dimensions")
+    for r in table["members"]:
+        mark = "*" if r["provisional"] else " "
+        dims = ", ".join(f"{k} {v}" for k, v in r["labels"].items())
+        lines.append(
+            f"{r['member']:<16} {r['printed']:>4}{mark}  {r['confirmed']:>9}  {r['pending']:>7}  {dims}"
+        )
+    lines.append(f"{'Average':<16} {table['average']}")
+    if table["unattributed"]:
+        lines.append(f"({table['unattributed']} candidate actions name no member and count for none)")
+    lines.append("* provisional: pending items could change this score")
+    return "\n".join(lines)
+
+
+def explain(db: sqlite_utils.Database, rubric: Rubric, member: str) -> dict:
+    """The receipt: per dimension, the confirmed actions, their quotes, source and decisions."""
+    (row,) = member_scores(db, rubric, member=member)
+    dimensions: dict[str, list[dict]] = {d: [] for d in rubric.dimension_ids}
+    for item_id in _items(db, rubric.number, member):
+        state = state_of(db, item_id)
+        if state.state != "accepted":
+            continue
+        doc = db.execute(
+            "select d.canonical_url, v.content_sha256, v.published from documents d "
+            "join document_versions v on v.document_id = d.id and v.content_sha256 = ? where d.id = ?",
+            [state.item["content_sha"], state.item["document_id"]],
+        ).fetchone()
+        confirmations = [
+            {
+                "analyst": d["analyst"],
+                "action": d["action"],
+                "at": d["created_utc"],
+                "payload": json.loads(d["payload"]),
+            }
+            for d in state.history
+        ]
+        for dim, label in state.labels.items():
+            if label == "none" or dim not in dimensions:
+                continue
+            quotes = state.suggestion["dimensions"].get(dim, {}).get("quotes", [])
+            dimensions[dim].append(
+                {
+                    "item": item_id,
+                    "label": label,
+                    "summary": state.summary,
+                    "quotes": quotes,
+                    "url": doc[0] if doc else None,
+                    "content_sha256": doc[1] if doc else state.item["content_sha"],
+                    "published": doc[2] if doc else None,
+                    "prompt": state.suggestion.get("prompt"),
+                    "backend": state.suggestion.get("backend"),
+                    "model": state.suggestion.get("model"),
+                    "decisions": confirmations,
+                }
+            )
+    return {"member": member, "commitment": rubric.number, **row, "dimensions": dimensions}
