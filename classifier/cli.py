@@ -18,6 +18,7 @@ from .config import ConfigError, load_config
 from .corpus import SourcesError
 from .gold import ManifestError
 from .prompts import PromptError
+from .queue import QueueError
 from .reports import ReportParseError
 from .rubric import RubricError, format_score, load_rubrics, score_gold, score_range
 from .store import StoreError, corpus_dir, open_db, resolve_db_path
@@ -31,6 +32,7 @@ USER_ERRORS = (
     ConfigError,
     SourcesError,
     PromptError,
+    QueueError,
     ValueError,
     FileNotFoundError,
 )
@@ -50,10 +52,20 @@ docs_app = typer.Typer(
 calls_app = typer.Typer(
     help="The model call log: every call, its request, response, tokens and cost.", no_args_is_help=True
 )
+queue_app = typer.Typer(
+    help="The analyst review queue: candidate actions and decisions.", no_args_is_help=True
+)
+score_app = typer.Typer(
+    help="Scores from confirmed evidence: tables, and each score's receipt.", invoke_without_command=True
+)
+report_app = typer.Typer(help="Report drafts from confirmed evidence.", no_args_is_help=True)
 app.add_typer(gold_app, name="gold")
 app.add_typer(rubric_app, name="rubric")
 app.add_typer(docs_app, name="docs")
 app.add_typer(calls_app, name="calls")
+app.add_typer(queue_app, name="queue")
+app.add_typer(score_app, name="score")
+app.add_typer(report_app, name="report")
 
 
 class State:
@@ -563,6 +575,13 @@ def classify_command(
         stop()
     for line in summary.lines():
         typer.echo(line)
+    from . import queue as queue_lib
+
+    counts = queue_lib.fill(db)
+    typer.echo(
+        f"queue: {counts['added']} new items, {counts['updated']} updated, "
+        f"{counts['changed_after_decision']} changed after a decision"
+    )
     if summary.failures:
         typer.echo(f"{summary.failures} failed: see `evidence calls list --outcome ...`", err=True)
         raise typer.Exit(1)
@@ -620,6 +639,422 @@ def calls_show(call_id: Annotated[int, typer.Argument(help="Call id from `eviden
             typer.echo(json.dumps(json.loads(value), indent=2, ensure_ascii=False) if value else "(none)")
         except json.JSONDecodeError:
             typer.echo(value)
+
+
+AnalystOption = Annotated[
+    str | None, typer.Option("--analyst", "-a", help="Who decides (default: $EVIDENCE_ANALYST).")
+]
+VersionOption = Annotated[
+    int | None,
+    typer.Option("--version", help="The item version you looked at (default: the current one, as shown)."),
+]
+
+
+def _decide(item_id: int, analyst: str | None, action: str, version: int | None, **payload) -> None:
+    from . import queue as queue_lib
+
+    db = _db()
+    who = queue_lib.resolve_analyst(analyst)
+    if version is None:
+        version = queue_lib.state_of(db, item_id).version
+    decision = queue_lib.decide(db, item_id, who, action, version, **payload)
+    state = queue_lib.state_of(db, item_id)
+    typer.echo(
+        f"decision {decision}: {who} {action} item {item_id} (now {state.state}, version {state.version})"
+    )
+
+
+@queue_app.command("fill")
+@handled
+def queue_fill() -> None:
+    """Turn classifications into queue items (also done by `evidence classify`)."""
+    from . import queue as queue_lib
+
+    counts = queue_lib.fill(_db())
+    typer.echo(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items()))
+
+
+@queue_app.command("list")
+@handled
+def queue_list(
+    member: Annotated[str | None, typer.Option("--member", "-m", help="Member code or name.")] = None,
+    commitment: Annotated[int | None, typer.Option("--commitment", "-c", help="Commitment number.")] = None,
+    state: Annotated[str | None, typer.Option("--state", help="pending, accepted or rejected.")] = None,
+    order: Annotated[
+        str, typer.Option("--order", help="attention (needs attention first), member, commitment or date.")
+    ] = "attention",
+    limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many.")] = 50,
+    offset: Annotated[int, typer.Option("--offset", help="Skip this many (paging).")] = 0,
+) -> None:
+    """Queue items: id, state, member, commitment, date, flags, claim, summary."""
+    from . import queue as queue_lib
+
+    rows = queue_lib.list_items(
+        _db(),
+        member=gold_lib.resolve_member(member),
+        commitment=commitment,
+        state=state,
+        order=order,
+        limit=limit,
+        offset=offset,
+    )
+    for r in rows:
+        flags = ",".join(json.loads(r["flags"] or "[]")) or "-"
+        claim = f" [{r['claimed_by']}]" if r["claimed_by"] else ""
+        summary = (r["summary"] or "")[:80]
+        typer.echo(
+            f"{r['id']:>6} {r['state']:<8} {r['member']:<16} c{r['commitment']} {r['published'] or '?':<10} "
+            f"v{r['version']} {flags}{claim}  {summary}"
+        )
+    if not rows:
+        typer.echo("no queue items match")
+
+
+def _highlight(text: str, quotes: list[dict], width: int = 160) -> list[str]:
+    """Each located quote with the text around it, the quote in [[double brackets]]."""
+    out = []
+    for q in quotes:
+        if q.get("start") is None:
+            out.append(f'      NOT IN THE DOCUMENT: "{q["quote"]}"')
+            continue
+        s, e = q["start"], q["end"]
+        before = text[max(0, s - width // 2) : s].replace("\n", " ")
+        after = text[e : e + width // 2].replace("\n", " ")
+        out.append(f"      …{before}[[{text[s:e]}]]{after}…  ({q['method']}, {s}-{e})")
+    return out
+
+
+@queue_app.command("show")
+@handled
+def queue_show(item_id: Annotated[int, typer.Argument(help="Queue item id.")]) -> None:
+    """One item: summary, labels with their quotes highlighted in the text, source, date, history."""
+    from . import queue as queue_lib
+
+    db = _db()
+    st = queue_lib.state_of(db, item_id)
+    item, sug = st.item, st.suggestion
+    doc = db.execute(
+        "select d.canonical_url, v.text, v.published from documents d join document_versions v "
+        "on v.document_id = d.id and v.content_sha256 = ? where d.id = ?",
+        [item["content_sha"], item["document_id"]],
+    ).fetchone()
+    url, text, published = doc if doc else (None, "", None)
+    typer.echo(
+        f"item {item_id}: {item['member']}, commitment {item['commitment']}, {st.state}, version {st.version}"
+    )
+    if st.suggestion_changed:
+        typer.echo("  ! the model's suggestion changed after the last decision: revisit")
+    typer.echo(f"  source: {url}  published {published}  action date {sug.get('action_date')}")
+    typer.echo(
+        f"  suggested by {sug['backend']}/{sug['model']} ({sug['prompt']}), confidence {sug.get('confidence')}"
+    )
+    typer.echo(f"  flags: {', '.join(sug['flags']) or 'none'}")
+    typer.echo(f"  summary: {st.summary}")
+    for dim, label in st.labels.items():
+        detail = sug["dimensions"].get(dim, {})
+        changed = "" if label == sug["labels"].get(dim) else f" (suggested {sug['labels'].get(dim)})"
+        typer.echo(f"  {dim}: {label}{changed} — {detail.get('rationale', '')}")
+        for line in _highlight(text, detail.get("quotes", [])):
+            typer.echo(line)
+    for d in st.history:
+        typer.echo(
+            f"  {d['created_utc']}  {d['analyst']} {d['action']} {d['payload']} (on version {d['based_on_version']})"
+        )
+
+
+@queue_app.command("accept")
+@handled
+def queue_accept(
+    item_id: Annotated[int, typer.Argument(help="Queue item id.")],
+    analyst: AnalystOption = None,
+    version: VersionOption = None,
+) -> None:
+    """Confirm an item: its labels become evidence for the score."""
+    _decide(item_id, analyst, "accept", version)
+
+
+@queue_app.command("reject")
+@handled
+def queue_reject(
+    item_id: Annotated[int, typer.Argument(help="Queue item id.")],
+    reason: Annotated[str, typer.Option("--reason", "-r", help="Why (required).")] = "",
+    analyst: AnalystOption = None,
+    version: VersionOption = None,
+) -> None:
+    """Reject an item, with a reason."""
+    _decide(item_id, analyst, "reject", version, reason=reason)
+
+
+@queue_app.command("relabel")
+@handled
+def queue_relabel(
+    item_id: Annotated[int, typer.Argument(help="Queue item id.")],
+    dimension: Annotated[str, typer.Argument(help="Dimension id.")],
+    label: Annotated[str, typer.Argument(help="strong, weak or none.")],
+    analyst: AnalystOption = None,
+    version: VersionOption = None,
+) -> None:
+    """Change one dimension's label."""
+    _decide(item_id, analyst, "relabel", version, dimension=dimension, label=label)
+
+
+@queue_app.command("edit")
+@handled
+def queue_edit(
+    item_id: Annotated[int, typer.Argument(help="Queue item id.")],
+    summary: Annotated[str, typer.Argument(help="The summary as it should read in the report.")],
+    analyst: AnalystOption = None,
+    version: VersionOption = None,
+) -> None:
+    """Replace the summary (the analyst's wins over the model's in report drafts)."""
+    _decide(item_id, analyst, "edit", version, summary=summary)
+
+
+@queue_app.command("note")
+@handled
+def queue_note(
+    item_id: Annotated[int, typer.Argument(help="Queue item id.")],
+    note: Annotated[str, typer.Argument(help="The note.")],
+    analyst: AnalystOption = None,
+    version: VersionOption = None,
+) -> None:
+    """Add a note to an item."""
+    _decide(item_id, analyst, "note", version, note=note)
+
+
+@queue_app.command("claim")
+@handled
+def queue_claim(
+    count: Annotated[int, typer.Option("--count", "-n", help="How many items.")] = 20,
+    minutes: Annotated[int, typer.Option("--minutes", help="How long the claim lasts.")] = 60,
+    member: Annotated[str | None, typer.Option("--member", "-m", help="Member code or name.")] = None,
+    commitment: Annotated[int | None, typer.Option("--commitment", "-c", help="Commitment number.")] = None,
+    analyst: AnalystOption = None,
+) -> None:
+    """Claim a batch of pending items (needs attention first); claims expire."""
+    from . import queue as queue_lib
+
+    ids = queue_lib.claim(
+        _db(),
+        queue_lib.resolve_analyst(analyst),
+        count,
+        minutes,
+        member=gold_lib.resolve_member(member),
+        commitment=commitment,
+    )
+    typer.echo(f"claimed {len(ids)} items for {minutes} minutes: {' '.join(map(str, ids))}")
+
+
+@queue_app.command("stats")
+@handled
+def queue_stats() -> None:
+    """Pending, accepted and rejected items per commitment and member."""
+    from . import queue as queue_lib
+
+    rows = queue_lib.stats(_db())
+    typer.echo(f"{'commitment':>10}  {'member':<18}{'pending':>8}{'accepted':>9}{'rejected':>9}{'total':>7}")
+    for r in rows:
+        typer.echo(
+            f"{r['commitment']:>10}  {r['member']:<18}{r['pending']:>8}{r['accepted']:>9}{r['rejected']:>9}{r['total']:>7}"
+        )
+
+
+@queue_app.command("export")
+@handled
+def queue_export(
+    format: Annotated[str, typer.Option("--format", "-f", help="csv or jsonl.")] = "jsonl",
+    state: Annotated[str | None, typer.Option("--state", help="pending, accepted or rejected.")] = None,
+) -> None:
+    """Every item with its current state, labels, summary and decisions, as CSV or JSON lines."""
+    import csv
+
+    from . import queue as queue_lib
+
+    if format not in ("csv", "jsonl"):
+        raise ValueError(f"--format must be csv or jsonl, not {format!r}")
+    db = _db()
+    rows = queue_lib.list_items(db, state=state, order="commitment", limit=10**9)
+    records = []
+    for r in rows:
+        st = queue_lib.state_of(db, r["id"])
+        records.append(
+            {
+                "id": r["id"],
+                "commitment": r["commitment"],
+                "member": r["member"],
+                "state": st.state,
+                "version": st.version,
+                "date": r["published"],
+                "summary": st.summary,
+                "labels": st.labels,
+                "suggested_labels": st.suggestion["labels"],
+                "flags": st.suggestion["flags"],
+                "decisions": [
+                    {k: d[k] for k in ("analyst", "action", "payload", "based_on_version", "created_utc")}
+                    for d in st.history
+                ],
+            }
+        )
+    if format == "jsonl":
+        for rec in records:
+            sys.stdout.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        return
+    writer = csv.writer(sys.stdout)
+    writer.writerow(
+        ["id", "commitment", "member", "state", "version", "date", "summary", "labels", "flags", "decisions"]
+    )
+    for rec in records:
+        writer.writerow(
+            [rec["id"], rec["commitment"], rec["member"], rec["state"], rec["version"], rec["date"], rec["summary"],
+             json.dumps(rec["labels"]), ",".join(rec["flags"]), len(rec["decisions"])]
+        )  # fmt: skip
+
+
+@queue_app.command("next")
+@handled
+def queue_next(
+    analyst: AnalystOption = None,
+    member: Annotated[str | None, typer.Option("--member", "-m", help="Member code or name.")] = None,
+    commitment: Annotated[int | None, typer.Option("--commitment", "-c", help="Commitment number.")] = None,
+) -> None:
+    """Triage in the terminal, one key per action: a accept, r reject, l relabel, e edit, n note, s skip, q quit."""
+    from . import queue as queue_lib
+
+    who = queue_lib.resolve_analyst(analyst)
+    if not who:
+        raise QueueError("a decision needs an analyst: --analyst NAME or EVIDENCE_ANALYST")
+    db = _db()
+    skipped: set[int] = set()
+    while True:
+        rows = [
+            r
+            for r in queue_lib.list_items(
+                db, member=gold_lib.resolve_member(member), commitment=commitment, state="pending", limit=200
+            )
+            if r["id"] not in skipped and r["claimed_by"] in (None, who)
+        ]
+        if not rows:
+            typer.echo("nothing left to triage")
+            return
+        item_id = rows[0]["id"]
+        queue_show(item_id)
+        version = queue_lib.state_of(db, item_id).version
+        key = (
+            typer.prompt("[a]ccept [r]eject re[l]abel [e]dit [n]ote [s]kip [q]uit", default="s")
+            .strip()
+            .lower()[:1]
+        )
+        try:
+            if key == "q":
+                return
+            if key == "s":
+                skipped.add(item_id)
+            elif key == "a":
+                queue_lib.decide(db, item_id, who, "accept", version)
+            elif key == "r":
+                queue_lib.decide(db, item_id, who, "reject", version, reason=typer.prompt("reason"))
+            elif key == "l":
+                queue_lib.decide(
+                    db,
+                    item_id,
+                    who,
+                    "relabel",
+                    version,
+                    dimension=typer.prompt("dimension"),
+                    label=typer.prompt("label"),
+                )
+            elif key == "e":
+                queue_lib.decide(db, item_id, who, "edit", version, summary=typer.prompt("summary"))
+            elif key == "n":
+                queue_lib.decide(db, item_id, who, "note", version, note=typer.prompt("note"))
+            else:
+                typer.echo("unknown key")
+        except QueueError as exc:
+            typer.echo(f"error: {exc}")
+
+
+@score_app.callback()
+@handled
+def score_command(
+    ctx: typer.Context,
+    commitment: Annotated[int | None, typer.Option("--commitment", "-c", help="Commitment number.")] = None,
+    member: Annotated[str | None, typer.Option("--member", "-m", help="Member code or name.")] = None,
+    include_pending: Annotated[
+        bool,
+        typer.Option("--include-pending", help="An explicitly provisional view counting pending items too."),
+    ] = False,
+    format: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+) -> None:
+    """Scores from confirmed evidence only, shaped like the report's tables, pending items counted."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from . import classify as classify_lib
+    from . import score as score_lib
+
+    db = _db()
+    tables = []
+    for rubric in classify_lib.rubrics_for(commitment):
+        table = score_lib.commitment_table(db, rubric, include_pending=include_pending)
+        if member:
+            name = gold_lib.resolve_member(member)
+            table["members"] = [r for r in table["members"] if r["member"] == name]
+        tables.append(table)
+    if format == "json":
+        typer.echo(json.dumps(tables, indent=2))
+        return
+    if include_pending:
+        typer.echo("PROVISIONAL VIEW: pending suggestions are counted as if confirmed.\n")
+    for table in tables:
+        typer.echo(score_lib.render_table(table))
+        typer.echo("")
+
+
+@score_app.command("explain")
+@handled
+def score_explain(
+    commitment: Annotated[int, typer.Option("--commitment", "-c", help="Commitment number.")],
+    member: Annotated[str, typer.Option("--member", "-m", help="Member code or name.")],
+) -> None:
+    """The receipt: per dimension the confirmed actions, quotes with offsets, source, sha256, decisions."""
+    from . import classify as classify_lib
+    from . import score as score_lib
+
+    rubric = classify_lib.rubrics_for(commitment)[0]
+    receipt = score_lib.explain(_db(), rubric, gold_lib.resolve_member(member))
+    typer.echo(
+        f"{receipt['member']}, commitment {commitment}: {receipt['printed']}"
+        + (f" (provisional: {receipt['pending']} pending)" if receipt["provisional"] else "")
+    )
+    for dim, entries in receipt["dimensions"].items():
+        typer.echo(f"  {dim}: {receipt['labels'][dim]}")
+        for e in entries:
+            typer.echo(f"    item {e['item']} ({e['label']}): {e['summary']}")
+            typer.echo(
+                f"      source {e['url']}  {e['content_sha256']}  prompt {e['prompt']} ({e['backend']}/{e['model']})"
+            )
+            for q in e["quotes"]:
+                where = f"{q['start']}-{q['end']}" if q.get("start") is not None else "not located"
+                typer.echo(f'      "{q["quote"]}" [{where}]')
+            for d in e["decisions"]:
+                typer.echo(f"      {d['at']}  {d['analyst']} {d['action']}")
+        if not entries:
+            typer.echo("    no confirmed action")
+
+
+@report_app.command("draft")
+@handled
+def report_draft(
+    commitment: Annotated[int, typer.Option("--commitment", "-c", help="Commitment number.")],
+    member: Annotated[str | None, typer.Option("--member", "-m", help="Member code or name.")] = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="md or html.")] = "md",
+) -> None:
+    """Member sections in the report's form: dated paragraphs, numbered footnotes, conclusion, score."""
+    from . import classify as classify_lib
+    from . import score as score_lib
+
+    rubric = classify_lib.rubrics_for(commitment)[0]
+    sections = score_lib.draft(_db(), rubric, gold_lib.resolve_member(member))
+    typer.echo(score_lib.render_draft(sections, rubric, format))
 
 
 def main() -> None:

@@ -236,3 +236,69 @@ def test_scores_count_confirmed_evidence_only(db):
     assert entry["content_sha256"].startswith("sha256:") and entry["prompt"] == "classify-v1"
     assert [d["action"] for d in entry["decisions"]] == ["relabel", "accept"]
     assert pending_view["provisional"]
+
+
+def cli(*args, input=None):
+    from typer.testing import CliRunner
+
+    from classifier.cli import app
+
+    return CliRunner().invoke(app, list(args), input=input)
+
+
+def test_queue_commands(db, monkeypatch):
+    listing = cli("queue", "list", "--order", "member")
+    assert listing.exit_code == 0 and "pending" in listing.output
+    item = int(listing.output.split()[0])
+    shown = cli("queue", "show", str(item))
+    assert "source: http://127.0.0.1" in shown.output and "[[" in shown.output and "]]" in shown.output
+    assert cli("queue", "accept", str(item)).output.startswith("error: a decision needs an analyst")
+    monkeypatch.setenv("EVIDENCE_ANALYST", "ana")
+    assert "needs a reason" in cli("queue", "reject", str(item)).output
+    version = queue.state_of(db, item).version
+    assert "now accepted" in cli("queue", "accept", str(item), "--version", str(version)).output
+    stale = cli("queue", "note", str(item), "late note", "--version", str(version), "--analyst", "ben")
+    assert (
+        stale.exit_code == 1
+        and f"changed since version {version}" in stale.output
+        and "ana accept" in stale.output
+    )
+    stats = cli("queue", "stats").output
+    assert "accepted" in stats and " 1 " in stats
+    exported = [json.loads(line) for line in cli("queue", "export", "--format", "jsonl").output.splitlines()]
+    assert {r["state"] for r in exported} == {"pending", "accepted"}
+    assert cli("queue", "export", "--format", "csv").output.startswith("id,commitment,member,state")
+    claimed = cli("queue", "claim", "--count", "2", "--minutes", "5")
+    assert claimed.output.startswith("claimed 2 items")
+
+
+def test_queue_next_is_keyboard_driven(db):
+    before = db["decisions"].count
+    result = cli("queue", "next", "--analyst", "ana", input="a\ns\nq\n")
+    assert result.exit_code == 0, result.output
+    assert db["decisions"].count == before + 1
+    assert json.loads(json.dumps(db["decisions"].get(before + 1)))["action"] == "accept"
+
+
+def test_score_explain_and_report_draft(db, monkeypatch):
+    monkeypatch.setenv("EVIDENCE_ANALYST", "ana")
+    rows = queue.list_items(db, commitment=18, limit=500)
+    item = next(r for r in rows if r["member"] != queue.UNKNOWN_MEMBER)
+    member = item["member"]
+    v = queue.state_of(db, item["id"]).version
+    queue.decide(
+        db, item["id"], "ana", "edit", v, summary="On 4 July 2024, <script>alert(1)</script> officers acted."
+    )
+    queue.decide(db, item["id"], "ana", "accept", v + 1)
+    table = cli("score", "--commitment", "18")
+    assert table.exit_code == 0 and "18. Migration and Refugees: Border Management" in table.output
+    assert "Average" in table.output
+    provisional = cli("score", "--commitment", "18", "--include-pending").output
+    assert provisional.startswith("PROVISIONAL VIEW")
+    receipt = cli("score", "explain", "--commitment", "18", "--member", member).output
+    assert "source http://127.0.0.1" in receipt and "sha256:" in receipt and "ana accept" in receipt
+    md = cli("report", "draft", "--commitment", "18", "--member", member).output
+    assert f"### {member}:" in md and "On 4 July 2024, <script>" in md and "[^1]: " in md
+    assert "Access Date:" in md and "receives a score of" in md
+    html = cli("report", "draft", "--commitment", "18", "--member", member, "--format", "html").output
+    assert "<script>" not in html and "&lt;script&gt;" in html
