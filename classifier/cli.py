@@ -872,19 +872,20 @@ def queue_export(
 
     if format not in ("csv", "jsonl"):
         raise ValueError(f"--format must be csv or jsonl, not {format!r}")
-    db = _db()
-    rows = queue_lib.list_items(db, state=state, order="commitment", limit=10**9)
+    if state not in (None, "pending", "accepted", "rejected"):
+        raise QueueError("state must be pending, accepted or rejected")
     records = []
-    for r in rows:
-        st = queue_lib.state_of(db, r["id"])
+    for st in queue_lib.states(_db()):
+        if state and st.state != state:
+            continue
         records.append(
             {
-                "id": r["id"],
-                "commitment": r["commitment"],
-                "member": r["member"],
+                "id": st.item["id"],
+                "commitment": st.item["commitment"],
+                "member": st.item["member"],
                 "state": st.state,
                 "version": st.version,
-                "date": r["published"],
+                "date": st.item["published"],
                 "summary": st.summary,
                 "labels": st.labels,
                 "suggested_labels": st.suggestion["labels"],

@@ -170,10 +170,8 @@ def get_item(db: sqlite_utils.Database, item_id: int) -> dict:
     return rows[0]
 
 
-def state_of(db: sqlite_utils.Database, item_id: int) -> ItemState:
-    item = get_item(db, item_id)
-    suggestion = json.loads(item["suggestion"])
-    history = list(db["decisions"].rows_where("item_id = ?", [item_id], order_by="id"))
+def _derive(suggestion: dict, history: list[dict]) -> tuple[str, dict, str, list[dict], int | None]:
+    """State, labels, summary, notes and decided version from a suggestion and its decisions."""
     state, labels, summary, notes = "pending", dict(suggestion["labels"]), suggestion["summary"], []
     decided_version = None
     for d in history:
@@ -188,9 +186,43 @@ def state_of(db: sqlite_utils.Database, item_id: int) -> ItemState:
             summary = payload["summary"]
         elif d["action"] == "note":
             notes.append({"analyst": d["analyst"], "note": payload["note"], "at": d["created_utc"]})
-    last_decision_version = history[-1]["based_on_version"] + 1 if history else None
-    changed = bool(history) and item["version"] > (last_decision_version or 0)
-    return ItemState(item, suggestion, state, labels, summary, notes, history, decided_version, changed)
+    return state, labels, summary, notes, decided_version
+
+
+def _changed(item: dict, history: list[dict]) -> bool:
+    return bool(history) and item["version"] > history[-1]["based_on_version"] + 1
+
+
+def state_of(db: sqlite_utils.Database, item_id: int) -> ItemState:
+    item = get_item(db, item_id)
+    suggestion = json.loads(item["suggestion"])
+    history = list(db["decisions"].rows_where("item_id = ?", [item_id], order_by="id"))
+    state, labels, summary, notes, decided = _derive(suggestion, history)
+    return ItemState(
+        item, suggestion, state, labels, summary, notes, history, decided, _changed(item, history)
+    )
+
+
+def states(
+    db: sqlite_utils.Database, *, commitment: int | None = None, member: str | None = None
+) -> list[ItemState]:
+    """Every matching item's state in two queries (for scoring and exports over many items)."""
+    where = "(:c is null or commitment = :c) and (:m is null or member = :m)"
+    params = {"c": commitment, "m": member}
+    items = list(db.query(f"select * from queue_items where {where} order by id", params))
+    history: dict[int, list[dict]] = {}
+    sql = f"select * from decisions where item_id in (select id from queue_items where {where}) order by id"
+    for d in db.query(sql, params):
+        history.setdefault(d["item_id"], []).append(d)
+    out = []
+    for item in items:
+        suggestion = json.loads(item["suggestion"])
+        past = history.get(item["id"], [])
+        state, labels, summary, notes, decided = _derive(suggestion, past)
+        out.append(
+            ItemState(item, suggestion, state, labels, summary, notes, past, decided, _changed(item, past))
+        )
+    return out
 
 
 def decide(

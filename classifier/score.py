@@ -12,7 +12,7 @@ import json
 
 import sqlite_utils
 
-from .queue import UNKNOWN_MEMBER, state_of
+from .queue import UNKNOWN_MEMBER, states
 from .rubric import Rubric, average_of, format_average, format_score, score
 
 RANK = {"none": 0, "weak": 1, "strong": 2}
@@ -28,11 +28,13 @@ def member_scores(
 ) -> list[dict]:
     """One row per member: strongest label per dimension, score, pending count, provisional."""
     rows = []
+    by_member: dict[str, list] = {}
+    for st in states(db, commitment=rubric.number, member=member):
+        by_member.setdefault(st.item["member"], []).append(st)
     for name in rubric.members if member is None else [member]:
         strongest = dict.fromkeys(rubric.dimension_ids, "none")
         confirmed = pending = 0
-        for item_id in _items(db, rubric.number, name):
-            state = state_of(db, item_id)
+        for state in by_member.get(name, []):
             if state.state == "rejected":
                 continue
             if state.state == "pending":
@@ -96,8 +98,8 @@ def explain(db: sqlite_utils.Database, rubric: Rubric, member: str) -> dict:
     """The receipt: per dimension, the confirmed actions, their quotes, source and decisions."""
     (row,) = member_scores(db, rubric, member=member)
     dimensions: dict[str, list[dict]] = {d: [] for d in rubric.dimension_ids}
-    for item_id in _items(db, rubric.number, member):
-        state = state_of(db, item_id)
+    for state in states(db, commitment=rubric.number, member=member):
+        item_id = state.item["id"]
         if state.state != "accepted":
             continue
         doc = db.execute(
@@ -158,8 +160,7 @@ def draft(db: sqlite_utils.Database, rubric: Rubric, member: str | None = None) 
     for name in rubric.members if member is None else [member]:
         (row,) = member_scores(db, rubric, member=name)
         paragraphs, notes = [], []
-        for item_id in _items(db, rubric.number, name):
-            state = state_of(db, item_id)
+        for state in states(db, commitment=rubric.number, member=name):
             if state.state != "accepted":
                 continue
             doc = db.execute(
