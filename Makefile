@@ -19,6 +19,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python eval/bench/gold_import.py
+	$(VENV)/bin/python eval/bench/fetch_extract.py
+	$(VENV)/bin/python eval/bench/classify_stub.py
+	$(VENV)/bin/python eval/bench/queue_bench.py
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed")'

@@ -12,7 +12,7 @@ import json
 
 import sqlite_utils
 
-from .queue import UNKNOWN_MEMBER, states
+from .queue import UNKNOWN_MEMBER, label_states, states
 from .rubric import Rubric, average_of, format_average, format_score, score
 
 RANK = {"none": 0, "weak": 1, "strong": 2}
@@ -29,21 +29,21 @@ def member_scores(
     """One row per member: strongest label per dimension, score, pending count, provisional."""
     rows = []
     by_member: dict[str, list] = {}
-    for st in states(db, commitment=rubric.number, member=member):
-        by_member.setdefault(st.item["member"], []).append(st)
+    for _item, name, state, labels in label_states(db, commitment=rubric.number, member=member):
+        by_member.setdefault(name, []).append((state, labels))
     for name in rubric.members if member is None else [member]:
         strongest = dict.fromkeys(rubric.dimension_ids, "none")
         confirmed = pending = 0
-        for state in by_member.get(name, []):
-            if state.state == "rejected":
+        for state, labels in by_member.get(name, []):
+            if state == "rejected":
                 continue
-            if state.state == "pending":
+            if state == "pending":
                 pending += 1
                 if not include_pending:
                     continue
             else:
                 confirmed += 1
-            for dim, label in state.labels.items():
+            for dim, label in labels.items():
                 if dim in strongest and RANK[label] > RANK[strongest[dim]]:
                     strongest[dim] = label
         value = score(strongest, rubric.scoring, rubric.dimension_ids)
