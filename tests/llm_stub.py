@@ -1,0 +1,345 @@
+"""A STUB of an OpenAI-compatible chat-completions server on 127.0.0.1, for tests and benchmarks.
+
+It is a stub, not a model: it understands nothing and answers whatever the test told it to
+answer, in the shape the OpenAI API uses, so the openai + instructor backend can be driven
+through every outcome (valid answers, invalid output, refusals, 429 with Retry-After, 5xx,
+slow answers, bodies that are not JSON) without a key, a network or a real provider.
+
+    from tests.llm_stub import OpenAIStub
+
+    with OpenAIStub() as stub:
+        stub.base_url                    # "http://127.0.0.1:PORT/v1"
+        stub.answer({"relevant": True, ...})   # the default reply: one tool call with these arguments
+        stub.script([{"status": 429, "headers": {"Retry-After": "1"}}, {"status": 500}])
+        stub.latency = 0.2               # every response waits this long first
+        stub.requests                    # [{"body", "headers", "at", "end"}, ...] (a snapshot)
+        stub.max_in_flight               # the most requests handled at once
+        stub.reset()
+
+Endpoints: ``POST /v1/chat/completions`` and ``GET /v1/models``; anything else is a 404.
+
+Default reply: a ``chat.completion`` whose ``choices[0].message.tool_calls[0]`` calls the
+function named by the request's ``tools[0].function.name`` with the answer's arguments
+(``json.dumps`` of a dict, or a str verbatim so tests can send malformed JSON), with
+``finish_reason: "tool_calls"``. A request without tools (instructor's JSON modes) gets the
+arguments as the message content instead. Usage: ``prompt_tokens`` is the number of
+characters of all message contents // 4, ``completion_tokens`` is len(arguments) // 4,
+``prompt_tokens_details.cached_tokens`` is 0.
+
+Scripted one-shot behaviours, consumed one per chat request before falling back to the
+default answer:
+
+    {"status": 429, "headers": {"Retry-After": "1"}, "body": {...}}   # any status; body optional
+    {"sleep": 2.0}                         # wait, then answer normally (client timeouts)
+    {"malformed": True}                    # 200 application/json whose body is not JSON
+    {"arguments": {...} | "string"}        # one specific tool-call answer
+    {"refusal": "I can't help with that."} # a refusal, no tool call, finish_reason "stop"
+
+Quiet (nothing on stderr) and indifferent to clients that hang up. Standard library only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http
+import http.server
+import json
+import socket
+import socketserver
+import sys
+import threading
+import time
+from collections import deque
+from typing import Any
+
+JSON = "application/json"
+
+
+def prompt_tokens(messages: Any) -> int:
+    """The stub's prompt tokens: characters of every message's content (strings, or the text of
+    content parts; an assistant message with only tool calls counts 0) // 4."""
+    total = 0
+    for message in messages if isinstance(messages, list) else []:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            total += len(content)
+        elif isinstance(content, list):
+            total += sum(len(part.get("text") or "") for part in content if isinstance(part, dict))
+    return total // 4
+
+
+def _error_body(status: int) -> dict[str, Any]:
+    try:
+        phrase = http.HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    kind = {429: "rate_limit_exceeded", 401: "invalid_api_key"}.get(status, "server_error")
+    return {"error": {"message": f"stub: {status} {phrase}", "type": kind, "param": None, "code": kind}}
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "OpenAIStub/1.0"
+    timeout = 15  # idle keep-alive connections give up after this
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
+    server: _Server
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # quiet
+
+    def do_GET(self) -> None:
+        self._guarded(self._get)
+
+    def do_POST(self) -> None:
+        self._guarded(self._post)
+
+    def _guarded(self, serve: Any) -> None:
+        try:
+            serve()
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError):
+            self.close_connection = True  # the client went away
+
+    def _get(self) -> None:
+        if self.path.split("?")[0].rstrip("/") == "/v1/models":
+            models = {"object": "list", "data": [{"id": self.server.stub.model, "object": "model",
+                                                  "created": 0, "owned_by": "stub"}]}  # fmt: skip
+            self._send(200, models)
+        else:
+            self._send(404, {"error": {"message": "stub: no such route", "type": "not_found"}})
+
+    def _post(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if self.path.split("?")[0].rstrip("/") != "/v1/chat/completions":
+            self._send(404, {"error": {"message": "stub: no such route", "type": "not_found"}})
+            return
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            self._send(400, {"error": {"message": "stub: request body is not JSON", "type": "bad_request"}})
+            return
+        stub = self.server.stub
+        record, step, latency = stub._begin(body, self.headers)
+        try:
+            if latency:
+                stub._stopping.wait(latency)
+            if "sleep" in step:
+                stub._stopping.wait(float(step["sleep"]))
+            if "status" in step and step["status"] != 200:
+                status = int(step["status"])
+                self._send(status, step.get("body") or _error_body(status), step.get("headers") or {})
+            elif step.get("malformed"):
+                self._send(200, b'{"id": "chatcmpl-stub", "choices": [ this is not JSON', raw_body=True)
+            elif "refusal" in step:
+                self._send(200, stub._completion(body, refusal=str(step["refusal"])))
+            else:
+                arguments = step.get("arguments", stub._default)
+                self._send(200, stub._completion(body, arguments=arguments))
+        finally:
+            stub._end(record)
+
+    def _send(
+        self, status: int, body: Any, headers: dict[str, str] | None = None, raw_body: bool = False
+    ) -> None:
+        data = body if raw_body else json.dumps(body).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", JSON)
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, str(value))
+        self.end_headers()
+        self.wfile.write(data)
+        self.wfile.flush()
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False  # stop() must not wait for keep-alive connections or slow answers
+    request_queue_size = 128  # the benchmark opens many connections at once
+
+    def __init__(self, address: tuple[str, int], stub: OpenAIStub) -> None:
+        self.stub = stub
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind calls socket.getfqdn(), a reverse DNS lookup that can be slow.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], OSError):
+            return  # clients hanging up, timeouts, connections shut down by stop()
+        super().handle_error(request, client_address)
+
+
+class OpenAIStub:
+    """A stub OpenAI-compatible endpoint on 127.0.0.1 (free port). Use as a context manager."""
+
+    def __init__(self, *, model: str = "stub-model", latency: float = 0.0) -> None:
+        self.model = model
+        self.latency = latency
+        self._lock = threading.Lock()
+        self._requests: list[dict[str, Any]] = []
+        self._script: deque[dict[str, Any]] = deque()
+        self._default: dict[str, Any] | str = {}
+        self._in_flight = 0
+        self._max_in_flight = 0
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._base_url: str | None = None
+        self._counter = 0
+
+    # -- life cycle -----------------------------------------------------------------------------------
+    def start(self) -> OpenAIStub:
+        if self._server is not None:
+            return self
+        self._stopping = threading.Event()
+        server = _Server(("127.0.0.1", 0), self)
+        self._base_url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="openai-stub", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        self._stopping.set()  # wakes sleeping answers
+        server.shutdown()
+        server.server_close()
+        server.close_connections()
+        if thread is not None:
+            thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> OpenAIStub:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- public API -------------------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        if self._base_url is None:
+            raise RuntimeError("the stub has not been started")
+        return self._base_url
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """Every chat request in arrival order: body (parsed JSON), headers (lower-case), at, end."""
+        with self._lock:
+            return [dict(r, headers=dict(r["headers"])) for r in self._requests]
+
+    @property
+    def max_in_flight(self) -> int:
+        with self._lock:
+            return self._max_in_flight
+
+    def answer(self, arguments: dict[str, Any] | str) -> None:
+        """The default reply's tool-call arguments (a str is sent verbatim, e.g. malformed JSON)."""
+        with self._lock:
+            self._default = arguments
+
+    def script(self, steps: list[dict[str, Any]]) -> None:
+        """Queue one-shot behaviours, consumed one per chat request (see the module docstring)."""
+        with self._lock:
+            self._script.extend(dict(s) for s in steps)
+
+    def reset(self) -> None:
+        """Forget requests, the script and the in-flight high-water mark (not the default answer)."""
+        with self._lock:
+            self._requests.clear()
+            self._script.clear()
+            self._max_in_flight = self._in_flight
+
+    # -- internals ----------------------------------------------------------------------------------------
+    def _begin(self, body: Any, headers: Any) -> tuple[dict[str, Any], dict[str, Any], float]:
+        record = {
+            "body": body,
+            "headers": {k.lower(): v for k, v in headers.items()},
+            "at": time.monotonic(),
+            "end": None,
+        }
+        with self._lock:
+            self._requests.append(record)
+            step = self._script.popleft() if self._script else {}
+            self._in_flight += 1
+            self._max_in_flight = max(self._max_in_flight, self._in_flight)
+            return record, step, self.latency
+
+    def _end(self, record: dict[str, Any]) -> None:
+        with self._lock:
+            record["end"] = time.monotonic()
+            self._in_flight -= 1
+
+    def _completion(
+        self, body: dict[str, Any], *, arguments: Any = None, refusal: str | None = None
+    ) -> dict[str, Any]:
+        with self._lock:
+            self._counter += 1
+            number = self._counter
+        tools = body.get("tools") or []
+        message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
+        text = ""
+        if refusal is not None:
+            message["refusal"] = refusal
+            finish = "stop"
+        else:
+            text = arguments if isinstance(arguments, str) else json.dumps(arguments)
+            name = (tools[0].get("function") or {}).get("name") if tools else None
+            if name:
+                message["tool_calls"] = [
+                    {
+                        "id": f"call_stub_{number}",
+                        "type": "function",
+                        "function": {"name": name, "arguments": text},
+                    }
+                ]
+                finish = "tool_calls"
+            else:
+                message["content"] = text
+                finish = "stop"
+        tokens_in = prompt_tokens(body.get("messages"))
+        tokens_out = len(text) // 4
+        return {
+            "id": f"chatcmpl-stub-{number}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model") or self.model,
+            "system_fingerprint": "stub",
+            "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
+            "usage": {
+                "prompt_tokens": tokens_in,
+                "completion_tokens": tokens_out,
+                "total_tokens": tokens_in + tokens_out,
+                "prompt_tokens_details": {"cached_tokens": 0},
+            },
+        }
