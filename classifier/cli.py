@@ -1000,14 +1000,16 @@ def score_command(
             name = gold_lib.resolve_member(member)
             table["members"] = [r for r in table["members"] if r["member"] == name]
         tables.append(table)
+    summary = score_lib.overview(tables)
     if format == "json":
-        typer.echo(json.dumps(tables, indent=2))
+        typer.echo(json.dumps({"commitments": tables, **summary}, indent=2))
         return
     if include_pending:
         typer.echo("PROVISIONAL VIEW: pending suggestions are counted as if confirmed.\n")
     for table in tables:
         typer.echo(score_lib.render_table(table))
         typer.echo("")
+    typer.echo(score_lib.render_overview(summary))
 
 
 @score_app.command("explain")

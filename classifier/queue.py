@@ -48,7 +48,7 @@ def now_utc() -> str:
 
 
 def _attention(classification: dict, flags: list[str]) -> int:
-    """Look-first score: low confidence, ungrounded quotes, out-of-period or excluded."""
+    """Look-first score: low confidence, ungrounded quotes, out-of-period or excluded, backends disagreeing."""
     score = 0
     confidence = classification.get("confidence")
     if confidence is not None and confidence < 0.6:
@@ -59,6 +59,8 @@ def _attention(classification: dict, flags: list[str]) -> int:
         score += 2
     if any(f.startswith("excluded:") for f in flags):
         score += 2
+    if "backends-disagree" in flags:
+        score += 3
     return score
 
 
@@ -72,10 +74,24 @@ def fill(db: sqlite_utils.Database) -> dict[str, int]:
         where c.status = 'ok' and c.document_id is not null
         order by c.id
     """
-    for c in db.query(sql):
+    rows = list(db.query(sql))
+    # What each backend (model) said about the same text and commitment, to flag disagreement.
+    opinions: dict[tuple[str, int], dict[str, tuple[bool, dict]]] = {}
+    for c in rows:
+        labels = {k: v["label"] for k, v in json.loads(c["dimensions"]).items()}
+        opinions.setdefault((c["content_sha"], c["commitment"]), {})[c["model"]] = (
+            bool(c["relevant"]),
+            labels,
+        )
+    for c in rows:
         dims = json.loads(c["dimensions"])
         flags = json.loads(c["flags"])
         labels = {k: v["label"] for k, v in dims.items()}
+        others = [
+            v for model, v in opinions[(c["content_sha"], c["commitment"])].items() if model != c["model"]
+        ]
+        if any(v != (bool(c["relevant"]), labels) for v in others):
+            flags = [*flags, "backends-disagree"]
         if not c["relevant"] and set(labels.values()) <= {"none"}:
             continue
         members = json.loads(c["members"]) or [UNKNOWN_MEMBER]

@@ -238,3 +238,28 @@ def render_draft(sections: list[dict], rubric: Rubric, fmt: str = "md") -> str:
             out += [f'<li value="{n["number"]}">{e(n["citation"])}</li>' for n in s["footnotes"]]
             out.append("</ol>")
     return "\n".join(out)
+
+
+def overview(tables: list[dict]) -> dict:
+    """The report's summary tables: by member across commitments, by commitment, overall."""
+    by_member: dict[str, list[int]] = {}
+    for table in tables:
+        for row in table["members"]:
+            by_member.setdefault(row["member"], []).append(row["score"])
+    every = [s for scores in by_member.values() for s in scores]
+    return {
+        "by_member": {m: format_average(scores) for m, scores in by_member.items()},
+        "by_commitment": {t["commitment"]: t["average"] for t in tables},
+        "overall": format_average(every) if every else None,
+        "provisional": any(t["provisional"] for t in tables),
+    }
+
+
+def render_overview(summary: dict) -> str:
+    mark = "  (PROVISIONAL)" if summary["provisional"] else ""
+    lines = [f"Scores by member{mark}"]
+    lines += [f"  {member:<16} {value}" for member, value in summary["by_member"].items()]
+    lines.append(f"Scores by commitment{mark}")
+    lines += [f"  {number:<16} {value}" for number, value in summary["by_commitment"].items()]
+    lines.append(f"Overall{mark}: {summary['overall']}")
+    return "\n".join(lines)

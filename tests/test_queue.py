@@ -293,6 +293,10 @@ def test_score_explain_and_report_draft(db, monkeypatch):
     table = cli("score", "--commitment", "18")
     assert table.exit_code == 0 and "18. Migration and Refugees: Border Management" in table.output
     assert "Average" in table.output
+    full = cli("score").output
+    assert "Scores by member" in full and "Scores by commitment" in full and "Overall" in full
+    overview = json.loads(cli("score", "--format", "json").output)
+    assert set(overview["by_commitment"]) == {"18", "19"} and overview["overall"].endswith("%)")
     provisional = cli("score", "--commitment", "18", "--include-pending").output
     assert provisional.startswith("PROVISIONAL VIEW")
     receipt = cli("score", "explain", "--commitment", "18", "--member", member).output
@@ -302,3 +306,24 @@ def test_score_explain_and_report_draft(db, monkeypatch):
     assert "Access Date:" in md and "receives a score of" in md
     html = cli("report", "draft", "--commitment", "18", "--member", member, "--format", "html").output
     assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_backends_that_disagree_need_attention_first(db):
+    """A second backend's classification of the same text (a copy of a real row, relabelled)."""
+    row = db.execute("select * from classifications where relevant = 1 limit 1").fetchone()
+    columns = [d[0] for d in db.execute("select * from classifications limit 0").description]
+    other = dict(zip(columns, row, strict=True))
+    dims = json.loads(other["dimensions"])
+    first = next(iter(dims))
+    dims[first]["label"] = "none" if dims[first]["label"] != "none" else "strong"
+    other.update({"id": None, "model": "another-model", "backend": "openai", "dimensions": json.dumps(dims)})
+    db["classifications"].insert(other)
+    queue.fill(db)
+    flagged = [
+        r
+        for r in queue.list_items(db, order="attention", limit=500)
+        if "backends-disagree" in (r["flags"] or "")
+    ]
+    assert flagged
+    top = queue.list_items(db, order="attention", limit=1)[0]
+    assert top["attention"] >= 3
