@@ -20,7 +20,6 @@ Standard library only, apart from fpdf2 for the PDF.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import email.utils
 import functools
@@ -28,9 +27,6 @@ import hashlib
 import http
 import http.server
 import io
-import socket
-import socketserver
-import sys
 import threading
 import zipfile
 from collections import Counter
@@ -38,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from .localserver import LocalServer
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "newsroom"
 
@@ -441,43 +439,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False  # stop() must not wait for keep-alive connections or /slow
-
+class _Server(LocalServer):
     def __init__(self, address: tuple[str, int], site: Newsroom) -> None:
         self.site = site
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind calls socket.getfqdn(), a reverse DNS lookup that can be slow.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name, self.server_port = str(host), int(port)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        with self._connections_lock:
-            connections = list(self._connections)
-        for conn in connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], OSError):
-            return  # clients hanging up, timeouts, connections shut down by stop()
-        super().handle_error(request, client_address)
 
 
 class Newsroom:
