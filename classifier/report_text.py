@@ -60,6 +60,15 @@ SCORE_RE = re.compile(r"^[+\-−–]?\s*\d$")
 URL_RE = re.compile(r"h?ttps?://\S+")
 TERMINAL = tuple(".!?:;”\"’')*")
 QUOTES = "“\"‘'"
+# Publishers whose official names contain commas: splitting a citation at its last comma
+# would cut them ("…, Foreign" + "Commonwealth and Development Office").
+COMMA_PUBLISHERS = (
+    "Foreign, Commonwealth and Development Office",
+    "Foreign, Commonwealth & Development Office",
+    "Federal Ministry for Education, Family Affairs, Senior Citizens, Women and Youth",
+    "Federal Ministry for Family Affairs, Senior Citizens, Women and Youth",
+    "Federal Ministry of Education, Family Affairs, Senior Citizens, Women and Youth",
+)
 NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
 
 
@@ -355,7 +364,10 @@ def _parse_citation(number: int, raw: str, line: int) -> Footnote:
     if m:
         head, place, published_raw = m[1].strip().rstrip(","), m[2].strip(), m[3].strip()
         published = parse_date(published_raw)
-        if ", " in head:
+        known = next((name for name in COMMA_PUBLISHERS if head.endswith(", " + name)), None)
+        if known:
+            title, publisher = head[: -len(known) - 2], known
+        elif ", " in head:
             title, publisher = head.rsplit(", ", 1)
         else:
             title = head

@@ -322,3 +322,13 @@ def test_truncated_file_names_the_member_and_line(tmp_path):
         parse_report_file(path)
     assert "United States" in str(info.value) and "truncated" in str(info.value)
     assert info.value.line is not None
+
+
+def test_publishers_with_commas_in_their_names(report19):
+    fcdo = [fn for fn in report19.footnotes.values() if fn.publisher and "Commonwealth" in fn.publisher]
+    assert fcdo and all(fn.publisher.startswith("Foreign, Commonwealth") for fn in fcdo)
+    assert all(not fn.title.endswith(", Foreign") for fn in fcdo)
+    family = [fn for fn in report19.footnotes.values() if fn.publisher and "Senior Citizens" in fn.publisher]
+    assert (
+        family and family[0].publisher.endswith("Women and Youth") and "Family Affairs" in family[0].publisher
+    )
