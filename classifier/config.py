@@ -97,6 +97,10 @@ def load_config(explicit: str | Path | None = None) -> Config:
     contact = os.environ.get(CONTACT_ENV)
     if contact:
         data.setdefault("fetch", {})["contact"] = contact
+    for key in ("backend", "base_url", "model", "mode", "api_key_env"):
+        value = os.environ.get(f"EVIDENCE_LLM_{key.upper()}")
+        if value:
+            data.setdefault("llm", {})[key] = value
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:

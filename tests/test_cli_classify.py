@@ -61,3 +61,15 @@ def test_openai_backend_without_a_key_is_a_clear_error(tmp_path, monkeypatch):
     result = runner.invoke(app, ["classify"])
     assert result.exit_code == 1
     assert "needs an API key in $EVIDENCE_TEST_MISSING_KEY" in result.output
+
+
+def test_environment_overrides_the_llm_configuration(tmp_path, monkeypatch):
+    from classifier.config import load_config
+
+    config = tmp_path / "evidence.toml"
+    config.write_text('[llm]\nbackend = "baseline"\nmodel = "from-file"\n', encoding="utf-8")
+    monkeypatch.setenv("EVIDENCE_LLM_BACKEND", "openai")
+    monkeypatch.setenv("EVIDENCE_LLM_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("EVIDENCE_LLM_MODEL", "from-env")
+    llm = load_config(config).llm
+    assert (llm.backend, llm.base_url, llm.model) == ("openai", "http://127.0.0.1:9/v1", "from-env")
