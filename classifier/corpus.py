@@ -778,7 +778,7 @@ def list_documents(
                  where l.canonical_url = d.canonical_url) as sources
         from documents d
         left join document_versions v on v.document_id = d.id and v.version = d.current_version
-        where d.current_version > 0
+        where d.current_version > 0 and d.kind != 'gold'
           and (:member is null or exists (select 1 from document_links l
                where l.canonical_url = d.canonical_url and l.member = :member))
           and (:source is null or exists (select 1 from document_links l

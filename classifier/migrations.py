@@ -348,3 +348,40 @@ def m004_queue(db: Database) -> None:
         pk="item_id",
         foreign_keys=[("item_id", "queue_items", "id")],
     )
+
+
+@migrations()
+def m005_eval(db: Database) -> None:
+    """Evaluation runs against the gold and every per-item prediction."""
+    db["eval_runs"].create(
+        {
+            "id": str,
+            "created_utc": str,
+            "mode": str,  # title | paragraph | document
+            "backend": str,
+            "model": str,
+            "prompt": str,
+            "prompt_sha": str,
+            "dataset_sha": str,
+            "commitment": int,
+            "config": str,  # JSON
+            "metrics": str,  # JSON: action, dimension, score, run
+            "note": str,
+        },
+        pk="id",
+    )
+    db["eval_predictions"].create(
+        {
+            "id": int,
+            "run_id": str,
+            "item_id": str,
+            "commitment": int,
+            "kind": str,  # positive | out_of_period | background | other_commitment
+            "member": str,
+            "gold_date": str,
+            "prediction": str,  # JSON, or null when the item failed
+        },
+        pk="id",
+        foreign_keys=[("run_id", "eval_runs", "id")],
+    )
+    db["eval_predictions"].create_index(["run_id"])

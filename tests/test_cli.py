@@ -58,7 +58,7 @@ def test_every_command_has_help_and_is_documented():
 
 
 def test_main_job_prints_both_score_tables_as_the_reports_print_them():
-    result = invoke("run")
+    result = invoke("run", "--limit", "12")
     assert result.exit_code == 0, result.output
     tables = result.output.split("\n18. Migration and Refugees: Border Management\n")[1].split(
         "\n19. Migration and Refugees: Preventing Migrant Smuggling and Trafficking\n"
@@ -73,8 +73,12 @@ def test_main_job_prints_both_score_tables_as_the_reports_print_them():
             assert row.index(value) == column, row
         assert f"Average                         {average}" in table
     assert "No Compliance   Partial Compliance   Full Compliance" in result.output
-    again = invoke("run")
+    # then the evaluation (both modes side by side, with the caveat), the queue and provisional scores
+    assert "1. action: relevance recall" in result.output and "flatters the classifier" in result.output
+    assert "Review queue:" in result.output and "PROVISIONAL scores" in result.output
+    again = invoke("run", "--limit", "12")
     assert again.output.count("unchanged") == 2
+    assert "0 calls, 12 cache hits" in again.output
 
 
 def test_gold_commands(isolated_db):
@@ -128,7 +132,7 @@ def test_db_flag_beats_environment(tmp_path, isolated_db):
 def test_console_script_runs_the_main_job(tmp_path):
     env = {**os.environ, "EVIDENCE_DB": str(tmp_path / "sub.db")}
     exe = os.path.join(os.path.dirname(sys.executable), "evidence")
-    done = subprocess.run([exe, "run"], capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
+    done = subprocess.run([exe, "run", "--limit", "4"], capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "+0.88 (94%)" in done.stdout and "+0.38 (69%)" in done.stdout
     bad = subprocess.run(

