@@ -67,6 +67,7 @@ class LLMConfig(Model):
     concurrency: int = Field(4, ge=1)
     max_doc_chars: int = Field(60_000, gt=0)  # the document's token budget, in characters (~4 per token)
     temperature: float = 0.0
+    max_output_tokens: int = Field(1500, gt=0)  # bounds a runaway answer (and its cost)
     cost_cap: float | None = None  # USD for one run; None: no cap
     prices: dict[str, Price] = Field(default_factory=dict)
 

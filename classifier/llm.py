@@ -110,6 +110,7 @@ class OpenAIBackend:
             "model": self.model,
             "messages": prompt.messages(),
             "temperature": self.config.temperature,
+            "max_tokens": self.config.max_output_tokens,
             "mode": self.config.mode,
             "response_model": output_model.__name__,
         }
@@ -138,6 +139,7 @@ class OpenAIBackend:
                             response_model=output_model,
                             messages=prompt.messages(),
                             temperature=self.config.temperature,
+                            max_tokens=self.config.max_output_tokens,
                             max_retries=self.config.max_retries,
                         )
                     except InstructorRetryException as exc:

@@ -144,3 +144,24 @@ def test_cassettes_hold_no_keys():
         for interaction in yaml.safe_load(text)["interactions"]:
             headers = {k.lower() for k in interaction["request"]["headers"]}
             assert "authorization" not in headers and "api-key" not in headers
+
+
+def test_eval_run_through_the_openai_path(tmp_path):
+    """`evidence eval`'s machinery on real model output: a tiny slice of the title dataset."""
+    from classifier import evaluate, gold
+
+    from .conftest import REPORTS
+
+    db = open_db(tmp_path / "eval.db")
+    gold.import_paths(db, [REPORTS])
+    config = Config(llm=LLMConfig(backend="openai", base_url=BASE_URL, model="smollm2-135m-instruct"))
+    with recorder.use_cassette("eval-19-title.yaml"):
+        classifier = Classifier(db, config, backend_object=backend())
+        run = evaluate.run_eval(
+            db, config, rubrics_for(), mode="title", commitment=19, limit=2, classifier=classifier
+        )
+    stats = run["metrics"]["run"]
+    assert stats["items"] == 2 and stats["calls"] == 2 and stats["predicted"] + stats["failed"] == 2
+    assert stats["tokens_in"] > 0 and run["backend"] == "openai" and run["model"] == "smollm2-135m-instruct"
+    assert len(evaluate.run_predictions(db, run["id"])) == 2
+    assert len(interactions("eval-19-title.yaml")) >= 2
