@@ -22,6 +22,7 @@ import sqlite_utils
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from .config import Config
+from .dates import now_utc
 from .grounding import locate
 from .llm import CallResult, make_backend
 from .models import ClassificationBase, DimensionLabel
@@ -124,10 +125,6 @@ class Item:
     document_id: int | None = None
     version: int | None = None
     published: str | None = None
-
-
-def now_utc() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 class Classifier:

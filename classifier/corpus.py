@@ -30,6 +30,7 @@ import sqlite_utils
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from .config import Config
+from .dates import now_utc
 from .extract import Extracted, ExtractionFailed, ExtractionSkipped, extract
 from .fetch import Fetcher, FetchResult, InvalidURL, host_of, normalize_url
 from .files import first_problem, read_toml
@@ -144,10 +145,6 @@ class Summary:
             "requests": self.requests,
             "elapsed_s": round(self.elapsed, 3),
         }
-
-
-def now_utc() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def _log(db: sqlite_utils.Database, summary: Summary, result: FetchResult, purpose: str, **extra) -> None:

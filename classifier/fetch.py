@@ -16,7 +16,6 @@ log it and go on.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import ipaddress
 import random
 import re
@@ -31,6 +30,7 @@ from protego import Protego
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
 
 from .config import FetchConfig
+from .dates import retry_after
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
 REDIRECT_STATUS = {301, 302, 303, 307, 308}
@@ -352,18 +352,18 @@ class Fetcher:
 
         def wait(state: RetryCallState) -> float:
             response: _Response = state.outcome.result()  # type: ignore[union-attr]
-            retry_after = _retry_after(response.headers.get("retry-after")) if response.headers else None
+            wait_for = retry_after(response.headers.get("retry-after")) if response.headers else None
             backoff = config.backoff * (2 ** (state.attempt_number - 1))
             backoff *= 1 + random.random() * 0.25
-            return max(retry_after or 0.0, backoff)
+            return max(wait_for or 0.0, backoff)
 
         def should_retry(response: _Response) -> bool:
             if response.status not in RETRY_STATUS and response.status != 0:
                 return False
             if response.outcome in ("too-large",):
                 return False
-            retry_after = _retry_after(response.headers.get("retry-after")) if response.headers else None
-            return not (retry_after is not None and retry_after > config.max_retry_after)
+            wait_for = retry_after(response.headers.get("retry-after")) if response.headers else None
+            return not (wait_for is not None and wait_for > config.max_retry_after)
 
         counter = {"n": 0}
 
@@ -433,20 +433,6 @@ class Fetcher:
                 )
             except httpx.HTTPError as exc:
                 return _Response(0, {}, None, f"{type(exc).__name__}: {exc}", "network-error")
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Retry-After as seconds: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 async def _resolve(host: str, port: int) -> list[str]:

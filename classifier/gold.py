@@ -7,7 +7,6 @@ half-written.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 import sqlite_utils
 
+from .dates import long_date, now_utc
 from .files import read_toml
 from .models import MEMBER_CODES, MEMBERS, Report
 from .reports import ReportParseError, parse_report, read_report_text
@@ -37,10 +37,6 @@ class ImportResult:
     chapters: list[int]
     evidence: int
     warnings: int
-
-
-def now_utc() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def read_manifest(directory: Path) -> dict[str, dict[str, Any]]:
@@ -364,7 +360,7 @@ def render_score_table(table: dict) -> str:
     lines = [
         f"{table['commitment']}. {table['title']}",
         f"{table['summit']} Summit {kind} Compliance Report, "
-        f"{_long_date(table['period'][0])} to {_long_date(table['period'][1])}",
+        f"{long_date(table['period'][0], '?')} to {long_date(table['period'][1], '?')}",
         "",
         (
             " " * name_width + "".join(title.ljust(w) for (_, title), w in zip(COLUMNS, widths, strict=True))
@@ -378,13 +374,6 @@ def render_score_table(table: dict) -> str:
     average = table["average"] or table["average_computed"] or ""
     lines.append("Average".ljust(name_width) + " " * widths[0] + average)
     return "\n".join(lines)
-
-
-def _long_date(iso: str | None) -> str:
-    if not iso:
-        return "?"
-    d = dt.date.fromisoformat(iso)
-    return f"{d.day} {d.strftime('%B')} {d.year}"
 
 
 def warnings_for(db: sqlite_utils.Database) -> list[dict]:

@@ -9,7 +9,6 @@ traced. Failures are values, not exceptions: a run goes on past one bad item.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import logging
 import math
@@ -24,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from .config import ConfigError, LLMConfig
+from .dates import long_date, retry_after
 from .extract import date_from_text
 from .grounding import sentences
 from .prompts import RenderedPrompt
@@ -223,10 +223,10 @@ class OpenAIBackend:
         if attempt > self.config.rate_limit_retries:
             return None
         headers = getattr(getattr(exc, "response", None), "headers", {}) or {}
-        retry_after = _retry_after(headers.get("retry-after"))
-        if retry_after is not None and retry_after > self.config.max_retry_after:
+        wait_for = retry_after(headers.get("retry-after"))
+        if wait_for is not None and wait_for > self.config.max_retry_after:
             return None
-        return max(retry_after or 0.0, self._backoff(attempt))
+        return max(wait_for or 0.0, self._backoff(attempt))
 
 
 def _refused(completion: Any) -> bool:
@@ -235,21 +235,6 @@ def _refused(completion: Any) -> bool:
     except (AttributeError, IndexError):
         return False
     return bool(getattr(choice.message, "refusal", None)) or choice.finish_reason == "content_filter"
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _one_line(text: str, limit: int = 400) -> str:
@@ -456,7 +441,7 @@ class BaselineBackend:
                 r"^[A-ZÀ-Ý .,'-]{2,40},?\s+[^—–-]{0,40}\d{4}\s*[—–-]+\s*", "", texts[best_overall[1]]
             ).strip()
             summary = (
-                f"On {_long(action_date)}, {lead[0].lower() + lead[1:]}" if action_date and lead else lead
+                f"On {long_date(action_date)}, {lead[0].lower() + lead[1:]}" if action_date and lead else lead
             )
         import datetime as dt
 
@@ -479,13 +464,6 @@ class BaselineBackend:
             "exclusions": exclusions,
             "dimensions": dimensions,
         }
-
-
-def _long(iso: str) -> str:
-    import datetime as dt
-
-    d = dt.date.fromisoformat(iso)
-    return f"{d.day} {d.strftime('%B')} {d.year}"
 
 
 def make_backend(config: LLMConfig, backend: str | None = None, model: str | None = None, **kwargs: Any):

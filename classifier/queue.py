@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlite_utils
 
+from .dates import now_utc
 from .models import MEMBERS
 
 ACTIONS = ("accept", "reject", "relabel", "edit", "note")
@@ -37,10 +38,6 @@ class QueueError(Exception):
 
 class StaleItem(QueueError):
     """The item changed since the version the decision was based on."""
-
-
-def now_utc() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 # ---------------------------------------------------------------------------

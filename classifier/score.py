@@ -12,6 +12,7 @@ import json
 
 import sqlite_utils
 
+from .dates import long_date
 from .queue import UNKNOWN_MEMBER, label_states, states
 from .rubric import Rubric, average_of, format_average, format_score, score
 
@@ -144,15 +145,6 @@ def explain(db: sqlite_utils.Database, rubric: Rubric, member: str) -> dict:
 VERDICT = {1: "fully complied", 0: "partially complied", -1: "not complied"}
 
 
-def _long(iso: str | None) -> str:
-    import datetime as dt
-
-    if not iso:
-        return "n.d."
-    d = dt.date.fromisoformat(iso[:10])
-    return f"{d.day} {d.strftime('%B')} {d.year}"
-
-
 def draft(db: sqlite_utils.Database, rubric: Rubric, member: str | None = None) -> list[dict]:
     """Member sections in the report's own form, from confirmed evidence; footnotes numbered from 1."""
     sections = []
@@ -171,14 +163,16 @@ def draft(db: sqlite_utils.Database, rubric: Rubric, member: str | None = None) 
             footnote += 1
             text = state.summary.strip()
             if not text.startswith("On "):
-                text = f"On {_long(state.item['published'])}, {text[0].lower() + text[1:]}" if text else ""
+                text = (
+                    f"On {long_date(state.item['published'])}, {text[0].lower() + text[1:]}" if text else ""
+                )
             paragraphs.append({"text": text, "footnote": footnote, "date": state.item["published"]})
             url, title, site, published, fetched = doc if doc else (None, None, None, None, None)
             notes.append(
                 {
                     "number": footnote,
-                    "citation": f"{title or 'Untitled'}, {site or 'n/a'} {_long(published)}. "
-                    f"Access Date: {_long(fetched)}. {url or ''}".strip(),
+                    "citation": f"{title or 'Untitled'}, {site or 'n/a'} {long_date(published)}. "
+                    f"Access Date: {long_date(fetched)}. {url or ''}".strip(),
                 }
             )
         paragraphs.sort(key=lambda p: p["date"] or "")
