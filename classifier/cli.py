@@ -60,6 +60,7 @@ score_app = typer.Typer(
 )
 report_app = typer.Typer(help="Report drafts from confirmed evidence.", no_args_is_help=True)
 eval_app = typer.Typer(help="Agreement with the hand-coded reports, run after run.", no_args_is_help=True)
+runs_app = typer.Typer(help="Past nightly runs and their summaries.", no_args_is_help=True)
 app.add_typer(gold_app, name="gold")
 app.add_typer(rubric_app, name="rubric")
 app.add_typer(docs_app, name="docs")
@@ -68,6 +69,7 @@ app.add_typer(queue_app, name="queue")
 app.add_typer(score_app, name="score")
 app.add_typer(report_app, name="report")
 app.add_typer(eval_app, name="eval")
+app.add_typer(runs_app, name="runs")
 
 
 class State:
@@ -1237,6 +1239,81 @@ def eval_report(
     run = eval_lib.load_run(_db(), run_id)
     path = eval_lib.write_report(run, out or _results_dir(), format)
     typer.echo(str(path))
+
+
+@app.command("nightly")
+def nightly_command(
+    sources_file: Annotated[
+        Path | None, typer.Option("--sources", help="Sources file (default: corpus/sources.toml).")
+    ] = None,
+    max_documents: Annotated[
+        int | None, typer.Option("--max-documents", help="Classify at most this many documents, then stop.")
+    ] = None,
+    cost_cap: Annotated[
+        float | None, typer.Option("--cost-cap", help="Stop calling the model past this many USD.")
+    ] = None,
+) -> None:
+    """Crawl every source since the last successful run, classify, fill the queue; one run at a time.
+
+    Exit codes: 0 all done; 1 finished with some failures (or stopped by a budget); 2 configuration
+    error; 3 another run holds the lock."""
+    import logging
+
+    from . import nightly as nightly_lib
+    from .classify import rubrics_for
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        config = load_config(state.config)
+        config.fetch.agent()
+        sources = corpus_lib.load_sources(sources_file or corpus_dir() / "sources.toml")
+        rubrics_for()
+        db = _db()
+    except USER_ERRORS as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(nightly_lib.EXIT_CONFIG) from None
+    try:
+        lock = nightly_lib.acquire(resolve_db_path(state.db).parent / "nightly.lock")
+    except nightly_lib.LockHeld as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(nightly_lib.EXIT_LOCKED) from None
+    try:
+        if lock.took_over:
+            typer.echo(f"took over a stale lock: {lock.took_over}", err=True)
+        summary = nightly_lib.run_nightly(
+            db,
+            config,
+            sources,
+            max_documents=max_documents,
+            cost_cap=cost_cap,
+            results_dir=_results_dir().parent / "runs",
+        )
+    finally:
+        lock.release()
+    typer.echo(json.dumps(summary, indent=1))
+    raise typer.Exit(summary["exit_code"])
+
+
+@runs_app.command("list")
+@handled
+def runs_list(limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many.")] = 20) -> None:
+    """Nightly runs, newest first: id, status, exit code, start and finish."""
+    for r in _db().query("select * from runs order by id desc limit ?", [limit]):
+        typer.echo(
+            f"{r['id']}  {r['status']:<18} exit {r['exit_code']}  {r['started_utc']} -> {r['finished_utc']}"
+        )
+
+
+@runs_app.command("show")
+@handled
+def runs_show(run_id: Annotated[str, typer.Argument(help="Run id.")]) -> None:
+    """One run's summary: per stage counts, failures by reason, tokens, cost and duration."""
+    rows = list(_db()["runs"].rows_where("id = ?", [run_id]))
+    if not rows:
+        raise ValueError(f"no nightly run {run_id!r}: see `evidence runs list`")
+    row = rows[0]
+    typer.echo(f"{row['id']}  {row['status']}  exit {row['exit_code']}  since {row['since']}")
+    typer.echo(json.dumps(json.loads(row["summary"] or "{}"), indent=1))
 
 
 def main() -> None:

@@ -385,3 +385,20 @@ def m005_eval(db: Database) -> None:
         foreign_keys=[("run_id", "eval_runs", "id")],
     )
     db["eval_predictions"].create_index(["run_id"])
+
+
+@migrations()
+def m006_runs(db: Database) -> None:
+    """Nightly runs: when, how each stage went, the summary."""
+    db["runs"].create(
+        {
+            "id": str,
+            "started_utc": str,
+            "finished_utc": str,
+            "status": str,  # running | ok | failures | stopped-by-budget | crashed
+            "since": str,  # items since this date were crawled
+            "summary": str,  # JSON: per stage counts, failures by reason, tokens, cost, duration
+            "exit_code": int,
+        },
+        pk="id",
+    )

@@ -1,0 +1,112 @@
+"""The nightly job against the local newsroom with the baseline backend: exit codes, lock, reruns."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from classifier.cli import app
+
+from .newsroom import Newsroom
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def site():
+    with Newsroom() as newsroom:
+        yield newsroom
+
+
+@pytest.fixture
+def setup(site, tmp_path, monkeypatch, isolated_db):
+    config = tmp_path / "evidence.toml"
+    config.write_text(
+        '[fetch]\ncontact = "tests@example.org"\nallow_private = true\nper_host_delay = 0\nretries = 0\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("EVIDENCE_CONFIG", str(config))
+    monkeypatch.setenv("EVIDENCE_EVAL_RESULTS", str(tmp_path / "results"))
+    sources = tmp_path / "sources.toml"
+    sources.write_text(
+        f'[[sources]]\nname = "atom"\nmember = "CA"\npublisher = "T"\nkind = "feed"\nurl = "{site.url("/news/feed.atom")}"\n'
+        "commitments = [18, 19]\n",
+        encoding="utf-8",
+    )
+    return sources, isolated_db
+
+
+def nightly(sources, *extra):
+    return runner.invoke(app, ["nightly", "--sources", str(sources), *extra])
+
+
+def summary_of(result):
+    return json.loads(result.output[result.output.index("{") :])
+
+
+def test_nightly_runs_every_stage_then_continues_incrementally(setup):
+    sources, _ = setup
+    first = nightly(sources)
+    assert first.exit_code == 0, first.output
+    s = summary_of(first)
+    assert s["status"] == "ok" and s["stages"]["crawl"]["new"] == 3
+    assert s["stages"]["classify"]["classified"] == 6  # 3 documents x 2 commitments
+    assert s["stages"]["queue"]["added"] >= 1
+    again = summary_of(nightly(sources))
+    assert again["stages"]["crawl"]["new"] == 0 and again["stages"]["classify"]["classified"] == 0
+    listing = runner.invoke(app, ["runs", "list"]).output.splitlines()
+    assert len(listing) == 2 and all(" ok " in line for line in listing)
+    shown = runner.invoke(app, ["runs", "show", listing[-1].split()[0]]).output
+    assert '"crawl"' in shown and '"classify"' in shown
+
+
+def test_another_live_run_holds_the_lock(setup):
+    sources, db = setup
+    lock = db.parent / "nightly.lock"
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        lock.write_text(json.dumps({"pid": holder.pid, "started_utc": "now"}), encoding="utf-8")
+        result = nightly(sources)
+        assert result.exit_code == 3 and "holds" in result.output
+    finally:
+        holder.kill()
+
+
+def test_a_dead_holders_lock_is_taken_over(setup):
+    sources, db = setup
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    (db.parent / "nightly.lock").write_text(
+        json.dumps({"pid": int(dead.stdout), "started_utc": "then"}), encoding="utf-8"
+    )
+    result = nightly(sources)
+    assert result.exit_code == 0 and "took over a stale lock" in result.output
+    assert not (db.parent / "nightly.lock").exists()
+
+
+def test_configuration_error_exits_2(setup, tmp_path, monkeypatch):
+    sources, _ = setup
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[fetch]\nallow_private = true\n", encoding="utf-8")  # no contact address
+    monkeypatch.setenv("EVIDENCE_CONFIG", str(broken))
+    result = nightly(sources)
+    assert result.exit_code == 2 and "contact" in result.output
+
+
+def test_failing_source_ends_with_exit_1_and_everything_else_done(setup, site):
+    sources, _ = setup
+    sources.write_text(
+        sources.read_text(encoding="utf-8")
+        + f'[[sources]]\nname = "broken"\nmember = "IT"\npublisher = "T"\nkind = "feed"\nurl = "{site.url("/bad-feed.xml")}"\n',
+        encoding="utf-8",
+    )
+    result = nightly(sources)
+    assert result.exit_code == 1
+    s = summary_of(result)
+    assert s["status"] == "failures" and s["stages"]["crawl"]["failed"] == {"feed:feed-unreadable": 1}
+    assert s["stages"]["classify"]["classified"] == 6
