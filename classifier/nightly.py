@@ -102,7 +102,9 @@ def run_nightly(
     results_dir: Path | None = None,
 ) -> dict:
     """One nightly run; returns its summary (also stored in ``runs`` and, if asked, as JSON)."""
-    run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+    # We hold the lock, so a run still marked running died (killed, crashed): say so.
+    db.execute("update runs set status = 'crashed' where status = 'running'")
     previous = last_success(db)
     since = dt.date.fromisoformat(previous[:10]) if previous else None
     db["runs"].insert({"id": run_id, "started_utc": now_utc(), "status": "running",

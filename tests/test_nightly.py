@@ -110,3 +110,44 @@ def test_failing_source_ends_with_exit_1_and_everything_else_done(setup, site):
     s = summary_of(result)
     assert s["status"] == "failures" and s["stages"]["crawl"]["failed"] == {"feed:feed-unreadable": 1}
     assert s["stages"]["classify"]["classified"] == 6
+
+
+def test_killed_at_many_points_the_next_run_continues_without_duplicates(setup, site):
+    """SIGKILL the job at different moments (crawling, loading the model, classifying), rerun."""
+    import os
+    import signal
+    import sqlite3
+    import time
+
+    sources, db_path = setup
+    exe = os.path.join(os.path.dirname(sys.executable), "evidence")
+    env = dict(os.environ)
+    for delay in (0.5, 1.5, 3.0, 6.0):
+        proc = subprocess.Popen([exe, "nightly", "--sources", str(sources)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        db = sqlite3.connect(db_path)
+        assert db.execute("pragma integrity_check").fetchone()[0] == "ok"
+        for table, key in (
+            ("documents", "canonical_url"),
+            ("classifications", "content_sha, commitment, prompt_sha, model"),
+            ("queue_items", "document_id, commitment, member"),
+        ):
+            if table in {r[0] for r in db.execute("select name from sqlite_master")}:
+                total = db.execute(f"select count(*) from {table}").fetchone()[0]
+                distinct = db.execute(
+                    f"select count(*) from (select distinct {key} from {table})"
+                ).fetchone()[0]
+                assert total == distinct, (delay, table)
+        db.close()
+    final = subprocess.run(
+        [exe, "nightly", "--sources", str(sources)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert final.returncode == 0, final.stderr
+    db = sqlite3.connect(db_path)
+    assert db.execute("select count(*) from documents").fetchone()[0] == 3
+    assert db.execute("select count(*) from classifications where status = 'ok'").fetchone()[0] == 6
+    statuses = [r[0] for r in db.execute("select status from runs order by id")]
+    assert statuses[-1] == "ok" and "running" not in statuses
