@@ -768,12 +768,8 @@ def queue_show(item_id: Annotated[int, typer.Argument(help="Queue item id.")]) -
     db = _db()
     st = queue_lib.state_of(db, item_id)
     item, sug = st.item, st.suggestion
-    doc = db.execute(
-        "select d.canonical_url, v.text, v.published from documents d join document_versions v "
-        "on v.document_id = d.id and v.content_sha256 = ? where d.id = ?",
-        [item["content_sha"], item["document_id"]],
-    ).fetchone()
-    url, text, published = doc if doc else (None, "", None)
+    doc = queue_lib.source_of(db, item) or {"url": None, "text": "", "published": None}
+    url, text, published = doc["url"], doc["text"], doc["published"]
     typer.echo(
         f"item {item_id}: {item['member']}, commitment {item['commitment']}, {st.state}, version {st.version}"
     )

@@ -176,6 +176,19 @@ class ItemState:
         return self.item["version"]
 
 
+def source_of(db: sqlite_utils.Database, item: dict) -> dict | None:
+    """The exact document version an item was classified on: URL, title, site, dates, text."""
+    rows = list(
+        db.query(
+            "select d.canonical_url as url, d.last_fetched_utc as fetched, v.content_sha256, v.title, v.site, "
+            "v.published, v.text from documents d join document_versions v "
+            "on v.document_id = d.id and v.content_sha256 = :sha where d.id = :doc",
+            {"sha": item["content_sha"], "doc": item["document_id"]},
+        )
+    )
+    return rows[0] if rows else None
+
+
 def get_item(db: sqlite_utils.Database, item_id: int) -> dict:
     rows = list(db["queue_items"].rows_where("id = ?", [item_id]))
     if not rows:

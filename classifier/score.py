@@ -13,7 +13,7 @@ import json
 import sqlite_utils
 
 from .dates import long_date
-from .queue import UNKNOWN_MEMBER, label_states, states
+from .queue import UNKNOWN_MEMBER, label_states, source_of, states
 from .rubric import Rubric, average_of, format_average, format_score, score
 
 RANK = {"none": 0, "weak": 1, "strong": 2}
@@ -103,11 +103,7 @@ def explain(db: sqlite_utils.Database, rubric: Rubric, member: str) -> dict:
         item_id = state.item["id"]
         if state.state != "accepted":
             continue
-        doc = db.execute(
-            "select d.canonical_url, v.content_sha256, v.published from documents d "
-            "join document_versions v on v.document_id = d.id and v.content_sha256 = ? where d.id = ?",
-            [state.item["content_sha"], state.item["document_id"]],
-        ).fetchone()
+        doc = source_of(db, state.item)
         confirmations = [
             {
                 "analyst": d["analyst"],
@@ -127,9 +123,9 @@ def explain(db: sqlite_utils.Database, rubric: Rubric, member: str) -> dict:
                     "label": label,
                     "summary": state.summary,
                     "quotes": quotes,
-                    "url": doc[0] if doc else None,
-                    "content_sha256": doc[1] if doc else state.item["content_sha"],
-                    "published": doc[2] if doc else None,
+                    "url": doc["url"] if doc else None,
+                    "content_sha256": doc["content_sha256"] if doc else state.item["content_sha"],
+                    "published": doc["published"] if doc else None,
                     "prompt": state.suggestion.get("prompt"),
                     "backend": state.suggestion.get("backend"),
                     "model": state.suggestion.get("model"),
@@ -155,11 +151,7 @@ def draft(db: sqlite_utils.Database, rubric: Rubric, member: str | None = None) 
         for state in states(db, commitment=rubric.number, member=name):
             if state.state != "accepted":
                 continue
-            doc = db.execute(
-                "select d.canonical_url, v.title, v.site, v.published, d.last_fetched_utc from documents d "
-                "join document_versions v on v.document_id = d.id and v.content_sha256 = ? where d.id = ?",
-                [state.item["content_sha"], state.item["document_id"]],
-            ).fetchone()
+            doc = source_of(db, state.item)
             footnote += 1
             text = state.summary.strip()
             if not text.startswith("On "):
@@ -167,7 +159,9 @@ def draft(db: sqlite_utils.Database, rubric: Rubric, member: str | None = None) 
                     f"On {long_date(state.item['published'])}, {text[0].lower() + text[1:]}" if text else ""
                 )
             paragraphs.append({"text": text, "footnote": footnote, "date": state.item["published"]})
-            url, title, site, published, fetched = doc if doc else (None, None, None, None, None)
+            doc = doc or {}
+            url, title, site = doc.get("url"), doc.get("title"), doc.get("site")
+            published, fetched = doc.get("published"), doc.get("fetched")
             notes.append(
                 {
                     "number": footnote,
