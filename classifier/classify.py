@@ -139,6 +139,7 @@ class Classifier:
         model: str | None = None,
         prompt: str | int | None = None,
         cost_cap: float | None = None,
+        token_cap: int | None = None,
         backend_object: Any = None,
     ):
         self.db = db
@@ -147,17 +148,23 @@ class Classifier:
         check_unchanged(db, self.template)
         self.backend = backend_object or make_backend(config.llm, backend, model)
         self.cost_cap = cost_cap if cost_cap is not None else config.llm.cost_cap
+        self.token_cap = token_cap if token_cap is not None else config.llm.token_cap
         self.summary = ClassifySummary(self.backend.name, self.backend.model, self.template.name)
         self._models: dict[int, type[BaseModel]] = {}
         self._reserved = 0.0
+        self._reserved_tokens = 0
+
+    def _estimate_tokens(self, prompt: RenderedPrompt) -> tuple[int, int]:
+        """A call's likely tokens: prompt at ~4 characters each, output as seen so far (else 1,000)."""
+        tokens_out = self.summary.tokens_out // self.summary.calls if self.summary.calls else 1000
+        return (len(prompt.system) + len(prompt.user)) // 4, tokens_out
 
     def _estimate(self, prompt: RenderedPrompt) -> float:
-        """A call's likely cost: prompt tokens at ~4 characters each, output as seen so far (else 1,000)."""
+        """A call's likely cost, from its likely tokens."""
         price = getattr(self.backend, "price", None)
         if price is None:
             return 0.0
-        tokens_out = self.summary.tokens_out // self.summary.calls if self.summary.calls else 1000
-        return price((len(prompt.system) + len(prompt.user)) // 4, tokens_out, 0)
+        return price(*self._estimate_tokens(prompt), 0)
 
     def _output_model(self, rubric: Rubric) -> type[BaseModel]:
         if rubric.number not in self._models:
@@ -182,21 +189,29 @@ class Classifier:
             # Keyed by content, not by document: the same text under another URL shares the result.
             self.summary.cached += 1
             return hit
-        estimate = 0.0
+        estimate, tokens = 0.0, 0
+        # Calls in flight have not reported their cost yet: reserve an estimate for each, and
+        # dispatch no new call once what was spent plus what is reserved reaches a cap.
         if self.cost_cap is not None:
-            # Calls in flight have not reported their cost yet: reserve an estimate for each, and
-            # dispatch no new call once what was spent plus what is reserved reaches the cap.
             if self.summary.cost + self._reserved >= self.cost_cap:
                 self.summary.skipped["cost-cap"] += 1
                 return None
             estimate = self._estimate(prompt)
-            self._reserved += estimate
+        if self.token_cap is not None:
+            used = self.summary.tokens_in + self.summary.tokens_out
+            if used + self._reserved_tokens >= self.token_cap:
+                self.summary.skipped["token-cap"] += 1
+                return None
+            tokens = sum(self._estimate_tokens(prompt))
+        self._reserved += estimate
+        self._reserved_tokens += tokens
         try:
             result: CallResult = await self.backend.classify(
                 prompt, self._output_model(item.rubric), item.rubric, item.text, published=item.published
             )
         finally:
             self._reserved -= estimate
+            self._reserved_tokens -= tokens
         self.summary.calls += 1
         self.summary.tokens_in += result.tokens_in
         self.summary.tokens_out += result.tokens_out
@@ -216,6 +231,7 @@ class Classifier:
                 "model": self.backend.model,
                 "prompt_name": self.template.name,
                 "prompt_sha": prompt.sha,
+                "system_sha": prompt.system_sha,
                 "call_id": call_id,
                 "truncated": int(prompt.truncated),
                 "created_utc": now_utc(),
@@ -279,8 +295,10 @@ class Classifier:
 
     async def run(self, items: list[Item], on_done=None) -> ClassifySummary:
         started = time.monotonic()
-        # Items of one rubric share the static prompt prefix: keep them together for caching.
-        items = sorted(items, key=lambda i: i.rubric.number)
+        if self.backend.name != "baseline":
+            # Items of one rubric share the static prompt prefix: together, the provider caches it.
+            # (The baseline wants the opposite: one document's items together, embedded once.)
+            items = sorted(items, key=lambda i: i.rubric.number)
         semaphore = asyncio.Semaphore(
             max(1, self.config.llm.concurrency) if self.backend.name != "baseline" else 1
         )
@@ -325,6 +343,65 @@ def document_items(
         for row in rows
         for rubric in rubrics
     ]
+
+
+def pending_items(
+    db: sqlite_utils.Database,
+    rubrics: list[Rubric],
+    classifier: Classifier,
+    *,
+    limit: int | None = None,
+) -> tuple[list[Item], int]:
+    """What is still to classify: the current version of each stored document (newest first) x
+    each rubric with no successful classification by this model and prompt. Returns the items of
+    at most ``limit`` documents and the number of documents pending in all.
+
+    New and changed documents, and those whose last attempt failed, are all pending; work done
+    by an earlier (even killed) run is not, so a rerun picks up where the last one stopped.
+    """
+    keys = {r.number: render(classifier.template, r, "").system_sha for r in rubrics}
+    sql = """
+        select d.id, v.version, v.content_sha256, v.published
+        from documents d join document_versions v on v.document_id = d.id and v.version = d.current_version
+        where d.kind != 'gold' and not exists (
+            select 1 from classifications c
+            where c.content_sha = v.content_sha256 and c.commitment = :commitment and c.model = :model
+              and c.system_sha = :system_sha and c.status = 'ok')
+        order by v.published desc, d.id desc
+    """
+    pending: dict[int, tuple[dict, list[Rubric]]] = {}
+    for rubric in rubrics:
+        params = {
+            "commitment": rubric.number,
+            "model": classifier.backend.model,
+            "system_sha": keys[rubric.number],
+        }
+        for row in db.query(sql, params):
+            pending.setdefault(row["id"], (row, []))[1].append(rubric)
+    order = sorted(pending.values(), key=lambda p: (p[0]["published"] or "", p[0]["id"]), reverse=True)
+    chosen = order[:limit] if limit is not None else order
+    texts: dict[tuple[int, int], str] = {}
+    ids = [row["id"] for row, _ in chosen]
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        sql = (
+            "select v.document_id, v.version, v.text from document_versions v join documents d"
+            f" on d.id = v.document_id and v.version = d.current_version where d.id in ({','.join('?' * len(chunk))})"
+        )
+        texts |= {(r[0], r[1]): r[2] for r in db.execute(sql, chunk).fetchall()}
+    items = [
+        Item(
+            text=texts[(row["id"], row["version"])],
+            content_sha=row["content_sha256"],
+            rubric=rubric,
+            document_id=row["id"],
+            version=row["version"],
+            published=row["published"],
+        )
+        for row, rubrics_left in chosen
+        for rubric in rubrics_left
+    ]
+    return items, len(order)
 
 
 def text_item(text: str, rubric: Rubric, **kwargs: Any) -> Item:

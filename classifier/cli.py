@@ -1243,31 +1243,41 @@ def nightly_command(
         Path | None, typer.Option("--sources", help="Sources file (default: corpus/sources.toml).")
     ] = None,
     max_documents: Annotated[
-        int | None, typer.Option("--max-documents", help="Classify at most this many documents, then stop.")
+        int | None,
+        typer.Option("--max-documents", min=1, help="Classify at most this many documents, then stop."),
     ] = None,
     cost_cap: Annotated[
-        float | None, typer.Option("--cost-cap", help="Stop calling the model past this many USD.")
+        float | None, typer.Option("--cost-cap", min=0, help="Stop calling the model past this many USD.")
     ] = None,
+    token_cap: Annotated[
+        int | None, typer.Option("--token-cap", min=1, help="Stop calling the model past this many tokens.")
+    ] = None,
+    log_format: Annotated[
+        str,
+        typer.Option("--log-format", envvar="EVIDENCE_LOG_FORMAT", help="Log lines on stderr: text or json."),
+    ] = "text",
 ) -> None:
     """Crawl every source since the last successful run, classify, fill the queue; one run at a time.
 
     Exit codes: 0 all done; 1 finished with some failures (or stopped by a budget); 2 configuration
     error; 3 another run holds the lock."""
-    import logging
-
+    from . import logs
     from . import nightly as nightly_lib
-    from .classify import rubrics_for
+    from .classify import Classifier, rubrics_for
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    def config_error(exc: BaseException) -> typer.Exit:
+        typer.echo(f"error: {exc}", err=True)
+        return typer.Exit(nightly_lib.EXIT_CONFIG)
+
     try:
+        logs.setup(log_format)
         config = load_config(state.config)
         config.fetch.agent()
         sources = corpus_lib.load_sources(sources_file or corpus_dir() / "sources.toml")
         rubrics_for()
         db = _db()
-    except USER_ERRORS as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(nightly_lib.EXIT_CONFIG) from None
+    except (*USER_ERRORS, ValueError) as exc:
+        raise config_error(exc) from None
     try:
         lock = nightly_lib.acquire(resolve_db_path(state.db).parent / "nightly.lock")
     except nightly_lib.LockHeld as exc:
@@ -1276,14 +1286,23 @@ def nightly_command(
     try:
         if lock.took_over:
             typer.echo(f"took over a stale lock: {lock.took_over}", err=True)
+        try:
+            classifier = Classifier(db, config, cost_cap=cost_cap, token_cap=token_cap)
+        except USER_ERRORS as exc:
+            raise config_error(exc) from None
         summary = nightly_lib.run_nightly(
             db,
             config,
             sources,
             max_documents=max_documents,
-            cost_cap=cost_cap,
             results_dir=_results_dir().parent / "runs",
+            classifier=classifier,
         )
+    except Exception as exc:  # e.g. the database itself failing: one line, work done is stored
+        if state.debug:
+            raise
+        typer.echo(f"error: the nightly run stopped: {nightly_lib.one_line(exc)}", err=True)
+        raise typer.Exit(nightly_lib.EXIT_FAILURES) from None
     finally:
         lock.release()
     typer.echo(json.dumps(summary, indent=1))

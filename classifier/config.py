@@ -69,6 +69,7 @@ class LLMConfig(Model):
     temperature: float = 0.0
     max_output_tokens: int = Field(1500, gt=0)  # bounds a runaway answer (and its cost)
     cost_cap: float | None = None  # USD for one run; None: no cap
+    token_cap: int | None = Field(None, ge=1)  # prompt + output tokens for one run; None: no cap
     prices: dict[str, Price] = Field(default_factory=dict)
 
 

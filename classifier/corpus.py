@@ -130,7 +130,9 @@ class Summary:
         return [
             head,
             f"new {self.counts['new']}, changed {self.counts['changed']}, "
-            f"unchanged {self.counts['unchanged']}, {part('skipped', self.skipped)}, {part('failed', self.failed)}",
+            f"unchanged {self.counts['unchanged']}, "
+            + (f"retried {self.counts['retried']}, " if self.counts["retried"] else "")
+            + f"{part('skipped', self.skipped)}, {part('failed', self.failed)}",
         ]
 
     def as_dict(self) -> dict:
@@ -139,6 +141,7 @@ class Summary:
             "new": self.counts["new"],
             "changed": self.counts["changed"],
             "unchanged": self.counts["unchanged"],
+            "retried": self.counts["retried"],
             "skipped": dict(self.skipped),
             "failed": dict(self.failed),
             "discovered": self.discovered,
@@ -574,9 +577,17 @@ def parse_listing(body: bytes, base_url: str, selector: str) -> tuple[list[Item]
 
 
 async def discover(
-    db: sqlite_utils.Database, fetcher: Fetcher, source: Source, summary: Summary
+    db: sqlite_utils.Database,
+    fetcher: Fetcher,
+    source: Source,
+    summary: Summary,
+    states: list[dict] | None = None,
 ) -> list[Item]:
-    """Items a source lists now. Conditional on the source's own ETag / Last-Modified."""
+    """Items a source lists now. Conditional on the source's own ETag / Last-Modified.
+
+    The source's new validators are saved at once, or, given ``states``, appended to it for the
+    caller to save once the items are fetched: a run killed in between then sees the source
+    again in full instead of a 304 that hides the items it never fetched."""
     state = (
         db["source_state"].get(source.name)
         if db["source_state"].count_where("source = ?", [source.name])
@@ -603,19 +614,20 @@ async def discover(
         except ValueError as exc:
             outcome, error = f"{source.kind}-unreadable", str(exc)
     if outcome in ("fetched", "not-modified"):
-        db["source_state"].upsert(
-            {
-                "source": source.name,
-                "url": source.url,
-                "etag": result.headers.get("etag") if outcome == "fetched" else (state or {}).get("etag"),
-                "last_modified": result.headers.get("last-modified")
-                if outcome == "fetched"
-                else (state or {}).get("last_modified"),
-                "last_crawled_utc": now_utc(),
-                "last_outcome": outcome,
-            },
-            pk="source",
-        )
+        state_row = {
+            "source": source.name,
+            "url": source.url,
+            "etag": result.headers.get("etag") if outcome == "fetched" else (state or {}).get("etag"),
+            "last_modified": result.headers.get("last-modified")
+            if outcome == "fetched"
+            else (state or {}).get("last_modified"),
+            "last_crawled_utc": now_utc(),
+            "last_outcome": outcome,
+        }
+        if states is None:
+            db["source_state"].upsert(state_row, pk="source")
+        else:
+            states.append(state_row)
     else:
         (summary.skipped if outcome in SKIPPED_OUTCOMES else summary.failed)[f"{source.kind}:{outcome}"] += 1
     _log(db, summary, result, source.kind, source=source.name, outcome=outcome, error=error)
@@ -676,23 +688,60 @@ async def _walk_listing(
     return items
 
 
-def _known_urls(db: sqlite_utils.Database, urls: list[str]) -> set[str]:
+def _known_urls(db: sqlite_utils.Database, urls: list[str]) -> dict[str, str]:
+    """Of ``urls``, those stored as documents, each with the date it was last fetched (or '')."""
     if not urls:
-        return set()
+        return {}
     normal = {}
     for url in urls:
         try:
             normal[normalize_url(url)] = url
         except InvalidURL:
             continue
-    found = set()
+    found: dict[str, str] = {}
     keys = list(normal)
     for start in range(0, len(keys), 500):
         chunk = keys[start : start + 500]
         marks = ",".join("?" * len(chunk))
-        sql = f"select canonical_url from documents where current_version > 0 and canonical_url in ({marks})"
-        found |= {row[0] for row in db.execute(sql, chunk).fetchall()}
-    return {normal[k] for k in found}
+        sql = (
+            "select canonical_url, last_fetched_utc from documents"
+            f" where current_version > 0 and canonical_url in ({marks})"
+        )
+        found |= {normal[row[0]]: (row[1] or "")[:10] for row in db.execute(sql, chunk).fetchall()}
+    return found
+
+
+# Failures worth another try on the next run; after MAX_ATTEMPTS runs a URL is given up.
+TRANSIENT = ("rate-limited", "timeout", "network-error")
+MAX_ATTEMPTS = 5
+
+
+def _retryable(db: sqlite_utils.Database, sources: list[str]) -> dict[str, list[dict]]:
+    """Items of these sources never stored because their fetch failed transiently (a 5xx, a
+    429, a timeout), tried fewer than MAX_ATTEMPTS times: URL -> its links."""
+    if not sources:
+        return {}
+    marks = ",".join("?" * len(sources))
+    sql = f"""
+        select l.canonical_url as url, l.member, l.commitment, l.source, l.report_id, l.footnote, l.item_date,
+               (select count(*) from fetch_log f where f.canonical_url = l.canonical_url
+                  and f.purpose = 'document') as attempts,
+               (select f.outcome || ' ' || coalesce(f.status, '') from fetch_log f
+                  where f.canonical_url = l.canonical_url and f.purpose = 'document'
+                  order by f.id desc limit 1) as last
+        from document_links l
+        where l.source in ({marks})
+          and not exists (select 1 from documents d where d.canonical_url = l.canonical_url and d.current_version > 0)
+    """
+    retry: dict[str, list[dict]] = {}
+    for row in db.query(sql, sources):
+        outcome, _, status = (row.pop("last") or "").partition(" ")
+        transient = outcome in TRANSIENT or (
+            outcome == "http-error" and status.isdigit() and int(status) >= 500
+        )
+        if transient and row.pop("attempts") < MAX_ATTEMPTS:
+            retry.setdefault(row.pop("url"), []).append(row)
+    return retry
 
 
 async def crawl(
@@ -701,22 +750,39 @@ async def crawl(
     config: Config,
     *,
     since: dt.date | None = None,
+    since_last_crawl: bool = False,
     fetcher: Fetcher | None = None,
     on_discovered: Callable[[int], None] | None = None,
     on_done: Callable[[Target, str], None] | None = None,
 ) -> Summary:
-    """Discover new items from the sources and fetch them (items already stored are not refetched)."""
+    """Discover new items from the sources and fetch them; return the summary.
+
+    Items dated before ``since`` are left out; with ``since_last_crawl``, so are items dated
+    before the day each source was last crawled in full (a source never crawled gives all its
+    items). Stored items are fetched again (conditionally) only when the source dates them on
+    or after the day we last fetched them.
+    """
     summary = Summary()
     started = time.monotonic()
 
     async def run(f: Fetcher) -> None:
         before = f.requests_made
-        found = await asyncio.gather(*(discover(db, f, s, summary) for s in sources))
+        states: list[dict] = []
+        found = await asyncio.gather(*(discover(db, f, s, summary, states) for s in sources))
         links: dict[str, list[dict]] = {}
+        dates: dict[str, dt.date] = {}
+        cutoffs = {source.name: since for source in sources}
+        if since_last_crawl:
+            for row in db["source_state"].rows:
+                if row["source"] in cutoffs and row["last_crawled_utc"]:
+                    cutoffs[row["source"]] = dt.date.fromisoformat(row["last_crawled_utc"][:10])
         for source, items in zip(sources, found, strict=True):
+            cutoff = cutoffs[source.name]
             for item in items:
-                if since and item.date and item.date < since:
+                if cutoff and item.date and item.date < cutoff:
                     continue
+                if item.date:
+                    dates[item.url] = max(item.date, dates.get(item.url, item.date))
                 links.setdefault(item.url, []).extend(
                     {
                         "member": MEMBERS[source.member],
@@ -728,9 +794,14 @@ async def crawl(
                     }
                     for commitment in (source.commitments or [None])
                 )
-        known = _known_urls(db, list(links))
-        new = [u for u in links if u not in known]
-        targets, invalid = make_targets(new, links)
+        fetched_on = _known_urls(db, list(links))
+        # New items; known ones the source dates on or after our last fetch (changed, maybe: the
+        # request is conditional); and earlier transient failures of these sources, retried.
+        wanted = [
+            u for u in links if u not in fetched_on or (u in dates and dates[u].isoformat() >= fetched_on[u])
+        ]
+        retry = {u: v for u, v in _retryable(db, [s.name for s in sources]).items() if u not in links}
+        targets, invalid = make_targets(wanted + list(retry), {**links, **retry})
         for url in invalid:
             summary.failed["invalid-url"] += 1
             _log(
@@ -740,10 +811,13 @@ async def crawl(
                 "document",
             )
         summary.discovered = len(targets)
+        summary.counts["retried"] += len(retry)
         if on_discovered:
             on_discovered(len(targets))
         summary.requests += f.requests_made - before
         await fetch_targets(db, targets, config, summary=summary, fetcher=f, on_done=on_done)
+        for state in states:
+            db["source_state"].upsert(state, pk="source")
 
     if fetcher is not None:
         await run(fetcher)

@@ -17,7 +17,7 @@ import random
 import re
 import time
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -337,6 +337,15 @@ class _RubricVectors:
             self.stats[d.id] = (float(sims.mean()), float(max(sims.std(), 1e-3)))
 
 
+@lru_cache(maxsize=8)
+def _embed_sentences(texts: tuple[str, ...]) -> Any:
+    """A document's sentences embedded once for all the commitments it is classified against
+    (the classifier hands the baseline one document's items one after another)."""
+    import numpy as np
+
+    return np.asarray(_model().query(list(texts)))
+
+
 @cache
 def _vectors(rubric_key: str, rubric_json: str) -> _RubricVectors:
     return _RubricVectors(Rubric.model_validate_json(rubric_json))
@@ -390,7 +399,7 @@ class BaselineBackend:
             return {"relevant": False, "members": [], "action_date": None, "summary": "", "confidence": 0.9,
                     "outside_period": False, "exclusions": [], "dimensions": empty}  # fmt: skip
         texts = [text[s:e] for s, e in spans]
-        embedded = np.asarray(_model().query(texts))
+        embedded = _embed_sentences(tuple(texts))
         topical = bool(TOPIC_CUES.search(text))
         dimensions = {}
         best_overall = (-math.inf, 0)

@@ -402,3 +402,11 @@ def m006_runs(db: Database) -> None:
         },
         pk="id",
     )
+
+
+@migrations()
+def m007_system_sha(db: Database) -> None:
+    """The rendered system prompt (prompt version x rubric) of each classification, so the nightly
+    job finds what is still to classify with one query instead of rendering every prompt."""
+    db["classifications"].add_column("system_sha", str)
+    db["classifications"].create_index(["content_sha", "commitment", "model", "system_sha"])

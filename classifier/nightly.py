@@ -19,10 +19,11 @@ from pathlib import Path
 
 import sqlite_utils
 
-from .classify import Classifier, document_items, rubrics_for
+from .classify import Classifier, pending_items, rubrics_for
 from .config import Config
 from .corpus import Source, crawl
 from .dates import now_utc
+from .failpoints import failpoint
 from .queue import fill
 
 log = logging.getLogger("evidence.nightly")
@@ -92,6 +93,10 @@ def last_success(db: sqlite_utils.Database) -> str | None:
     return row[0] if row else None
 
 
+def _event(name: str, message: str, /, **data: object) -> None:
+    log.info("%s", message, extra={"event": name, "data": data})
+
+
 def run_nightly(
     db: sqlite_utils.Database,
     config: Config,
@@ -99,57 +104,114 @@ def run_nightly(
     *,
     max_documents: int | None = None,
     cost_cap: float | None = None,
+    token_cap: int | None = None,
     results_dir: Path | None = None,
+    classifier: Classifier | None = None,
 ) -> dict:
-    """One nightly run; returns its summary (also stored in ``runs`` and, if asked, as JSON)."""
+    """One nightly run; returns its summary (also stored in ``runs``, logged and, if asked, as JSON).
+
+    Stages: crawl each source for items since its last full crawl; classify every stored
+    document whose current text has no classification yet by this model and prompt (new and
+    changed documents, earlier failures, and whatever a killed run left); fill the queue. A stage
+    that breaks is recorded with its error and the next stage still runs.
+    """
     run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
     # We hold the lock, so a run still marked running died (killed, crashed): say so.
+    for (dead,) in db.execute("select id from runs where status = 'running'").fetchall():
+        log.warning("run %s did not finish (killed or crashed): marked crashed", dead,
+                    extra={"event": "crashed-run", "data": {"run": dead}})  # fmt: skip
     db.execute("update runs set status = 'crashed' where status = 'running'")
     previous = last_success(db)
     since = dt.date.fromisoformat(previous[:10]) if previous else None
     db["runs"].insert({"id": run_id, "started_utc": now_utc(), "status": "running",
                        "since": since.isoformat() if since else None})  # fmt: skip
     summary: dict = {"run": run_id, "since": since.isoformat() if since else None, "stages": {}}
+    _event("run-started", f"run {run_id} started; last successful run {since or 'never'}; each source crawled since its last full crawl", run=run_id,
+           since=summary["since"])  # fmt: skip
+    failpoint("nightly.started")
     started = time.monotonic()
+    failures: dict[str, dict[str, int]] = {}
+    stops: list[str] = []
+    rubrics = rubrics_for()
 
-    t = time.monotonic()
-    crawled = asyncio.run(crawl(db, sources, config, since=since))
-    summary["stages"]["crawl"] = {**crawled.as_dict(), "seconds": round(time.monotonic() - t, 2)}
-    log.info("crawl: %s", "; ".join(crawled.lines()))
+    def crawl_stage() -> tuple[dict, dict, str]:
+        done = asyncio.run(
+            crawl(
+                db,
+                sources,
+                config,
+                since_last_crawl=True,
+                on_done=lambda target, outcome: failpoint("crawl.document"),
+            )
+        )
+        return done.as_dict(), dict(done.failed), "; ".join(done.lines())
 
-    t = time.monotonic()
-    classifier = Classifier(db, config, cost_cap=cost_cap)
-    items = document_items(db, rubrics_for(), since=since)
-    budget_stop = False
-    if max_documents is not None and len(items) > max_documents * len(rubrics_for()):
-        items = items[: max_documents * len(rubrics_for())]
-        budget_stop = True
-    classified = asyncio.run(classifier.run(items))
-    summary["stages"]["classify"] = {
-        "classified": classified.classified,
-        "cached": classified.cached,
-        "failed": dict(classified.failed),
-        "skipped": dict(classified.skipped),
-        "tokens_in": classified.tokens_in,
-        "tokens_out": classified.tokens_out,
-        "cost": round(classified.cost, 6),
-        "seconds": round(time.monotonic() - t, 2),
-    }
-    log.info("classify: %s", "; ".join(classified.lines()))
+    def classify_stage() -> tuple[dict, dict, str]:
+        nonlocal classifier
+        classifier = classifier or Classifier(db, config, cost_cap=cost_cap, token_cap=token_cap)
+        items, pending = pending_items(db, rubrics, classifier, limit=max_documents)
+        chosen = len({i.document_id for i in items})
+        if pending > chosen:
+            stops.append(
+                f"max-documents: {pending - chosen} of {pending} pending documents left for the next run"
+            )
+        _event("stage-started", f"classify: {chosen} documents x {len(rubrics)} commitments to classify",
+               stage="classify", documents=chosen, pending=pending, items=len(items))  # fmt: skip
+        done = asyncio.run(classifier.run(items, on_done=lambda: failpoint("classify.stored")))
+        for cap in ("cost-cap", "token-cap"):
+            if done.skipped.get(cap):
+                stops.append(f"{cap}: {done.skipped[cap]} classifications left for the next run")
+        stage = {"backend": done.backend, "model": done.model, "prompt": done.prompt, "documents": chosen,
+                 "classified": done.classified, "cached": done.cached, "failed": dict(done.failed),
+                 "skipped": dict(done.skipped), "calls": done.calls, "tokens_in": done.tokens_in,
+                 "tokens_out": done.tokens_out, "cost": round(done.cost, 6)}  # fmt: skip
+        return stage, dict(done.failed), "; ".join(done.lines())
 
-    t = time.monotonic()
-    summary["stages"]["queue"] = {**fill(db), "seconds": round(time.monotonic() - t, 2)}
-    log.info("queue: %s", summary["stages"]["queue"])
+    def queue_stage() -> tuple[dict, dict, str]:
+        counts = fill(db, on_item=lambda: failpoint("queue.item"))
+        return counts, {}, ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items())
 
-    failures = crawled.failures + classified.failures
-    budget_stop = budget_stop or bool(classified.skipped.get("cost-cap"))
-    status = "stopped-by-budget" if budget_stop else ("failures" if failures else "ok")
-    summary.update({"status": status, "failures": failures, "seconds": round(time.monotonic() - started, 2)})
-    code = EXIT_FAILURES if failures or budget_stop else EXIT_OK
+    error = None
+    try:
+        for name, run_stage in (("crawl", crawl_stage), ("classify", classify_stage), ("queue", queue_stage)):
+            t = time.monotonic()
+            try:
+                stage, failures[name], message = run_stage()
+            except Exception as exc:  # recorded; the next stages still run on what is stored
+                stage = {"error": one_line(exc)}
+                failures[name] = {"stage-error": 1}
+                message = f"stage failed: {stage['error']}"
+            stage["seconds"] = round(time.monotonic() - t, 2)
+            summary["stages"][name] = stage
+            _event("stage-done", f"{name}: {message}", **{"stage": name, **stage})
+            failpoint(f"{name}.done")
+    except Exception as exc:  # between stages: stop here, but record the run and what it did
+        error = one_line(exc)
+        failures["run"] = {"error": 1}
+        summary["error"] = error
+        log.error("run stopped: %s", error, extra={"event": "run-error", "data": {"error": error}})
+
+    failures = {k: v for k, v in failures.items() if v}
+    failed = sum(sum(v.values()) for v in failures.values())
+    status = "error" if error else "stopped-by-budget" if stops else "failures" if failed else "ok"
+    code = EXIT_FAILURES if failed or stops else EXIT_OK
+    summary.update({"status": status, "failures": failures, "stopped": stops,
+                    "seconds": round(time.monotonic() - started, 2), "exit_code": code})  # fmt: skip
     db["runs"].update(run_id, {"finished_utc": now_utc(), "status": status, "summary": json.dumps(summary),
                                "exit_code": code})  # fmt: skip
     if results_dir is not None:
         results_dir.mkdir(parents=True, exist_ok=True)
         (results_dir / f"nightly-{run_id}.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
-    summary["exit_code"] = code
+    detail = "; ".join(
+        f"{stage}: " + ", ".join(f"{k} {v}" for k, v in c.items()) for stage, c in failures.items()
+    )
+    _event("run-finished", f"run {run_id} {status} (exit {code}) in {summary['seconds']} s"
+           + (f"; failures: {detail}" if detail else "") + (f"; stopped: {'; '.join(stops)}" if stops else ""),
+           run=run_id, status=status, exit_code=code, failures=failures, stopped=stops,
+           seconds=summary["seconds"])  # fmt: skip
     return summary
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:300]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,14 +62,19 @@ def _attention(classification: dict, flags: list[str]) -> int:
     return score
 
 
-def fill(db: sqlite_utils.Database) -> dict[str, int]:
-    """Turn every candidate classification into queue items (idempotent)."""
+def fill(db: sqlite_utils.Database, on_item: Callable[[], None] | None = None) -> dict[str, int]:
+    """Turn candidate classifications into queue items (idempotent).
+
+    Only classifications of a document's current text count; of several (another model, a
+    newer prompt), the newest is the suggestion and the others only flag disagreement. So a
+    rerun over the same classifications changes nothing.
+    """
     counts = {"added": 0, "updated": 0, "unchanged": 0, "changed_after_decision": 0}
     sql = """
         select c.*, v.published from classifications c
         join documents d on d.id = c.document_id
-        left join document_versions v on v.document_id = d.id and v.version = d.current_version
-        where c.status = 'ok' and c.document_id is not null
+        join document_versions v on v.document_id = d.id and v.version = d.current_version
+        where c.status = 'ok' and c.content_sha = v.content_sha256
         order by c.id
     """
     rows = list(db.query(sql))
@@ -80,7 +86,8 @@ def fill(db: sqlite_utils.Database) -> dict[str, int]:
             bool(c["relevant"]),
             labels,
         )
-    for c in rows:
+    newest = {(c["document_id"], c["commitment"]): c for c in rows}
+    for c in newest.values():
         dims = json.loads(c["dimensions"])
         flags = json.loads(c["flags"])
         labels = {k: v["label"] for k, v in dims.items()}
@@ -107,52 +114,57 @@ def fill(db: sqlite_utils.Database) -> dict[str, int]:
         }
         sha = "sha256:" + hashlib.sha256(json.dumps(suggestion, sort_keys=True).encode()).hexdigest()
         for member in members:
-            with db.atomic():
-                existing = list(
-                    db["queue_items"].rows_where(
-                        "document_id = ? and commitment = ? and member = ?",
-                        [c["document_id"], c["commitment"], member],
-                    )
-                )
-                if not existing:
-                    db["queue_items"].insert(
-                        {
-                            "document_id": c["document_id"],
-                            "content_sha": c["content_sha"],
-                            "commitment": c["commitment"],
-                            "member": member,
-                            "classification_id": c["id"],
-                            "suggestion": json.dumps(suggestion),
-                            "suggestion_sha": sha,
-                            "version": 1,
-                            "attention": _attention(c, flags),
-                            "published": c["action_date"] or c["published"],
-                            "created_utc": now_utc(),
-                            "updated_utc": now_utc(),
-                        }
-                    )
-                    counts["added"] += 1
-                    continue
-                item = existing[0]
-                if item["suggestion_sha"] == sha:
-                    counts["unchanged"] += 1
-                    continue
-                decided = db["decisions"].count_where("item_id = ?", [item["id"]]) > 0
-                db["queue_items"].update(
-                    item["id"],
-                    {
-                        "classification_id": c["id"],
-                        "content_sha": c["content_sha"],
-                        "suggestion": json.dumps(suggestion),
-                        "suggestion_sha": sha,
-                        "version": item["version"] + 1,
-                        "attention": _attention(c, flags) + (3 if decided else 0),
-                        "published": c["action_date"] or c["published"],
-                        "updated_utc": now_utc(),
-                    },
-                )
-                counts["changed_after_decision" if decided else "updated"] += 1
+            counts[_upsert(db, c, member, suggestion, sha, flags)] += 1
+            if on_item:
+                on_item()
     return counts
+
+
+def _upsert(db: sqlite_utils.Database, c: dict, member: str, suggestion: dict, sha: str, flags: list) -> str:
+    """Add or update one queue item from classification ``c``; return what happened."""
+    with db.atomic():
+        existing = list(
+            db["queue_items"].rows_where(
+                "document_id = ? and commitment = ? and member = ?",
+                [c["document_id"], c["commitment"], member],
+            )
+        )
+        if not existing:
+            db["queue_items"].insert(
+                {
+                    "document_id": c["document_id"],
+                    "content_sha": c["content_sha"],
+                    "commitment": c["commitment"],
+                    "member": member,
+                    "classification_id": c["id"],
+                    "suggestion": json.dumps(suggestion),
+                    "suggestion_sha": sha,
+                    "version": 1,
+                    "attention": _attention(c, flags),
+                    "published": c["action_date"] or c["published"],
+                    "created_utc": now_utc(),
+                    "updated_utc": now_utc(),
+                }
+            )
+            return "added"
+        item = existing[0]
+        if item["suggestion_sha"] == sha and item["content_sha"] == c["content_sha"]:
+            return "unchanged"  # a changed source text is a change even when the suggestion is not
+        decided = db["decisions"].count_where("item_id = ?", [item["id"]]) > 0
+        db["queue_items"].update(
+            item["id"],
+            {
+                "classification_id": c["id"],
+                "content_sha": c["content_sha"],
+                "suggestion": json.dumps(suggestion),
+                "suggestion_sha": sha,
+                "version": item["version"] + 1,
+                "attention": _attention(c, flags) + (3 if decided else 0),
+                "published": c["action_date"] or c["published"],
+                "updated_utc": now_utc(),
+            },
+        )
+        return "changed_after_decision" if decided else "updated"
 
 
 # ---------------------------------------------------------------------------

@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 
 import sqlite_utils
+from filelock import FileLock
+from filelock import Timeout as FileLockTimeout
 
 from .migrations import migrations
 
@@ -65,12 +67,20 @@ def open_db(path: str | Path | None = None, *, migrate: bool = True) -> sqlite_u
         db = sqlite_utils.Database(path)
         db.execute("PRAGMA busy_timeout = 10000")
         db.execute("PRAGMA foreign_keys = ON")
-        if str(path) != ":memory:":
+        if str(path) == ":memory:":
+            if migrate:
+                migrations.apply(db)
+            return db
+        # Switching to WAL and migrating are not safe against another process doing the same
+        # (two commands started at once on a new database): one at a time, by a lock file.
+        with FileLock(f"{path}.open-lock", timeout=120):
             db.execute("PRAGMA journal_mode = WAL")
             # WAL + NORMAL: no corruption on a crash, one fsync per checkpoint instead of per commit
             db.execute("PRAGMA synchronous = NORMAL")
-        if migrate:
-            migrations.apply(db)
+            if migrate:
+                migrations.apply(db)
+    except FileLockTimeout:
+        raise StoreError(f"{path}: another process has been opening the database for 2 minutes") from None
     except sqlite_utils.db.sqlite3.DatabaseError as exc:
         raise StoreError(f"{path}: not a usable SQLite database ({exc})") from None
     return db

@@ -10,6 +10,7 @@ slow answers, bodies that are not JSON) without a key, a network or a real provi
     with OpenAIStub() as stub:
         stub.base_url                    # "http://127.0.0.1:PORT/v1"
         stub.answer({"relevant": True, ...})   # the default reply: one tool call with these arguments
+        stub.answer_for("Classification18", {...})  # the default reply when that is the tool
         stub.script([{"status": 429, "headers": {"Retry-After": "1"}}, {"status": 500}])
         stub.latency = 0.2               # every response waits this long first
         stub.requests                    # [{"body", "headers", "at", "end"}, ...] (a snapshot)
@@ -134,7 +135,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             elif "refusal" in step:
                 self._send(200, stub._completion(body, refusal=str(step["refusal"])))
             else:
-                arguments = step.get("arguments", stub._default)
+                tools = body.get("tools") or []
+                name = (tools[0].get("function") or {}).get("name") if tools else None
+                arguments = step.get("arguments", stub._defaults.get(name, stub._default))
                 self._send(200, stub._completion(body, arguments=arguments))
         finally:
             stub._end(record)
@@ -169,6 +172,7 @@ class OpenAIStub:
         self._requests: list[dict[str, Any]] = []
         self._script: deque[dict[str, Any]] = deque()
         self._default: dict[str, Any] | str = {}
+        self._defaults: dict[str | None, dict[str, Any] | str] = {}
         self._in_flight = 0
         self._max_in_flight = 0
         self._server: _Server | None = None
@@ -231,6 +235,11 @@ class OpenAIStub:
         """The default reply's tool-call arguments (a str is sent verbatim, e.g. malformed JSON)."""
         with self._lock:
             self._default = arguments
+
+    def answer_for(self, tool: str, arguments: dict[str, Any] | str) -> None:
+        """The default reply to requests whose tool is ``tool`` (e.g. one schema per commitment)."""
+        with self._lock:
+            self._defaults[tool] = arguments
 
     def script(self, steps: list[dict[str, Any]]) -> None:
         """Queue one-shot behaviours, consumed one per chat request (see the module docstring)."""

@@ -45,7 +45,7 @@ def nightly(sources, *extra):
 
 
 def summary_of(result):
-    return json.loads(result.output[result.output.index("{") :])
+    return json.loads(result.stdout)
 
 
 def test_nightly_runs_every_stage_then_continues_incrementally(setup):
@@ -151,3 +151,18 @@ def test_killed_at_many_points_the_next_run_continues_without_duplicates(setup, 
     assert db.execute("select count(*) from classifications where status = 'ok'").fetchone()[0] == 6
     statuses = [r[0] for r in db.execute("select status from runs order by id")]
     assert statuses[-1] == "ok" and "running" not in statuses
+
+
+def test_failpoints_fire_on_the_named_hit_only(monkeypatch):
+    from classifier import failpoints
+
+    monkeypatch.setenv("EVIDENCE_FAILPOINTS", "a.point=error@2, other=sleep:0")
+    monkeypatch.setattr(failpoints, "_hits", failpoints.Counter())
+    failpoints.failpoint("a.point")  # the first hit passes
+    with pytest.raises(failpoints.FailpointError, match=r"a\.point"):
+        failpoints.failpoint("a.point")
+    failpoints.failpoint("a.point")  # and the third
+    failpoints.failpoint("not.named")
+    monkeypatch.setenv("EVIDENCE_FAILPOINTS", "a.point=explode")
+    with pytest.raises(ValueError, match="unknown action 'explode'"):
+        failpoints.failpoint("a.point")

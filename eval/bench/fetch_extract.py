@@ -53,6 +53,20 @@ def build_pages(count: int) -> dict[str, bytes]:
     return pages
 
 
+def bench_config() -> Config:
+    """Fetch settings for a local server: no delay, 8 requests in flight, no retries."""
+    return Config(
+        fetch=FetchConfig(
+            contact="bench@example.org",
+            allow_private=True,
+            per_host_delay=0,
+            per_host_concurrency=8,
+            concurrency=8,
+            retries=0,
+        )
+    )
+
+
 def serve(pages: dict[str, bytes], port_queue, counter) -> None:
     """The page server, run in its own process so it does not share our interpreter lock."""
     lock = threading.Lock()
@@ -110,16 +124,7 @@ def main() -> None:
     server = context.Process(target=serve, args=(pages, ports, counter), daemon=True)
     server.start()
     base = f"http://127.0.0.1:{ports.get(timeout=30)}"
-    config = Config(
-        fetch=FetchConfig(
-            contact="bench@example.org",
-            allow_private=True,
-            per_host_delay=0,
-            per_host_concurrency=8,
-            concurrency=8,
-            retries=0,
-        )
-    )
+    config = bench_config()
     urls = [base + path for path in pages]
     with tempfile.TemporaryDirectory() as tmp:
         db = open_db(Path(tmp) / "bench.db")
