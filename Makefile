@@ -23,6 +23,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python eval/bench/classify_stub.py
 	$(VENV)/bin/python eval/bench/queue_bench.py
 	$(VENV)/bin/python eval/bench/nightly_bench.py --documents 1000
+	$(VENV)/bin/python eval/bench/web_bench.py
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed")'

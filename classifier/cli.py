@@ -22,6 +22,7 @@ from .queue import QueueError
 from .reports import ReportParseError
 from .rubric import RubricError, format_score, load_rubrics, score_gold, score_range
 from .store import StoreError, corpus_dir, open_db, resolve_db_path
+from .users import UserError
 
 # Errors a user can cause: one line, non-zero exit, no traceback unless --debug.
 USER_ERRORS = (
@@ -33,6 +34,7 @@ USER_ERRORS = (
     SourcesError,
     PromptError,
     QueueError,
+    UserError,
     ValueError,
     FileNotFoundError,
 )
@@ -61,6 +63,7 @@ score_app = typer.Typer(
 report_app = typer.Typer(help="Report drafts from confirmed evidence.", no_args_is_help=True)
 eval_app = typer.Typer(help="Agreement with the hand-coded reports, run after run.", no_args_is_help=True)
 runs_app = typer.Typer(help="Past nightly runs and their summaries.", no_args_is_help=True)
+users_app = typer.Typer(help="Analyst accounts for the web interface.", no_args_is_help=True)
 app.add_typer(gold_app, name="gold")
 app.add_typer(rubric_app, name="rubric")
 app.add_typer(docs_app, name="docs")
@@ -70,6 +73,7 @@ app.add_typer(score_app, name="score")
 app.add_typer(report_app, name="report")
 app.add_typer(eval_app, name="eval")
 app.add_typer(runs_app, name="runs")
+app.add_typer(users_app, name="users")
 
 
 class State:
@@ -715,6 +719,10 @@ def queue_list(
     member: Annotated[str | None, typer.Option("--member", "-m", help="Member code or name.")] = None,
     commitment: Annotated[int | None, typer.Option("--commitment", "-c", help="Commitment number.")] = None,
     state: Annotated[str | None, typer.Option("--state", help="pending, accepted or rejected.")] = None,
+    flag: Annotated[
+        str | None,
+        typer.Option("--flag", help="Only items with this flag (e.g. ungrounded, outside_period)."),
+    ] = None,
     order: Annotated[
         str, typer.Option("--order", help="attention (needs attention first), member, commitment or date.")
     ] = "attention",
@@ -729,6 +737,7 @@ def queue_list(
         member=gold_lib.resolve_member(member),
         commitment=commitment,
         state=state,
+        flag=flag,
         order=order,
         limit=limit,
         offset=offset,
@@ -1329,6 +1338,68 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="Run id.")]) -> None:
     row = rows[0]
     typer.echo(f"{row['id']}  {row['status']}  exit {row['exit_code']}  since {row['since']}")
     typer.echo(json.dumps(json.loads(row["summary"] or "{}"), indent=1))
+
+
+@app.command("serve")
+@handled
+def serve_command(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8000,
+    secure_cookies: Annotated[
+        bool, typer.Option("--secure-cookies", help="Mark cookies Secure (behind an HTTPS proxy).")
+    ] = False,
+) -> None:
+    """The analysts' web interface on this database: queue, items, decisions, scores, evaluation, drafts."""
+    from . import web
+
+    db = _db()
+    if not db["users"].count_where("disabled = 0"):
+        typer.echo("note: no active account yet: add one with `evidence users add NAME`", err=True)
+    web.serve(host, port, resolve_db_path(state.db), secure_cookies=secure_cookies)
+
+
+@users_app.command("add")
+@handled
+def users_add(
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[str, typer.Option("--role", help="analyst (decides) or reader (read-only).")] = "analyst",
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input (for scripts).")
+    ] = False,
+) -> None:
+    """Add an account; the password is asked for twice (or read from stdin), and stored argon2-hashed."""
+    import sys
+
+    from . import users as users_lib
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    user = users_lib.add_user(_db(), name, password, role)
+    typer.echo(f"added {user.name} ({user.role})")
+
+
+@users_app.command("list")
+@handled
+def users_list() -> None:
+    """Accounts: name, role, active or disabled, created."""
+    from . import users as users_lib
+
+    for u in users_lib.list_users(_db()):
+        typer.echo(
+            f"{u['name']:<20} {u['role']:<8} {'disabled' if u['disabled'] else 'active':<9} {u['created_utc']}"
+        )
+
+
+@users_app.command("disable")
+@handled
+def users_disable(name: Annotated[str, typer.Argument(help="Login name.")]) -> None:
+    """Disable an account and end its sessions; its decisions stay attributed to it."""
+    from . import users as users_lib
+
+    users_lib.disable_user(_db(), name)
+    typer.echo(f"disabled {name}")
 
 
 def main() -> None:

@@ -410,3 +410,54 @@ def m007_system_sha(db: Database) -> None:
     job finds what is still to classify with one query instead of rendering every prompt."""
     db["classifications"].add_column("system_sha", str)
     db["classifications"].create_index(["content_sha", "commitment", "model", "system_sha"])
+
+
+@migrations()
+def m008_users(db: Database) -> None:
+    """Analyst accounts for the web interface, and their sessions (only a token's hash is stored)."""
+    db["users"].create(
+        {
+            "id": int,
+            "name": str,
+            "password_hash": str,  # argon2id
+            "role": str,  # analyst | reader
+            "disabled": int,
+            "created_utc": str,
+        },
+        pk="id",
+    )
+    db["users"].create_index(["name"], unique=True)
+    db["sessions"].create(
+        {
+            "id": str,  # sha256 of the cookie's token
+            "user_id": int,
+            "csrf": str,
+            "created_utc": str,
+            "expires_utc": str,
+        },
+        pk="id",
+        foreign_keys=[("user_id", "users", "id")],
+    )
+
+
+@migrations()
+def m009_item_state(db: Database) -> None:
+    """Each item's state (pending | accepted | rejected) kept on the item by the decision that sets
+    it, so the queue filters, counts and orders 100,000 items with indexes instead of a subquery
+    per item; the decisions stay the record it is derived from."""
+    db["queue_items"].add_column("state", str, not_null_default="pending")
+    db.execute(
+        """
+        update queue_items set state = coalesce(
+            (select case d.action when 'accept' then 'accepted' else 'rejected' end
+             from decisions d where d.item_id = queue_items.id and d.action in ('accept', 'reject')
+             order by d.id desc limit 1), 'pending')
+        """
+    )
+    db.execute(
+        "create index idx_queue_items_attention_order on queue_items (attention desc, published desc, id)"
+    )
+    db.execute(
+        "create index idx_queue_items_state_attention on queue_items (state, attention desc, published desc, id)"
+    )
+    db.execute("create index idx_queue_items_state_member on queue_items (member, commitment, state)")

@@ -330,8 +330,11 @@ def decide(
             "values (?, ?, ?, ?, ?, ?)",
             [item_id, analyst, action, json.dumps(payload), based_on_version, now_utc()],
         )
+        state = {"accept": "accepted", "reject": "rejected"}.get(action)
         conn.execute(
-            "update queue_items set version = version + 1, updated_utc = ? where id = ?", [now_utc(), item_id]
+            "update queue_items set version = version + 1, updated_utc = ?, state = coalesce(?, state) "
+            "where id = ?",
+            [now_utc(), state, item_id],
         )
         conn.execute("COMMIT")
         return cursor.lastrowid
@@ -356,12 +359,28 @@ def _what_changed(conn, item_id: int, based_on: int, version: int) -> str:
 # Listing, claiming, stats
 
 
+def _where(
+    member: str | None, commitment: int | None, state: str | None, flag: str | None
+) -> tuple[str, dict]:
+    """The WHERE clause for the given filters only (so SQLite can use the indexes), and its params."""
+    clauses, params = ["1"], {}
+    for column, value in (("member", member), ("commitment", commitment), ("state", state)):
+        if value is not None:
+            clauses.append(f"q.{column} = :{column}")
+            params[column] = value
+    if flag is not None:
+        clauses.append("exists (select 1 from json_each(q.suggestion, '$.flags') f where f.value = :flag)")
+        params["flag"] = flag
+    return " and ".join(clauses), params
+
+
 def list_items(
     db: sqlite_utils.Database,
     *,
     member: str | None = None,
     commitment: int | None = None,
     state: str | None = None,
+    flag: str | None = None,
     order: str = "attention",
     limit: int = 50,
     offset: int = 0,
@@ -370,33 +389,35 @@ def list_items(
         raise QueueError(f"order must be one of {', '.join(ORDERS)}")
     if state not in (None, "pending", "accepted", "rejected"):
         raise QueueError("state must be pending, accepted or rejected")
-    state_sql = """
-        coalesce((select case d.action when 'accept' then 'accepted' else 'rejected' end
-                  from decisions d where d.item_id = q.id and d.action in ('accept', 'reject')
-                  order by d.id desc limit 1), 'pending')
-    """
+    where, params = _where(member, commitment, state, flag)
     sql = f"""
         select q.id, q.member, q.commitment, q.published, q.version, q.attention,
                json_extract(q.suggestion, '$.summary') as summary,
                json_extract(q.suggestion, '$.flags') as flags,
                json_extract(q.suggestion, '$.confidence') as confidence,
-               {state_sql} as state,
+               q.state as state,
                (select analyst from claims c where c.item_id = q.id and c.expires_utc > :now) as claimed_by
         from queue_items q
-        where (:member is null or q.member = :member) and (:commitment is null or q.commitment = :commitment)
-          and (:state is null or {state_sql} = :state)
+        where {where}
         order by {ORDERS[order]}
         limit :limit offset :offset
     """
-    params = {
-        "member": member,
-        "commitment": commitment,
-        "state": state,
-        "limit": limit,
-        "offset": offset,
-        "now": now_utc(),
-    }
-    return list(db.query(sql, params))
+    return list(db.query(sql, {**params, "limit": limit, "offset": offset, "now": now_utc()}))
+
+
+def count_items(
+    db: sqlite_utils.Database,
+    *,
+    member: str | None = None,
+    commitment: int | None = None,
+    flag: str | None = None,
+) -> dict[str, int]:
+    """How many items match the filters, by state (pending, accepted, rejected, total)."""
+    where, params = _where(member, commitment, None, flag)
+    sql = f"select q.state, count(*) from queue_items q where {where} group by 1"
+    counts = {"pending": 0, "accepted": 0, "rejected": 0}
+    counts.update({state: n for state, n in db.execute(sql, params).fetchall()})
+    return {**counts, "total": sum(counts.values())}
 
 
 def claim(
@@ -424,16 +445,10 @@ def claim(
 
 def stats(db: sqlite_utils.Database) -> list[dict]:
     sql = """
-        with s as (
-            select q.member, q.commitment,
-                   coalesce((select case d.action when 'accept' then 'accepted' else 'rejected' end
-                             from decisions d where d.item_id = q.id and d.action in ('accept', 'reject')
-                             order by d.id desc limit 1), 'pending') as state
-            from queue_items q)
         select commitment, member,
                sum(state = 'pending') as pending, sum(state = 'accepted') as accepted,
                sum(state = 'rejected') as rejected, count(*) as total
-        from s group by commitment, member order by commitment, member
+        from queue_items group by commitment, member order by commitment, member
     """
     return list(db.query(sql))
 

@@ -58,3 +58,26 @@ def fetch_config(**changes):
         max_bytes=1_000_000,
     )
     return FetchConfig(**{**base, **changes})
+
+
+@pytest.fixture(scope="session")
+def review_db_template(tmp_path_factory):
+    """A review database built once per session (see tests/webapp.py); copy it, do not write it."""
+    from .webapp import build_review_db
+
+    path = tmp_path_factory.mktemp("review") / "review.db"
+    build_review_db(path)
+    return path
+
+
+@pytest.fixture
+def review_db(review_db_template, isolated_db):
+    """A fresh copy of the review database, as this test's database."""
+    import sqlite3
+
+    source = sqlite3.connect(review_db_template)
+    target = sqlite3.connect(isolated_db)
+    source.backup(target)
+    source.close()
+    target.close()
+    return isolated_db

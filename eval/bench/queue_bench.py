@@ -95,6 +95,12 @@ def build(db, items: int, rubrics) -> None:
         "values (?, ?, ?, ?, ?, 'now')",
         decisions,
     )
+    # the state decide() keeps on each item, for decisions written in bulk here
+    conn.execute(
+        "update queue_items set state = coalesce((select case d.action when 'accept' then 'accepted' "
+        "else 'rejected' end from decisions d where d.item_id = queue_items.id and d.action in "
+        "('accept', 'reject') order by d.id desc limit 1), 'pending')"
+    )
     conn.execute("COMMIT")
 
 

@@ -1,0 +1,387 @@
+"""The analysts' web interface: a server-rendered Starlette application on the same database.
+
+Pages: the queue, an item (the source text with each quote highlighted where it sits),
+scores with receipts, evaluation runs with plots, the report draft. Decisions go through
+:func:`classifier.queue.decide`, with the same optimistic concurrency as the CLI.
+
+Safety: every page is rendered by Jinja2 with autoescaping (press-release text is untrusted
+and never rendered as HTML); links to sources only for http(s) URLs; a strict
+Content-Security-Policy (scripts and styles only from /static, no inline code); sessions are
+random tokens in HttpOnly, SameSite=Strict cookies; every POST carries the session's CSRF
+token and must come from our own origin; readers cannot decide.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+import threading
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import sqlite_utils
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from . import queue as queue_lib
+from . import score as score_lib
+from . import users as users_lib
+from .classify import rubrics_for
+from .dates import long_date
+from .store import open_db
+
+HERE = Path(__file__).resolve().parent
+SESSION_COOKIE = "evidence_session"
+LOGIN_COOKIE = "evidence_login"
+PAGE_SIZE = 50
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "connect-src 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    # same-origin, not no-referrer: under no-referrer browsers send `Origin: null` on our own forms
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+ORDER_LABELS = {"attention": "needs attention first", "date": "newest first", "member": "by member",
+                "commitment": "by commitment"}  # fmt: skip
+FLAGS = ("ungrounded", "outside_period", "backends-disagree", "truncated")
+
+
+def safe_url(url: str | None) -> str | None:
+    """The URL if it is http(s), else None: a `javascript:` or `data:` link is never a link."""
+    if not url:
+        return None
+    try:
+        scheme = urlsplit(url.strip()).scheme.lower()
+    except ValueError:
+        return None
+    return url if scheme in ("http", "https") else None
+
+
+def highlight(text: str, dimensions: dict[str, dict]) -> list[dict]:
+    """The text cut into segments, each quote's span marked with the dimensions that cite it."""
+    marks: dict[int, set[str]] = {}
+    for dim, value in dimensions.items():
+        for q in value.get("quotes") or []:
+            start, end = q.get("start"), q.get("end")
+            if isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text):
+                for i in range(start, end):
+                    marks.setdefault(i, set()).add(dim)
+    segments: list[dict] = []
+    current: tuple[str, ...] | None = None
+    start = 0
+    for i in range(len(text) + 1):
+        here = tuple(sorted(marks.get(i, ()))) if i < len(text) else None
+        if i == len(text) or here != current:
+            if i > start:
+                segments.append({"text": text[start:i], "dims": list(current or ())})
+            start, current = i, here
+    return segments
+
+
+class _Connections(threading.local):
+    db: sqlite_utils.Database | None = None
+
+
+def create_app(db_path: str | Path | None = None, *, secure_cookies: bool = False) -> Starlette:
+    """The application on the database at ``db_path`` (migrated once, here)."""
+    path = Path(db_path) if db_path else None
+    open_db(path).conn.close()  # create and migrate once; requests open without migrating
+    local = _Connections()
+
+    def db() -> sqlite_utils.Database:
+        if local.db is None:
+            local.db = open_db(path, migrate=False)
+        return local.db
+
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
+    env.globals.update(safe_url=safe_url, long_date=long_date, order_labels=ORDER_LABELS, flags=FLAGS)
+    env.filters["fromjson"] = lambda value: json.loads(value) if value else []
+
+    def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        who = request.state.user if hasattr(request.state, "user") else None
+        body = env.get_template(name).render(
+            request=request, user=who, csrf=getattr(request.state, "csrf", ""), **context
+        )
+        return HTMLResponse(body, status_code=status)
+
+    def cookie(response: Response, name: str, value: str, max_age: int | None) -> None:
+        response.set_cookie(name, value, max_age=max_age, httponly=True, samesite="strict",
+                            secure=secure_cookies, path="/")  # fmt: skip
+
+    # -- authentication and CSRF ---------------------------------------------------------------
+
+    def current(request: Request) -> None:
+        found = users_lib.session_user(db(), request.cookies.get(SESSION_COOKIE))
+        if found is None:
+            asked = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            raise HTTPException(303, headers={"Location": "/login?" + urlencode({"next": asked})})
+        request.state.user, request.state.csrf = found
+
+    async def check_post(request: Request, expected: str) -> dict:
+        """The form, if it comes from our origin with the right CSRF token; else 403."""
+        origin = request.headers.get("origin")
+        if origin == "null":  # an opaque origin: only a browser's word that it is our own page will do
+            if request.headers.get("sec-fetch-site") != "same-origin":
+                raise HTTPException(403, "cross-origin request refused")
+        # the host only: behind an HTTPS proxy the scheme we see is http
+        elif origin and urlsplit(origin).netloc != request.headers.get("host"):
+            raise HTTPException(403, "cross-origin request refused")
+        form = dict(await request.form())
+        if not expected or not secrets.compare_digest(str(form.get("csrf", "")), expected):
+            raise HTTPException(403, "missing or wrong CSRF token: reload the page and try again")
+        return form
+
+    async def login_page(request: Request) -> Response:
+        if request.method == "GET":
+            token = secrets.token_urlsafe(24)
+            request.state.csrf = token
+            response = render(request, "login.html", next=request.query_params.get("next", "/queue"))
+            cookie(response, LOGIN_COOKIE, token, 3600)
+            return response
+        form = await check_post(request, request.cookies.get(LOGIN_COOKIE, ""))
+        user = users_lib.authenticate(db(), str(form.get("name", "")), str(form.get("password", "")))
+        target = str(form.get("next") or "/queue")
+        if not target.startswith("/") or target.startswith(("//", "/\\")):
+            target = "/queue"
+        if user is None:
+            token = secrets.token_urlsafe(24)
+            request.state.csrf = token
+            response = render(request, "login.html", 401, next=target, error="Wrong name or password.")
+            cookie(response, LOGIN_COOKIE, token, 3600)
+            return response
+        token, _ = users_lib.start_session(db(), user)
+        response = RedirectResponse(target, status_code=303)
+        cookie(response, SESSION_COOKIE, token, users_lib.SESSION_HOURS * 3600)
+        response.delete_cookie(LOGIN_COOKIE, path="/")
+        return response
+
+    async def logout(request: Request) -> Response:
+        current(request)
+        await check_post(request, request.state.csrf)
+        users_lib.end_session(db(), request.cookies.get(SESSION_COOKIE))
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    # -- pages -----------------------------------------------------------------------------------
+
+    def filters_of(request: Request) -> dict[str, Any]:
+        q = request.query_params
+        commitment = q.get("commitment") or None
+        state = q.get("state") or None
+        order = q.get("order") or "attention"
+        if commitment is not None and not commitment.isdigit():
+            raise HTTPException(400, "commitment must be a number")
+        if state not in (None, "pending", "accepted", "rejected"):
+            raise HTTPException(400, "state must be pending, accepted or rejected")
+        if order not in queue_lib.ORDERS:
+            raise HTTPException(400, f"order must be one of {', '.join(queue_lib.ORDERS)}")
+        return {"member": q.get("member") or None, "commitment": int(commitment) if commitment else None,
+                "state": state, "flag": q.get("flag") or None, "order": order}  # fmt: skip
+
+    async def home(request: Request) -> Response:
+        return RedirectResponse("/queue", status_code=303)
+
+    async def queue_page(request: Request) -> Response:
+        current(request)
+        f = filters_of(request)
+        raw = request.query_params.get("page", "1")
+        page = int(raw) if raw.isdigit() and int(raw) > 0 else 1
+        rows = queue_lib.list_items(db(), **f, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+        counts = queue_lib.count_items(db(), member=f["member"], commitment=f["commitment"], flag=f["flag"])
+        shown = counts[f["state"]] if f["state"] else counts["total"]
+        members = [r[0] for r in db().execute("select distinct member from queue_items order by 1")]
+        commitments = [r.number for r in rubrics_for()]
+        base = {k: v for k, v in f.items() if v is not None}
+        return render(request, "queue.html", rows=rows, counts=counts, filters=f, page=page,
+                      pages=max(1, -(-shown // PAGE_SIZE)), members=members, commitments=commitments,
+                      query=lambda **change: urlencode({**base, **change}))  # fmt: skip
+
+    def item_context(item_id: int) -> dict[str, Any]:
+        try:
+            state = queue_lib.state_of(db(), item_id)
+        except queue_lib.QueueError:
+            raise HTTPException(404, f"no queue item {item_id}") from None
+        source = queue_lib.source_of(db(), state.item) or {}
+        rubric = {r.number: r for r in rubrics_for()}.get(state.item["commitment"])
+        dims = state.suggestion.get("dimensions", {})
+        names = {d.id: d.name for d in rubric.dimensions} if rubric else {}
+        neighbours = [r["id"] for r in queue_lib.list_items(db(), state="pending", limit=2)
+                      if r["id"] != item_id]  # fmt: skip
+        return {
+            "s": state,
+            "source": source,
+            "segments": highlight(source.get("text") or "", dims) if source.get("text") else [],
+            "dimensions": [
+                {
+                    "id": d,
+                    "name": names.get(d, d),
+                    "label": state.labels.get(d, "none"),
+                    "suggested": v.get("label"),
+                    "rationale": v.get("rationale", ""),
+                    "quotes": v.get("quotes", []),
+                    "grounded": v.get("grounded", True),
+                    "key": k + 1,
+                }
+                for k, (d, v) in enumerate(dims.items())
+            ],
+            "history": [{**h, "payload": json.loads(h["payload"] or "{}")} for h in state.history],
+            "next_id": neighbours[0] if neighbours else None,
+            "rubric": rubric,
+        }
+
+    async def item_page(request: Request) -> Response:
+        current(request)
+        return render(request, "item.html", **item_context(request.path_params["item_id"]))
+
+    async def decide(request: Request) -> Response:
+        current(request)
+        form = await check_post(request, request.state.csrf)
+        item_id = request.path_params["item_id"]
+        if not request.state.user.can_decide:
+            raise HTTPException(403, "your account can read but not decide")
+        action = str(form.get("action", ""))
+        version = str(form.get("version", ""))
+        if not version.isdigit():
+            raise HTTPException(400, "the form lacks the item version it was based on")
+        payload = {
+            k: str(form[k]) for k in ("reason", "dimension", "label", "summary", "note") if form.get(k)
+        }
+        try:
+            queue_lib.decide(db(), item_id, request.state.user.name, action, int(version), **payload)
+        except queue_lib.StaleItem as exc:
+            return render(request, "item.html", 409, conflict=str(exc), **item_context(item_id))
+        except queue_lib.QueueError as exc:
+            if "no queue item" in str(exc):
+                raise HTTPException(404, str(exc)) from None
+            return render(request, "item.html", 400, problem=str(exc), **item_context(item_id))
+        if action in ("accept", "reject"):
+            following = [r["id"] for r in queue_lib.list_items(db(), state="pending", limit=1)]
+            target = f"/items/{following[0]}" if following else "/queue"
+            return RedirectResponse(f"{target}?done={action}&from={item_id}", status_code=303)
+        return RedirectResponse(f"/items/{item_id}?done={action}", status_code=303)
+
+    async def scores_page(request: Request) -> Response:
+        current(request)
+        tables = [score_lib.commitment_table(db(), r) for r in rubrics_for()]
+        return render(request, "scores.html", tables=tables, overview=score_lib.overview(tables),
+                      rubrics={r.number: r for r in rubrics_for()})  # fmt: skip
+
+    async def receipt_page(request: Request) -> Response:
+        current(request)
+        rubric = {r.number: r for r in rubrics_for()}.get(request.path_params["commitment"])
+        member = request.path_params["member"]
+        if rubric is None or member not in rubric.members:
+            raise HTTPException(404, "no such commitment or member")
+        receipt = score_lib.explain(db(), rubric, member)
+        return render(request, "receipt.html", r=receipt, rubric=rubric)
+
+    async def report_page(request: Request) -> Response:
+        current(request)
+        rubric = {r.number: r for r in rubrics_for()}.get(request.path_params["commitment"])
+        if rubric is None:
+            raise HTTPException(404, "no such commitment")
+        return render(request, "report.html", sections=score_lib.draft(db(), rubric), rubric=rubric)
+
+    async def eval_page(request: Request) -> Response:
+        current(request)
+        from .evaluate import headline
+
+        runs = list(db().query("select * from eval_runs order by id desc limit 100"))
+        for run in runs:
+            run["metrics"] = json.loads(run["metrics"])
+            run["headline"] = headline(run)
+        return render(request, "eval.html", runs=runs)
+
+    def plots_dir() -> Path:
+        from .store import resolve_db_path
+
+        return resolve_db_path(path).parent / "web-plots"
+
+    async def eval_run_page(request: Request) -> Response:
+        current(request)
+        from .evaluate import load_run, side_by_side, write_report
+
+        try:
+            run = load_run(db(), request.path_params["run_id"])
+        except ValueError as exc:
+            raise HTTPException(404, str(exc)) from None
+        write_report(run, plots_dir(), "md")
+        plots = sorted(p.name for p in plots_dir().glob(f"{run['id']}-*.png"))
+        return render(request, "eval_run.html", run=run, table=side_by_side([run]), plots=plots)
+
+    async def plot(request: Request) -> Response:
+        current(request)
+        name = request.path_params["name"]
+        file = plots_dir() / name
+        if "/" in name or not name.endswith(".png") or not file.is_file():
+            raise HTTPException(404, "no such plot")
+        return FileResponse(file, media_type="image/png")
+
+    # -- errors and headers ----------------------------------------------------------------------
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code in (301, 302, 303, 307) and exc.headers:
+            return RedirectResponse(exc.headers["Location"], status_code=exc.status_code)
+        return render(request, "error.html", exc.status_code, code=exc.status_code, message=exc.detail)
+
+    class SecurityHeaders:
+        def __init__(self, app: Any):
+            self.app = app
+
+        async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+            async def with_headers(message: dict) -> None:
+                if message["type"] == "http.response.start":
+                    headers = list(message.get("headers", []))
+                    present = {k.lower() for k, _ in headers}
+                    for key, value in SECURITY_HEADERS.items():
+                        if key.lower().encode() not in present:
+                            headers.append((key.lower().encode(), value.encode()))
+                    message["headers"] = headers
+                await send(message)
+
+            await self.app(scope, receive, with_headers)
+
+    routes = [
+        Route("/", home),
+        Route("/login", login_page, methods=["GET", "POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/queue", queue_page),
+        Route("/items/{item_id:int}", item_page),
+        Route("/items/{item_id:int}/decide", decide, methods=["POST"]),
+        Route("/scores", scores_page),
+        Route("/scores/{commitment:int}/{member}", receipt_page),
+        Route("/report/{commitment:int}", report_page),
+        Route("/eval", eval_page),
+        Route("/eval/{run_id}", eval_run_page),
+        Route("/plots/{name}", plot),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityHeaders)],
+        exception_handlers={HTTPException: http_error},
+    )
+
+
+def serve(host: str, port: int, db_path: str | Path | None = None, *, secure_cookies: bool = False) -> None:
+    import uvicorn
+
+    app = create_app(db_path, secure_cookies=secure_cookies)
+    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    print(f"evidence serve: http://{host}:{port}/ (started {started}; Ctrl-C to stop)", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False, proxy_headers=False)

@@ -1,0 +1,413 @@
+"""The web interface over real HTTP (uvicorn on 127.0.0.1) and a real database: accounts,
+sessions, CSRF, permissions, conflicts, security headers, and hostile text kept inert.
+
+The review database's classifications came from the OpenAI-compatible STUB endpoint (see
+tests/webapp.py); the browser-level path is covered by tests/test_web_e2e.py.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from classifier.cli import app
+from classifier.web import highlight, safe_url
+
+from .webapp import HANDLER, PASSWORD, SCRIPT, WebServer
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def server(review_db):
+    with WebServer(review_db) as web:
+        yield web
+
+
+def client(server) -> httpx.Client:
+    return httpx.Client(base_url=server.url, follow_redirects=False, timeout=10)
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', html)[1]
+
+
+def login(server, name: str = "ana", password: str = PASSWORD) -> httpx.Client:
+    c = client(server)
+    form = c.get("/login")
+    r = c.post(
+        "/login", data={"csrf": csrf_of(form.text), "name": name, "password": password, "next": "/queue"}
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/queue", r.text
+    return c
+
+
+def item_ids(db_path) -> list[int]:
+    return [r[0] for r in sqlite3.connect(db_path).execute("select id from queue_items order by id")]
+
+
+def hostile_item(db_path) -> int:
+    sql = (
+        "select q.id from queue_items q join document_versions v on v.content_sha256 = q.content_sha "
+        "where v.text like '%<script>%' order by q.id limit 1"
+    )
+    return sqlite3.connect(db_path).execute(sql).fetchone()[0]
+
+
+def decisions(db_path) -> list[tuple]:
+    return (
+        sqlite3.connect(db_path)
+        .execute("select item_id, analyst, action from decisions order by id")
+        .fetchall()
+    )
+
+
+def decide(c: httpx.Client, item_id: int, **form) -> httpx.Response:
+    page = c.get(f"/items/{item_id}")
+    version = re.search(r'name="version" value="(\d+)"', page.text)[1]
+    data = {"csrf": csrf_of(page.text), "version": version, **form}
+    return c.post(f"/items/{item_id}/decide", data=data)
+
+
+# -- accounts and sessions -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path", ["/queue", "/items/1", "/scores", "/scores/19/Canada", "/eval", "/report/19"]
+)
+def test_every_page_needs_a_login(server, path):
+    r = client(server).get(path)
+    assert r.status_code == 303 and r.headers["location"].startswith("/login?next=")
+
+
+def test_a_decision_without_a_session_is_refused_and_records_nothing(server, review_db):
+    r = client(server).post("/items/1/decide", data={"action": "accept", "version": "1", "csrf": "x"})
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
+    assert decisions(review_db) == []
+
+
+def test_wrong_password_unknown_name_and_disabled_account_get_the_same_answer(server, review_db):
+    answers = []
+    for name, password in (("ana", "wrong password!"), ("nobody", PASSWORD)):
+        c = client(server)
+        r = c.post("/login", data={"csrf": csrf_of(c.get("/login").text), "name": name, "password": password})
+        answers.append((r.status_code, "Wrong name or password." in r.text, "evidence_session" in r.cookies))
+    assert answers == [(401, True, False)] * 2
+    ana = login(server)
+    assert runner.invoke(app, ["users", "disable", "ana"]).exit_code == 0
+    assert ana.get("/queue").status_code == 303  # the open session ended with the account
+    c = client(server)
+    r = c.post("/login", data={"csrf": csrf_of(c.get("/login").text), "name": "ana", "password": PASSWORD})
+    assert r.status_code == 401
+
+
+def test_session_cookie_is_httponly_samesite_strict_and_logout_ends_it(server):
+    c = client(server)
+    form = c.get("/login")
+    r = c.post("/login", data={"csrf": csrf_of(form.text), "name": "ana", "password": PASSWORD})
+    cookie = r.headers["set-cookie"]
+    assert "evidence_session=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+    assert "Secure" not in cookie  # plain HTTP here; `--secure-cookies` behind an HTTPS proxy
+    token = c.cookies["evidence_session"]
+    assert len(token) >= 40
+    queue = c.get("/queue")
+    assert queue.status_code == 200
+    out = c.post("/logout", data={"csrf": csrf_of(queue.text)})
+    assert out.status_code == 303
+    again = client(server)
+    again.cookies.set("evidence_session", token)
+    assert again.get("/queue").status_code == 303  # the old token no longer works
+
+
+def test_session_tokens_are_stored_hashed(server, review_db):
+    c = login(server)
+    token = c.cookies["evidence_session"]
+    stored = sqlite3.connect(review_db).execute("select id from sessions").fetchall()
+    assert stored and all(token not in row[0] for row in stored)
+    hashes = sqlite3.connect(review_db).execute("select password_hash from users").fetchall()
+    assert all(h[0].startswith("$argon2id$") and PASSWORD not in h[0] for h in hashes)
+
+
+def test_secure_cookies_option_marks_the_cookie_secure(review_db):
+    import threading
+    import time
+
+    import uvicorn
+
+    from classifier.web import create_app
+
+    from .webapp import free_port
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(review_db, secure_cookies=True), host="127.0.0.1",
+                                           port=port, log_level="warning"))  # fmt: skip
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.02)
+        r = httpx.get(f"http://127.0.0.1:{port}/login")
+        assert "evidence_login=" in r.headers["set-cookie"] and "; Secure" in r.headers["set-cookie"]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_login_never_redirects_off_site(server):
+    for target in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
+        c = client(server)
+        r = c.post("/login", data={"csrf": csrf_of(c.get("/login").text), "name": "ana", "password": PASSWORD,
+                                   "next": target})  # fmt: skip
+        assert r.headers["location"] == "/queue", target
+
+
+# -- CSRF and permissions ---------------------------------------------------------------------------------
+
+
+def test_login_form_needs_its_csrf_token(server):
+    c = client(server)
+    c.get("/login")
+    r = c.post("/login", data={"csrf": "forged", "name": "ana", "password": PASSWORD})
+    assert r.status_code == 403 and "evidence_session" not in r.cookies
+
+
+def test_decisions_need_the_sessions_csrf_token_and_our_origin(server, review_db):
+    c = login(server)
+    item = item_ids(review_db)[0]
+    page = c.get(f"/items/{item}")
+    version = re.search(r'name="version" value="(\d+)"', page.text)[1]
+    assert c.post(f"/items/{item}/decide", data={"action": "accept", "version": version}).status_code == 403
+    bad = {"action": "accept", "version": version, "csrf": "not-the-token"}
+    assert c.post(f"/items/{item}/decide", data=bad).status_code == 403
+    other = login(server, "ben")  # another session's token is not this session's
+    theirs = csrf_of(other.get("/queue").text)
+    assert c.post(f"/items/{item}/decide", data={**bad, "csrf": theirs}).status_code == 403
+    good = {"action": "accept", "version": version, "csrf": csrf_of(page.text)}
+    cross = c.post(f"/items/{item}/decide", data=good, headers={"Origin": "https://evil.example"})
+    assert cross.status_code == 403
+    opaque = c.post(f"/items/{item}/decide", data=good, headers={"Origin": "null"})
+    assert opaque.status_code == 403  # an opaque origin without the browser saying same-origin
+    sandboxed = {"Origin": "null", "Sec-Fetch-Site": "cross-site"}
+    assert c.post(f"/items/{item}/decide", data=good, headers=sandboxed).status_code == 403
+    assert decisions(review_db) == []
+    assert c.post(f"/items/{item}/decide", data=good).status_code == 303
+    assert decisions(review_db) == [(item, "ana", "accept")]
+
+
+def test_a_reader_can_read_but_not_decide(server, review_db):
+    c = login(server, "rita")
+    item = item_ids(review_db)[0]
+    page = c.get(f"/items/{item}")
+    assert page.status_code == 200 and "read-only" in page.text and 'id="accept"' not in page.text
+    version = (
+        sqlite3.connect(review_db)
+        .execute("select version from queue_items where id = ?", [item])
+        .fetchone()[0]
+    )
+    r = c.post(
+        f"/items/{item}/decide", data={"csrf": csrf_of(page.text), "version": version, "action": "accept"}
+    )
+    assert r.status_code == 403 and "can read but not decide" in r.text
+    assert decisions(review_db) == []
+
+
+def test_decisions_are_attributed_to_the_logged_in_analyst_whatever_the_form_says(server, review_db):
+    c = login(server, "ben")
+    item = item_ids(review_db)[1]
+    r = decide(c, item, action="reject", reason="already counted", analyst="mallory")
+    assert r.status_code == 303
+    assert decisions(review_db) == [(item, "ben", "reject")]
+
+
+# -- decisions --------------------------------------------------------------------------------------------
+
+
+def test_two_analysts_on_one_item_get_a_conflict_never_a_lost_decision(server, review_db):
+    ana, ben = login(server, "ana"), login(server, "ben")
+    item = item_ids(review_db)[2]
+    stale = ben.get(f"/items/{item}")  # ben opens the item first
+    assert decide(ana, item, action="accept").status_code == 303
+    version = re.search(r'name="version" value="(\d+)"', stale.text)[1]
+    r = ben.post(f"/items/{item}/decide",
+                 data={"csrf": csrf_of(stale.text), "version": version, "action": "reject", "reason": "dup"})  # fmt: skip
+    assert r.status_code == 409 and 'id="conflict"' in r.text and "Not saved" in r.text
+    assert "accept" in r.text  # the page now shows ana's decision in the history
+    assert decisions(review_db) == [(item, "ana", "accept")]
+
+
+def test_relabel_edit_and_note_stay_on_the_item_and_show_in_its_history(server, review_db):
+    c = login(server)
+    item = item_ids(review_db)[0]
+    page = c.get(f"/items/{item}")
+    dim = re.search(r'name="dimension" value="([a-z_]+)"', page.text)[1]
+    assert (
+        decide(c, item, action="relabel", dimension=dim, label="weak")
+        .headers["location"]
+        .startswith(f"/items/{item}?done=relabel")
+    )
+    assert (
+        decide(c, item, action="edit", summary="On 5 October 2024, Canada arrested smugglers.").status_code
+        == 303
+    )
+    assert decide(c, item, action="note", note="check the date").status_code == 303
+    shown = c.get(f"/items/{item}").text
+    assert "On 5 October 2024, Canada arrested smugglers." in shown and "check the date" in shown
+    assert re.search(rf'id="dim-{dim}".*?label-weak', shown, re.S)
+    assert [d[2] for d in decisions(review_db)] == ["relabel", "edit", "note"]
+    bad = decide(c, item, action="relabel", dimension=dim, label="excellent")
+    assert bad.status_code == 400 and "Not saved" in bad.text
+
+
+def test_accepting_moves_on_to_the_next_pending_item_and_changes_the_scores(server, review_db):
+    c = login(server)
+    before = c.get("/scores").text
+    item = item_ids(review_db)[0]
+    r = decide(c, item, action="accept")
+    assert r.status_code == 303 and re.match(rf"/items/\d+\?done=accept&from={item}$", r.headers["location"])
+    assert f"/items/{item}?" not in r.headers["location"]
+    after = c.get("/scores").text
+    assert before != after
+    row = re.search(r'<tr data-member="Canada">(.*?)</tr>', after, re.S)[1]
+    assert re.findall(r"<td>(\d+)</td>", row)[0] == "1"  # one confirmed item for Canada
+
+
+def test_unknown_item_and_bad_filters_are_clear_errors(server):
+    c = login(server)
+    assert c.get("/items/999999").status_code == 404
+    r = c.get("/queue?state=maybe")
+    assert r.status_code == 400 and "state must be" in r.text
+    assert c.get("/queue?commitment=x").status_code == 400
+
+
+def test_queue_filters_and_counts(server, review_db):
+    c = login(server)
+    everything = c.get("/queue").text
+    total = len(item_ids(review_db))
+    assert f"{total} items" in everything and f"{total} pending" in everything
+    decide(c, item_ids(review_db)[0], action="accept")
+    accepted = c.get("/queue?state=accepted").text
+    assert len(re.findall(r'<tr class="state-accepted">', accepted)) == 1
+    assert len(re.findall(r'<tr class="state-pending">', c.get("/queue?state=pending").text)) == total - 1
+    assert "Nothing matches" in c.get("/queue?member=Japan").text
+    assert "Nothing matches" in c.get("/queue?flag=ungrounded").text  # every stub quote is in its source
+    # flag one item by hand (as the classifier does when a quote is not found): the filter finds it alone
+    target = item_ids(review_db)[3]
+    raw = sqlite3.connect(review_db)
+    raw.execute(
+        "update queue_items set suggestion = json_set(suggestion, '$.flags', json('[\"ungrounded\"]')) where id = ?",
+        [target],
+    )
+    raw.commit()
+    flagged = c.get("/queue?flag=ungrounded").text
+    assert (
+        re.findall(r'<td><a href="/items/(\d+)">\d+</a></td>', flagged) == [str(target)]
+        and "1 items" in flagged
+    )
+    listing = runner.invoke(app, ["queue", "list", "--flag", "ungrounded"]).output.splitlines()
+    assert len(listing) == 1 and listing[0].split()[0] == str(target)
+
+
+# -- safety -----------------------------------------------------------------------------------------------
+
+
+def test_every_response_carries_the_security_headers(server):
+    c = login(server)
+    for path in ("/queue", "/items/1", "/items/999999", "/scores", "/static/app.css", "/login"):
+        h = c.get(path).headers
+        assert (
+            "script-src 'self'" in h["content-security-policy"]
+            and "default-src 'none'" in h["content-security-policy"]
+        ), path
+        assert h["x-content-type-options"] == "nosniff" and h["x-frame-options"] == "DENY"
+        assert h["referrer-policy"] == "same-origin"
+
+
+def test_hostile_text_is_escaped_everywhere_it_is_shown(server, review_db):
+    c = login(server)
+    item = hostile_item(review_db)
+    pages = [c.get(f"/items/{item}").text, c.get("/queue").text]
+    decide(c, item, action="accept")
+    pages += [c.get("/scores/19/Canada").text, c.get("/scores/18/Canada").text, c.get("/report/19").text]
+    for html in pages:
+        assert "<script>document" not in html and "<img src=x" not in html
+        assert 'href="javascript:' not in html.lower()
+        scripts = re.findall(r"<script\b[^>]*>", html)
+        assert scripts == ['<script src="/static/app.js" defer>']  # ours only, no inline code
+        assert not re.search(r"<[a-z]+[^>]*\son[a-z]+=", html)  # no element carries an event handler
+    item_page = pages[0]
+    assert "&lt;script&gt;document.title=" in item_page  # shown as text, in the document and summary
+    assert "onerror=&#34;window.__pwned=2&#34;" in item_page or "onerror=&quot;" in item_page
+    assert re.search(
+        r"<mark [^>]*>[^<]*&lt;script&gt;", item_page
+    )  # the hostile quote is highlighted as text
+
+
+def test_safe_url_keeps_only_http_links():
+    assert safe_url("https://www.canada.ca/en/news.html") == "https://www.canada.ca/en/news.html"
+    assert safe_url("http://example.org/x") == "http://example.org/x"
+    for bad in (
+        "javascript:alert(1)",
+        " JavaScript:alert(1)",
+        "data:text/html,<b>x</b>",
+        "vbscript:x",
+        "",
+        None,
+    ):
+        assert safe_url(bad) is None, bad
+
+
+def test_highlight_marks_quotes_where_they_sit():
+    text = "Alpha beta gamma delta."
+    dims = {
+        "a": {"quotes": [{"quote": "beta gamma", "start": 6, "end": 16}]},
+        "b": {"quotes": [{"quote": "gamma delta", "start": 11, "end": 22}, {"quote": "lost", "start": None}]},
+    }
+    segments = highlight(text, dims)
+    assert "".join(s["text"] for s in segments) == text
+    assert [(s["text"], s["dims"]) for s in segments] == [
+        ("Alpha ", []),
+        ("beta ", ["a"]),
+        ("gamma", ["a", "b"]),
+        (" delta", ["b"]),
+        (".", []),
+    ]
+    assert highlight("short", {"a": {"quotes": [{"start": 3, "end": 99}]}}) == [{"text": "short", "dims": []}]
+
+
+# -- the commands -----------------------------------------------------------------------------------------
+
+
+def test_users_add_list_disable(isolated_db):
+    add = runner.invoke(app, ["users", "add", "carla", "--password-stdin"], input="a long passphrase\n")
+    assert add.exit_code == 0 and "added carla (analyst)" in add.output
+    reader = runner.invoke(
+        app, ["users", "add", "rob", "--role", "reader", "--password-stdin"], input="another long one\n"
+    )
+    assert reader.exit_code == 0
+    listing = runner.invoke(app, ["users", "list"]).output
+    assert re.search(r"carla\s+analyst\s+active", listing) and re.search(r"rob\s+reader\s+active", listing)
+    assert "a long passphrase" not in listing
+    assert runner.invoke(app, ["users", "disable", "rob"]).exit_code == 0
+    assert re.search(r"rob\s+reader\s+disabled", runner.invoke(app, ["users", "list"]).output)
+    for args, stdin, message in (
+        (["users", "add", "carla", "--password-stdin"], "a long passphrase\n", "user 'carla' exists"),
+        (["users", "add", "dan", "--password-stdin"], "short\n", "at least 10 characters"),
+        (
+            ["users", "add", "eve", "--role", "admin", "--password-stdin"],
+            "a long passphrase\n",
+            "role must be",
+        ),
+        (["users", "add", "bad name", "--password-stdin"], "a long passphrase\n", "a user name is"),
+        (["users", "disable", "nobody"], "", "no user 'nobody'"),
+    ):
+        result = runner.invoke(app, args, input=stdin)
+        assert result.exit_code == 1 and message in result.output, (args, result.output)
+
+
+def test_hostile_constants_are_what_the_pages_carry():
+    # guards the fixtures: the strings the safety tests look for are really markup
+    assert SCRIPT.startswith("<script>") and "onerror=" in HANDLER
