@@ -168,6 +168,7 @@ def run_command(
         typer.echo(score_lib.render_table(table))
     typer.echo("")
     typer.echo(f"database: {resolve_db_path(state.db)}; evaluation runs: {', '.join(r['id'] for r in runs)}")
+    typer.echo("review the queue in a browser: `evidence users add NAME`, then `evidence serve`")
     typer.echo(f"done in {time.perf_counter() - started:.0f} s")
 
 
