@@ -411,3 +411,25 @@ def test_users_add_list_disable(isolated_db):
 def test_hostile_constants_are_what_the_pages_carry():
     # guards the fixtures: the strings the safety tests look for are really markup
     assert SCRIPT.startswith("<script>") and "onerror=" in HANDLER
+
+
+def test_evaluation_pages_show_runs_metrics_and_plots(server, review_db, tmp_path, monkeypatch):
+    from .conftest import REPORTS
+
+    monkeypatch.setenv("EVIDENCE_EVAL_RESULTS", str(tmp_path / "results"))
+    assert runner.invoke(app, ["gold", "import", str(REPORTS)]).exit_code == 0
+    result = runner.invoke(app, ["eval", "run", "--backend", "baseline", "--limit", "12"])
+    assert result.exit_code == 0, result.output
+    run_id = sqlite3.connect(review_db).execute("select id from eval_runs").fetchone()[0]
+    c = login(server)
+    listing = c.get("/eval").text
+    assert f'href="/eval/{run_id}"' in listing and "baseline" in listing
+    page = c.get(f"/eval/{run_id}").text
+    plots = re.findall(r'<img src="(/plots/[^"]+\.png)"', page)
+    assert plots and "recall" in page.lower()
+    for plot in plots:
+        image = c.get(plot)
+        assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+        assert image.content[:8] == b"\x89PNG\r\n\x1a\n"
+    assert c.get("/plots/..%2Fevidence.db").status_code == 404
+    assert c.get("/eval/no-such-run").status_code == 404

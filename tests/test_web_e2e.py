@@ -465,3 +465,23 @@ def test_accepting_the_last_pending_item_says_saved(server, new_context, review_
     status = page.get_by_role("status")
     expect(status).to_have_count(1)  # the queue page must show the notice too
     expect(status).to_have_text("Saved: accept on item 1.")
+
+
+def test_edit_summary_and_note_with_the_keyboard(server, new_context, review_db):
+    """`e` focuses the summary, Ctrl+Enter saves it; `o` focuses the note, Enter saves it."""
+    base = server.url
+    page = login(new_context(), base, "ana", "/items/2")
+    page.keyboard.press("e")
+    expect(page.locator("#edit-summary")).to_be_focused()
+    page.locator("#edit-summary").fill("On 2 October 2024, Canada charged the smugglers.")
+    with page.expect_navigation():
+        page.keyboard.press("Control+Enter")
+    expect(page.locator("#summary")).to_have_text("On 2 October 2024, Canada charged the smugglers.")
+    page.keyboard.press("o")
+    expect(page.locator("#note")).to_be_focused()
+    page.keyboard.type("ask the team about the date")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert any("note: ask the team about the date" in line for line in history(page)), history(page)
+    assert decisions(review_db, 2) == [("ana", "edit"), ("ana", "note")]
+    shoot(page, "edited-item")

@@ -1,5 +1,6 @@
 // Keyboard shortcuts for the review pages. Plain forms do the work; this only presses them.
-// a accept · x reject (type the reason, Enter) · o note · e edit summary · j next pending item ·
+// a accept · x reject (type the reason, Enter) · o note (Enter) · e edit summary (Ctrl+Enter saves) ·
+// j next pending item ·
 // q queue · 1-9 pick a dimension, then s strong, w weak, n none.
 (function () {
   "use strict";
@@ -24,6 +25,11 @@
   }
 
   document.addEventListener("keydown", function (event) {
+    if ((event.ctrlKey || event.metaKey) && event.key === "Enter" && event.target.tagName === "TEXTAREA") {
+      event.preventDefault();
+      if (event.target.form) event.target.form.requestSubmit();
+      return;
+    }
     if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) {
       if (event.key === "Escape" && event.target.blur) event.target.blur();
       return;
