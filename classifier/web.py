@@ -100,6 +100,8 @@ def create_app(db_path: str | Path | None = None, *, secure_cookies: bool = Fals
     path = Path(db_path) if db_path else None
     open_db(path).conn.close()  # create and migrate once; requests open without migrating
     local = _Connections()
+    # The rubrics are read once: a changed rubric file takes effect when the server restarts.
+    rubrics = {r.number: r for r in rubrics_for()}
 
     def db() -> sqlite_utils.Database:
         if local.db is None:
@@ -107,7 +109,8 @@ def create_app(db_path: str | Path | None = None, *, secure_cookies: bool = Fals
         return local.db
 
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
-    env.globals.update(safe_url=safe_url, long_date=long_date, order_labels=ORDER_LABELS, flags=FLAGS)
+    env.globals.update(safe_url=safe_url, long_date=long_date, order_labels=ORDER_LABELS, flags=FLAGS,
+                       report_commitments=list(rubrics))  # fmt: skip
     env.filters["fromjson"] = lambda value: json.loads(value) if value else []
 
     def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -204,7 +207,7 @@ def create_app(db_path: str | Path | None = None, *, secure_cookies: bool = Fals
         counts = queue_lib.count_items(db(), member=f["member"], commitment=f["commitment"], flag=f["flag"])
         shown = counts[f["state"]] if f["state"] else counts["total"]
         members = [r[0] for r in db().execute("select distinct member from queue_items order by 1")]
-        commitments = [r.number for r in rubrics_for()]
+        commitments = list(rubrics)
         base = {k: v for k, v in f.items() if v is not None}
         return render(request, "queue.html", rows=rows, counts=counts, filters=f, page=page,
                       pages=max(1, -(-shown // PAGE_SIZE)), members=members, commitments=commitments,
@@ -216,7 +219,7 @@ def create_app(db_path: str | Path | None = None, *, secure_cookies: bool = Fals
         except queue_lib.QueueError:
             raise HTTPException(404, f"no queue item {item_id}") from None
         source = queue_lib.source_of(db(), state.item) or {}
-        rubric = {r.number: r for r in rubrics_for()}.get(state.item["commitment"])
+        rubric = rubrics.get(state.item["commitment"])
         dims = state.suggestion.get("dimensions", {})
         names = {d.id: d.name for d in rubric.dimensions} if rubric else {}
         neighbours = [r["id"] for r in queue_lib.list_items(db(), state="pending", limit=2)
@@ -276,13 +279,13 @@ def create_app(db_path: str | Path | None = None, *, secure_cookies: bool = Fals
 
     async def scores_page(request: Request) -> Response:
         current(request)
-        tables = [score_lib.commitment_table(db(), r) for r in rubrics_for()]
+        tables = [score_lib.commitment_table(db(), r) for r in rubrics.values()]
         return render(request, "scores.html", tables=tables, overview=score_lib.overview(tables),
-                      rubrics={r.number: r for r in rubrics_for()})  # fmt: skip
+                      rubrics=rubrics)  # fmt: skip
 
     async def receipt_page(request: Request) -> Response:
         current(request)
-        rubric = {r.number: r for r in rubrics_for()}.get(request.path_params["commitment"])
+        rubric = rubrics.get(request.path_params["commitment"])
         member = request.path_params["member"]
         if rubric is None or member not in rubric.members:
             raise HTTPException(404, "no such commitment or member")
@@ -291,7 +294,7 @@ def create_app(db_path: str | Path | None = None, *, secure_cookies: bool = Fals
 
     async def report_page(request: Request) -> Response:
         current(request)
-        rubric = {r.number: r for r in rubrics_for()}.get(request.path_params["commitment"])
+        rubric = rubrics.get(request.path_params["commitment"])
         if rubric is None:
             raise HTTPException(404, "no such commitment")
         return render(request, "report.html", sections=score_lib.draft(db(), rubric), rubric=rubric)
