@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import secrets
 import threading
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -42,6 +43,8 @@ HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "evidence_session"
 LOGIN_COOKIE = "evidence_login"
 PAGE_SIZE = 50
+MAX_FAILED_LOGINS = 10  # per name, within LOCKOUT_SECONDS; then refused until the oldest expires
+LOCKOUT_SECONDS = 15 * 60
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; "
     "connect-src 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -100,6 +103,7 @@ def create_app(db_path: str | Path | None = None, *, secure_cookies: bool = Fals
     path = Path(db_path) if db_path else None
     open_db(path).conn.close()  # create and migrate once; requests open without migrating
     local = _Connections()
+    failures: dict[str, list[float]] = {}  # login name -> recent failed attempts (this process)
     # The rubrics are read once: a changed rubric file takes effect when the server restarts.
     rubrics = {r.number: r for r in rubrics_for()}
 
@@ -155,16 +159,32 @@ def create_app(db_path: str | Path | None = None, *, secure_cookies: bool = Fals
             cookie(response, LOGIN_COOKIE, token, 3600)
             return response
         form = await check_post(request, request.cookies.get(LOGIN_COOKIE, ""))
-        user = users_lib.authenticate(db(), str(form.get("name", "")), str(form.get("password", "")))
+        name = str(form.get("name", ""))
         target = str(form.get("next") or "/queue")
         if not target.startswith("/") or target.startswith(("//", "/\\")):
             target = "/queue"
+        now = time.monotonic()
+        recent = [t for t in failures.get(name, []) if now - t < LOCKOUT_SECONDS]
+        if recent:
+            failures[name] = recent
+        else:
+            failures.pop(name, None)  # the table holds only names with recent failures
+        if len(recent) >= MAX_FAILED_LOGINS:
+            wait = int(LOCKOUT_SECONDS - (now - recent[0])) // 60 + 1
+            request.state.csrf = str(form.get("csrf", ""))
+            message = f"Too many failed logins for this name: try again in {wait} minutes."
+            response = render(request, "login.html", 429, next=target, error=message)
+            response.headers["Retry-After"] = str(wait * 60)
+            return response
+        user = users_lib.authenticate(db(), name, str(form.get("password", "")))
         if user is None:
+            failures.setdefault(name, []).append(now)
             token = secrets.token_urlsafe(24)
             request.state.csrf = token
             response = render(request, "login.html", 401, next=target, error="Wrong name or password.")
             cookie(response, LOGIN_COOKIE, token, 3600)
             return response
+        failures.pop(name, None)
         token, _ = users_lib.start_session(db(), user)
         response = RedirectResponse(target, status_code=303)
         cookie(response, SESSION_COOKIE, token, users_lib.SESSION_HOURS * 3600)

@@ -433,3 +433,16 @@ def test_evaluation_pages_show_runs_metrics_and_plots(server, review_db, tmp_pat
         assert image.content[:8] == b"\x89PNG\r\n\x1a\n"
     assert c.get("/plots/..%2Fevidence.db").status_code == 404
     assert c.get("/eval/no-such-run").status_code == 404
+
+
+def test_ten_failed_logins_lock_the_name_for_a_while_even_with_the_right_password(server):
+    c = client(server)
+    page = c.get("/login")
+    for _ in range(10):
+        page = c.post("/login", data={"csrf": csrf_of(page.text), "name": "ben", "password": "not it at all"})
+        assert page.status_code == 401
+    locked = c.post("/login", data={"csrf": csrf_of(page.text), "name": "ben", "password": PASSWORD})
+    assert locked.status_code == 429 and "Too many failed logins" in locked.text
+    assert int(locked.headers["retry-after"]) > 0 and "evidence_session" not in locked.cookies
+    # another name is not affected
+    assert login(server, "ana").get("/queue").status_code == 200
