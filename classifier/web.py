@@ -342,8 +342,10 @@ def create_app(db_path: str | Path | None = None, *, secure_cookies: bool = Fals
             run = load_run(db(), request.path_params["run_id"])
         except ValueError as exc:
             raise HTTPException(404, str(exc)) from None
-        write_report(run, plots_dir(), "md")
         plots = sorted(p.name for p in plots_dir().glob(f"{run['id']}-*.png"))
+        if not plots:  # a run's figures do not change: drawn on the first view only
+            write_report(run, plots_dir(), "md")
+            plots = sorted(p.name for p in plots_dir().glob(f"{run['id']}-*.png"))
         return render(request, "eval_run.html", run=run, table=side_by_side([run]), plots=plots)
 
     async def plot(request: Request) -> Response:

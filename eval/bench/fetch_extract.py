@@ -67,6 +67,21 @@ def bench_config() -> Config:
     )
 
 
+def reply(handler: BaseHTTPRequestHandler, body: bytes, content_type: str, etag: str) -> None:
+    """200 with the body and its ETag, or 304 when the request's If-None-Match is that ETag."""
+    if handler.headers.get("If-None-Match") == etag:
+        handler.send_response(304)
+        handler.send_header("ETag", etag)
+        handler.end_headers()
+        return
+    handler.send_response(200)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.send_header("ETag", etag)
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 def serve(pages: dict[str, bytes], port_queue, counter) -> None:
     """The page server, run in its own process so it does not share our interpreter lock."""
     lock = threading.Lock()
@@ -95,17 +110,7 @@ def serve(pages: dict[str, bytes], port_queue, counter) -> None:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
-            if self.headers.get("If-None-Match") == etags[self.path]:
-                self.send_response(304)
-                self.send_header("ETag", etags[self.path])
-                self.end_headers()
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("ETag", etags[self.path])
-            self.end_headers()
-            self.wfile.write(body)
+            reply(self, body, "text/html; charset=utf-8", etags[self.path])
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True

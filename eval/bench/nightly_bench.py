@@ -50,7 +50,7 @@ from classifier.store import open_db
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the page generator of the fetch benchmark
 
-from fetch_extract import bench_config, build_pages
+from fetch_extract import bench_config, build_pages, reply
 
 SITEMAP_SIZE = 1000  # page URLs per sitemap
 MEMBER_CODES = ["CA", "FR", "DE", "IT", "JP", "UK", "US", "EU"]
@@ -136,17 +136,7 @@ def serve(pages: dict[str, bytes], plan: dict[str, list[str]], port_queue, count
                 self.end_headers()
                 return
             body, content_type, _ = found
-            if self.headers.get("If-None-Match") == etags[self.path]:
-                self.send_response(304)
-                self.send_header("ETag", etags[self.path])
-                self.end_headers()
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("ETag", etags[self.path])
-            self.end_headers()
-            self.wfile.write(body)
+            reply(self, body, content_type, etags[self.path])
 
     server.RequestHandlerClass = Handler
     server.daemon_threads = True
