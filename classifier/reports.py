@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,12 +85,15 @@ class ReportParseError(Exception):
 # Stage 4: chapters
 
 
+_CHAPTER_HEADING = re.compile(r"^\d{1,2}\.\s+\S.*:\s*\S")
+
+
 def _chapter_starts(entries: list[Entry]) -> list[int]:
     starts = []
     for i, entry in enumerate(entries):
         if entry.kind not in ("heading", "para"):
             continue
-        if not re.match(r"^\d{1,2}\.\s+\S.*:\s*\S", entry.text) or entry.text.rstrip().endswith("."):
+        if not _CHAPTER_HEADING.match(entry.text) or entry.text.rstrip().endswith("."):
             continue
         following = next((e for e in entries[i + 1 : i + 4] if e.kind in ("para", "heading")), None)
         if following is not None and following.kind == "para" and following.text[:1] in QUOTES:
@@ -120,9 +124,29 @@ def _enumeration(text: str) -> list[str]:
         end = marks[k + 1].start() if k + 1 < len(marks) else len(text)
         item = text[m.end() : end]
         item = re.split(r"(?<=[a-z])\. ", item)[0]
-        item = re.sub(r"(,|;|\s+and|\s+or|\.)+\s*$", "", item.strip())
-        items.append(item.strip())
+        items.append(_drop_trailing_joiners(item.strip()).strip())
     return items
+
+
+def _drop_trailing_joiners(text: str) -> str:
+    r"""What ``re.sub(r"(,|;|\s+and|\s+or|\.)+\s*$", "", text)`` leaves, found by peeling the
+    joiners off the end: the regex would retry from every character of a long run of commas
+    and read the run to its end each time."""
+    end = len(text.rstrip())
+    cut = None
+    while end:
+        if text[end - 1] in ",;.":
+            end -= 1
+        else:
+            word = next((w for w in ("and", "or") if text.endswith(w, 0, end)), None)
+            start = end - len(word) if word else 0
+            if not start or not text[start - 1].isspace():
+                break
+            end = start
+            while end and text[end - 1].isspace():
+                end -= 1
+        cut = end
+    return text if cut is None else text[:cut]
 
 
 def _quantifiers(text: str) -> set[tuple[str, str]]:
@@ -141,10 +165,15 @@ def _quantifiers(text: str) -> set[tuple[str, str]]:
         ),
         (r"\bin (?:just )?one (?:dimension|criteri)", lambda m: "=1"),
     ]
+    # Where 'strong' and 'weak' occur, to find the last one before each phrase by bisection
+    # (searching back from every phrase would reread the text before it each time).
+    occurrences = {w: [m.start() for m in re.finditer(w, t)] for w in ("strong", "weak")}
     for pattern, norm in patterns:
         for m in re.finditer(pattern, t):
-            before = t[: m.start()]
-            strengths = [(before.rfind(w), w) for w in ("strong", "weak")]
+            strengths = []
+            for w, starts in occurrences.items():
+                k = bisect_right(starts, m.start() - len(w))  # ending at or before the phrase
+                strengths.append((starts[k - 1] if k else -1, w))
             position, strength = max(strengths)
             if position < 0:
                 continue
@@ -228,6 +257,38 @@ class _Context:
         )
 
 
+_THUS = re.compile(r"\bThus,\s", re.I)
+_SCORE_CLAUSE = re.compile(r"(\s+)receives a score of\s+((?:[+\-−–]\s*)?\d)", re.I)
+_SCORE_SENTENCE = re.compile(r"\bThus,\s+(?:the\s+)?(.+?)\s+receives a score of\s+((?:[+\-−–]\s*)?\d)", re.I)
+_LONG_SPACE = re.compile(r"(\s{3})\s+")
+
+
+def _score_sentence(text: str) -> tuple[int, int] | None:
+    """Where a paragraph's 'Thus, <member> receives a score of <n>' starts, and the score.
+
+    This is ``_SCORE_SENTENCE.search(text)`` in linear time. Searching directly would, from
+    every 'Thus,' without a score clause after it, read on to the end of the paragraph (and
+    split every long run of spaces in every way). Instead: runs of whitespace are cut to
+    three characters (all the pattern can use of one), and since a sentence can start at a
+    'Thus,' exactly when some score clause begins at least 7 characters after it, only the
+    first 'Thus,' needs trying.
+    """
+    thus = _THUS.search(text)
+    if thus is None:
+        return None
+    bounded = _LONG_SPACE.sub(r"\1", text)
+    first = _THUS.search(bounded)  # the same 'Thus,': cutting whitespace reorders nothing
+    assert first is not None
+    last = None
+    for clause in _SCORE_CLAUSE.finditer(bounded, first.start()):
+        last = clause
+    # The latest a clause can begin is at the last whitespace before its 'receives'.
+    if last is None or last.end(1) - 1 < first.start() + len("Thus, x"):
+        return None
+    m = _SCORE_SENTENCE.match(bounded, first.start())
+    return (thus.start(), parse_score(m[2])) if m else None
+
+
 def _parse_member(heading: Entry, body: list[Entry], number: int, ctx: _Context) -> MemberSection:
     m = MEMBER_HEADING_RE.match(heading.text.strip())
     assert m is not None
@@ -245,13 +306,14 @@ def _parse_member(heading: Entry, body: list[Entry], number: int, ctx: _Context)
             continue
         if re.match(r"^(Compliance Director|Lead Analyst)", text):
             continue
-        sm = re.search(r"\bThus,\s+(?:the\s+)?(.+?)\s+receives a score of\s+([+\-−–]?\s*\d)", text, re.I)
-        if sm:
-            before = text[: sm.start()].strip()
+        found = _score_sentence(text)
+        if found:
+            start, score = found
+            before = text[:start].strip()
             if before:
                 after.append(Entry("para", before, para.line))
-            section.score_sentence = strip_markers(text[sm.start() :])
-            section.sentence_score = parse_score(sm[2])
+            section.score_sentence = strip_markers(text[start:])
+            section.sentence_score = score
             continue
         if not section.opening and not actions:
             section.opening = strip_markers(text)
@@ -278,23 +340,31 @@ def _parse_member(heading: Entry, body: list[Entry], number: int, ctx: _Context)
             path=ctx.file_name,
             line=heading.line,
         )
-    # merge stray prose into the action before it
+    # merge stray prose into the action before it (pieces joined once: appending to the
+    # action's text per paragraph would copy it each time)
     merged: list[Entry] = []
+    pieces: list[list[str]] = []
     for para in actions:
         if re.match(r"^On\s+\d{1,2}\b", para.text.strip()) or not merged:
             merged.append(Entry("para", para.text, para.line))
+            pieces.append([para.text])
         else:
-            merged[-1].text += " " + para.text
+            pieces[-1].append(" " + para.text)
+    for entry, texts in zip(merged, pieces, strict=True):
+        entry.text = "".join(texts)
     for seq, para in enumerate(merged, start=1):
         section.actions.append(_evidence(member, seq, para, number, ctx))
     section.conclusions = [strip_markers(p.text) for p in after]
     return section
 
 
+_ACTION_DATE = re.compile(rf"^On\s+(\d{{1,2}})(?:\s*[-–]\s*\d{{1,2}})?\s+({MONTH_RE})(?:,?\s+(\d{{4}}))?")
+
+
 def _evidence(member: str, seq: int, para: Entry, number: int, ctx: _Context) -> EvidenceItem:
     text = para.text.strip()
     notes = markers_in(text)
-    m = re.match(rf"^On\s+(\d{{1,2}})(?:\s*[-–]\s*\d{{1,2}})?\s+({MONTH_RE})(?:,?\s+(\d{{4}}))?", text)
+    m = _ACTION_DATE.match(text)
     date = None
     date_raw = m[0][3:].strip() if m else None
     source = None
@@ -478,8 +548,8 @@ def _parse_guidelines(chapter: Chapter, entries: list[Entry], ctx: _Context) -> 
         parts[bucket].append(text)
     g.full, g.partial, g.non = (squash(" ".join(parts[k])) for k in ("full", "partial", "non"))
     sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z])", " ".join([g.full, g.partial, g.non]))
-    g.strong_examples = [s for s in sentences if re.search(r"\bstrong actions?\b.*\binclude", s, re.I)]
-    g.weak_examples = [s for s in sentences if re.search(r"\bweak(?:er)? actions?\b.*\binclude", s, re.I)]
+    g.strong_examples = [s for s in sentences if _names_examples(_STRONG_ACTIONS, s)]
+    g.weak_examples = [s for s in sentences if _names_examples(_WEAK_ACTIONS, s)]
     chapter.guidelines = g
     # Dimensions as written: the features' enumeration, the guidelines' bullets or enumeration.
     feature_items = _enumeration(chapter.features)
@@ -506,6 +576,19 @@ def _parse_guidelines(chapter: Chapter, entries: list[Entry], ctx: _Context) -> 
             f"chapter {chapter.number}: the report counts its dimensions differently ({said})",
             commitment=chapter.number,
         )
+
+
+_STRONG_ACTIONS = re.compile(r"\bstrong actions?\b", re.I)
+_WEAK_ACTIONS = re.compile(r"\bweak(?:er)? actions?\b", re.I)
+_INCLUDE = re.compile(r"\binclude", re.I)
+
+
+def _names_examples(actions: re.Pattern[str], sentence: str) -> bool:
+    """Whether 'strong actions' (or weak) comes before an 'include' in the sentence: as
+    ``re.search(actions + r".*\binclude")``, which rereads the rest of the sentence from
+    every mention of the actions."""
+    m = actions.search(sentence)
+    return m is not None and _INCLUDE.search(sentence, m.end()) is not None
 
 
 def _compare_rules(chapter: Chapter, ctx: _Context) -> None:
