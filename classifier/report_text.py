@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from bisect import bisect_left
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -126,6 +127,42 @@ def is_terminated(text: str) -> bool:
     if t.endswith("\ue001"):
         return True
     return t.endswith(TERMINAL)
+
+
+WARNINGS_PER_CODE = 1_000
+
+
+class Warnings(list):
+    """A file's parse warnings, at most ``WARNINGS_PER_CODE`` of each code.
+
+    Past that a warning is only counted, and :meth:`finish` adds one warning saying how many
+    more there were. A real report has a few dozen of any code; a file with a hundred thousand
+    lines that look like footnotes would otherwise spend most of its parse building warnings
+    nobody can read, and the database would store them all.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: Counter[str] = Counter()
+
+    def add(self, code: str, message: str, **where) -> None:
+        self.counts[code] += 1
+        if self.counts[code] <= WARNINGS_PER_CODE:
+            self.append(ParseWarning(code=code, message=message, **where))
+
+    def finish(self) -> list[ParseWarning]:
+        """The warnings, with a count of each code's unlisted ones."""
+        for code, count in self.counts.items():
+            if count > WARNINGS_PER_CODE:
+                more = count - WARNINGS_PER_CODE
+                self.append(
+                    ParseWarning(
+                        code=code,
+                        message=f"{more:,} more '{code}' warnings are not listed ({count:,} in this file)",
+                    )
+                )
+        self.counts.clear()
+        return list(self)
 
 
 # ---------------------------------------------------------------------------
@@ -459,34 +496,33 @@ class _Growing:
     __slots__ = ("entry", "last_char", "pieces", "word_head")
 
     def __init__(self, entry: Entry):
+        text = entry.text
         self.entry = entry
-        self.pieces = [entry.text]
-        self.word_head = self.last_char = ""
-        self._advance(entry.text, glued=False)
-
-    def _advance(self, piece: str, *, glued: bool) -> None:
-        if not piece:
-            return
-        self.last_char = piece[-1]
-        space = piece.rfind(" ")
-        if space >= 0:
-            self.word_head = piece[space + 1 : space + 1 + _WORD_HEAD]
-        elif glued:
-            self.word_head = (self.word_head + piece[:_WORD_HEAD])[:_WORD_HEAD]
-        else:
-            self.word_head = piece[:_WORD_HEAD]
+        self.pieces = [text]
+        self.last_char = text[-1:]
+        start = text.rfind(" ") + 1
+        self.word_head = text[start : start + _WORD_HEAD]
 
     def glue(self, addition: str) -> None:
         """Join a continuation line; no space inside a URL broken at a line end."""
         addition = addition.strip()
         glued = bool(
-            URL_RE.match(self.word_head)
-            and self.last_char in ("-", "/", "_", ".")
+            self.last_char in ("-", "/", "_", ".")
+            and URL_RE.match(self.word_head)
             and _URL_CONTINUES.match(addition)
             and not addition[0].isupper()
         )
-        self.pieces.append(addition if glued else " " + addition)
-        self._advance(addition, glued=glued)
+        self.last_char = addition[-1]  # (lines glued are never blank)
+        space = addition.rfind(" ")
+        if glued:
+            self.pieces.append(addition)
+            if space < 0:  # the URL's word goes on
+                self.word_head = (self.word_head + addition[:_WORD_HEAD])[:_WORD_HEAD]
+            else:
+                self.word_head = addition[space + 1 : space + 1 + _WORD_HEAD]
+        else:
+            self.pieces.append(" " + addition)
+            self.word_head = addition[space + 1 : space + 1 + _WORD_HEAD]
 
     def close(self) -> None:
         if len(self.pieces) > 1:
@@ -555,7 +591,12 @@ def tokenize(text: str, source_format: str) -> list[Entry]:
             current = None
             continue
         if heading or (
-            pdf and (":" in stripped or len(stripped) <= _LONGEST_SECTION_NAME) and _is_pdf_heading(stripped)
+            pdf
+            and (
+                _is_pdf_heading(stripped)
+                if ":" in stripped
+                else len(stripped) <= _LONGEST_SECTION_NAME and stripped.lower() in SECTION_NAMES
+            )
         ):
             entries.append(Entry("heading", stripped, index))
             current = None
@@ -565,7 +606,7 @@ def tokenize(text: str, source_format: str) -> list[Entry]:
             entries.append(Entry("row", stripped, index, cells=cells))
             current = None
             continue
-        if current is not None and current.kind == "para" and _NUMBERED_BULLET.match(line):
+        if current is not None and current.kind == "para" and "." in line and _NUMBERED_BULLET.match(line):
             current = None  # a numbered bullet starts its own paragraph
         if _FOOTNOTE_START.search(stripped):
             segments = _split_footnote_starts(stripped, last_note)
@@ -595,9 +636,10 @@ def tokenize(text: str, source_format: str) -> list[Entry]:
                     glue(previous, segment)
                     current = previous
                     continue
-            is_url = _is_url_fragment(segment) and (
-                URL_RE.match(segment) is not None or (last_note is not None and not first.isupper())
-            )
+            is_url = (
+                (segment.startswith(("http", "ttp")) and URL_RE.match(segment) is not None)
+                or (last_note is not None and not first.isupper())
+            ) and _is_url_fragment(segment)
             current = Entry("url" if is_url else "para", segment, index)
             entries.append(current)
     if growing is not None:
@@ -635,7 +677,9 @@ def _final_clause(lead: re.Pattern[str], text: str) -> tuple[re.Match[str] | Non
 def _parse_citation(number: int, raw: str, line: int) -> Footnote:
     text = raw = squash(raw)
     url = None
-    matches = list(URL_RE.finditer(text))
+    # (Each pattern below is tried only when the words it needs are there: a report can
+    # have a hundred thousand footnotes.)
+    matches = list(URL_RE.finditer(text)) if "ttp" in text else []
     if matches:
         last = matches[-1]
         url = last[0]
@@ -645,18 +689,18 @@ def _parse_citation(number: int, raw: str, line: int) -> Footnote:
             url += tail.replace(" ", "")
         text = text[: last.start()].strip()
     accessed = None
-    m, end = _final_clause(_ACCESS_LEAD, text)
+    m, end = _final_clause(_ACCESS_LEAD, text) if "ate:" in text else (None, 0)
     if m and end - m.end() >= 4 and _FOUR_DIGITS.fullmatch(text, end - 4, end):
         accessed = parse_date(text[m.end() : end])
         text = text[: m.start()].strip()
     translation = None
-    m, end = _final_clause(_TRANSLATION_LEAD, text)
+    m, end = _final_clause(_TRANSLATION_LEAD, text) if "rovided by " in text else (None, 0)
     if m and end > m.end():
         translation = text[m.start() : end]
         text = text[: m.start()].strip()
     title = publisher = place = published_raw = None
     published = None
-    m = _PLACE_AND_DATE.search(text)
+    m = _PLACE_AND_DATE.search(text) if ")" in text else None
     if m:
         head, place, published_raw = m[1].strip().rstrip(","), m[2].strip(), m[3].strip()
         published = parse_date(published_raw)
@@ -713,7 +757,7 @@ def _url_stage(url: str | None, fragment: str) -> str | None:
     return "weak"
 
 
-def collect_footnotes(entries: list[Entry], warnings: list[ParseWarning]) -> dict[int, Footnote]:
+def collect_footnotes(entries: list[Entry], warnings: Warnings) -> dict[int, Footnote]:
     """Parse note entries and reattach URLs printed on their own line or far away."""
     notes: list[tuple[int, Entry]] = [(i, e) for i, e in enumerate(entries) if e.kind == "note"]
     parsed: dict[int, Footnote] = {}
@@ -722,13 +766,11 @@ def collect_footnotes(entries: list[Entry], warnings: list[ParseWarning]) -> dic
         fn = _parse_citation(entry.number or 0, entry.text, entry.line)
         if fn.number in parsed:
             if parsed[fn.number].raw != fn.raw:
-                warnings.append(
-                    ParseWarning(
-                        code="footnote-duplicate",
-                        message=f"footnote {fn.number} is printed twice with different text "
-                        f"(lines {parsed[fn.number].line} and {fn.line}); the first is kept",
-                        line=fn.line,
-                    )
+                warnings.add(
+                    code="footnote-duplicate",
+                    message=f"footnote {fn.number} is printed twice with different text "
+                    f"(lines {parsed[fn.number].line} and {fn.line}); the first is kept",
+                    line=fn.line,
                 )
             continue
         parsed[fn.number] = fn
@@ -764,33 +806,27 @@ def collect_footnotes(entries: list[Entry], warnings: list[ParseWarning]) -> dic
         if target is None:
             target = next((n for n in near(index) if parsed[n].url in ("https://", "http://")), None)
         if target is None:
-            warnings.append(
-                ParseWarning(
-                    code="url-orphan",
-                    message=f"URL printed on its own line matches no footnote: {url}",
-                    line=entry.line,
-                )
+            warnings.add(
+                code="url-orphan",
+                message=f"URL printed on its own line matches no footnote: {url}",
+                line=entry.line,
             )
             continue
         parsed[target] = parsed[target].model_copy(update={"url": url})
         where = "after" if position[target] < index else "before"
-        warnings.append(
-            ParseWarning(
-                code="url-detached",
-                message=f"footnote {target}'s URL is printed on its own line {where} it; reattached",
-                line=entry.line,
-            )
+        warnings.add(
+            code="url-detached",
+            message=f"footnote {target}'s URL is printed on its own line {where} it; reattached",
+            line=entry.line,
         )
 
     def attach(target: int, index: int, entry: Entry, fragment: str) -> None:
         parsed[target] = parsed[target].model_copy(update={"url": (parsed[target].url or "") + fragment})
         completed.add(target)
-        warnings.append(
-            ParseWarning(
-                code="url-split",
-                message=f"footnote {target}'s URL continues on line {entry.line}; rejoined",
-                line=entry.line,
-            )
+        warnings.add(
+            code="url-split",
+            message=f"footnote {target}'s URL continues on line {entry.line}; rejoined",
+            line=entry.line,
         )
 
     def is_open(n: int, fragment: str, strength: str) -> bool:
@@ -814,12 +850,10 @@ def collect_footnotes(entries: list[Entry], warnings: list[ParseWarning]) -> dic
             if target is not None:
                 break
         if target is None:
-            warnings.append(
-                ParseWarning(
-                    code="url-orphan",
-                    message=f"URL fragment matches no unfinished footnote URL: {fragment}",
-                    line=entry.line,
-                )
+            warnings.add(
+                code="url-orphan",
+                message=f"URL fragment matches no unfinished footnote URL: {fragment}",
+                line=entry.line,
             )
             continue
         attach(target, index, entry, fragment)
@@ -830,20 +864,16 @@ def collect_footnotes(entries: list[Entry], warnings: list[ParseWarning]) -> dic
             if fixed != url:
                 parsed[number] = fn = fn.model_copy(update={"url": fixed})
         if fn.url is not None and fn.url.endswith(("-", "_")):
-            warnings.append(
-                ParseWarning(
-                    code="url-truncated",
-                    message=f"footnote {number}'s URL is cut off in the report: {fn.url}",
-                    line=fn.line,
-                )
+            warnings.add(
+                code="url-truncated",
+                message=f"footnote {number}'s URL is cut off in the report: {fn.url}",
+                line=fn.line,
             )
         if fn.url is None:
-            warnings.append(
-                ParseWarning(
-                    code="footnote-no-url",
-                    message=f"footnote {number} has no URL",
-                    line=fn.line,
-                )
+            warnings.add(
+                code="footnote-no-url",
+                message=f"footnote {number} has no URL",
+                line=fn.line,
             )
     _split_publishers(parsed)
     for number, fn in parsed.items():
@@ -853,13 +883,11 @@ def collect_footnotes(entries: list[Entry], warnings: list[ParseWarning]) -> dic
                 for name, value in (("publisher", fn.publisher), ("date", fn.published_raw))
                 if value is None
             ]
-            warnings.append(
-                ParseWarning(
-                    code="footnote-citation",
-                    message=f"footnote {number}: citation not in the usual "
-                    f"'Title, Publisher (Place) Date.' form; missing {', '.join(missing)}",
-                    line=fn.line,
-                )
+            warnings.add(
+                code="footnote-citation",
+                message=f"footnote {number}: citation not in the usual "
+                f"'Title, Publisher (Place) Date.' form; missing {', '.join(missing)}",
+                line=fn.line,
             )
     return parsed
 
@@ -896,11 +924,12 @@ def _split_publishers(parsed: dict[int, Footnote]) -> None:
 # Stage 3: paragraph repair
 
 
+_SENTENCE_ENDS = (*TERMINAL, "\ue001")
 _DATE_START = re.compile(rf"^\d{{1,2}} (?:{MONTH_RE})")
 _DATED_ACTION = re.compile(rf"^On \d{{1,2}}(?:\s*[-–]\s*\d{{1,2}})? (?:{MONTH_RE})\b")
 
 
-def rejoin_paragraphs(entries: list[Entry], warnings: list[ParseWarning]) -> list[Entry]:
+def rejoin_paragraphs(entries: list[Entry], warnings: Warnings) -> list[Entry]:
     """Join paragraphs a page break cut, across the footnote blocks printed in between."""
     out: list[Entry] = []
     pending: Entry | None = None  # an unterminated paragraph waiting for its continuation
@@ -923,22 +952,18 @@ def rejoin_paragraphs(entries: list[Entry], warnings: list[ParseWarning]) -> lis
             if dangling_on and _DATE_START.match(entry.text):
                 _drop_last(pieces, len(" On"))
                 entry = Entry("para", "On " + entry.text, entry.line)
-                warnings.append(
-                    ParseWarning(
-                        code="paragraph-split",
-                        message=f"the paragraph at line {entry.line} starts on the previous line's 'On'",
-                        line=entry.line,
-                    )
+                warnings.add(
+                    code="paragraph-split",
+                    message=f"the paragraph at line {entry.line} starts on the previous line's 'On'",
+                    line=entry.line,
                 )
-            elif _DATED_ACTION.match(entry.text):
+            elif entry.text.startswith("On ") and _DATED_ACTION.match(entry.text):
                 # A new dated action never continues a cut sentence: the report lost the rest.
-                warnings.append(
-                    ParseWarning(
-                        code="paragraph-truncated",
-                        message=f"the paragraph at line {pending.line} breaks off mid-sentence "
-                        f"('…{tail[-40:]}') and the report never continues it",
-                        line=pending.line,
-                    )
+                warnings.add(
+                    code="paragraph-truncated",
+                    message=f"the paragraph at line {pending.line} breaks off mid-sentence "
+                    f"('…{tail[-40:]}') and the report never continues it",
+                    line=pending.line,
                 )
             else:
                 # Para texts are never blank, so whether the whole ends a sentence is whether
@@ -955,7 +980,8 @@ def rejoin_paragraphs(entries: list[Entry], warnings: list[ParseWarning]) -> lis
             pending = None
         if entry.kind == "para":
             out.append(entry)
-            if not is_terminated(entry.text):
+            end = entry.text.rstrip()
+            if end and not end.endswith(_SENTENCE_ENDS):  # not is_terminated(entry.text)
                 pending = entry
                 pieces = [entry.text.rstrip()]
                 tail = pieces[0][-40:]

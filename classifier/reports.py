@@ -41,6 +41,7 @@ from .report_text import (
     SCORE_RE,
     SECTION_NAMES,
     Entry,
+    Warnings,
     collect_footnotes,
     detect_format,
     is_terminated,
@@ -93,7 +94,9 @@ def _chapter_starts(entries: list[Entry]) -> list[int]:
     for i, entry in enumerate(entries):
         if entry.kind not in ("heading", "para"):
             continue
-        if not _CHAPTER_HEADING.match(entry.text) or entry.text.rstrip().endswith("."):
+        if not entry.text[:1].isdecimal() or not _CHAPTER_HEADING.match(entry.text):
+            continue
+        if entry.text.rstrip().endswith("."):
             continue
         following = next((e for e in entries[i + 1 : i + 4] if e.kind in ("para", "heading")), None)
         if following is not None and following.kind == "para" and following.text[:1] in QUOTES:
@@ -247,14 +250,12 @@ def _verdict(text: str) -> int | None:
 @dataclass
 class _Context:
     file_name: str
-    warnings: list[ParseWarning]
+    warnings: Warnings
     footnotes: dict[int, Footnote]
     period: tuple[dt.date | None, dt.date | None]
 
     def warn(self, code: str, message: str, *, line=None, commitment=None, member=None) -> None:
-        self.warnings.append(
-            ParseWarning(code=code, message=message, line=line, commitment=commitment, member=member)
-        )
+        self.warnings.add(code, message, line=line, commitment=commitment, member=member)
 
 
 _THUS = re.compile(r"\bThus,\s", re.I)
@@ -656,10 +657,11 @@ def read_fragment(
     text: str, source_format: str
 ) -> tuple[list[Entry], dict[int, Footnote], list[ParseWarning]]:
     """Run the format-level stages on any excerpt: entries (paragraphs rejoined), footnotes, warnings."""
-    warnings: list[ParseWarning] = []
+    warnings = Warnings()
     entries = tokenize(text, source_format)
     footnotes = collect_footnotes(entries, warnings)
-    return rejoin_paragraphs(entries, warnings), footnotes, warnings
+    entries = rejoin_paragraphs(entries, warnings)
+    return entries, footnotes, warnings.finish()
 
 
 def parse_report(
@@ -687,23 +689,19 @@ def parse_report(
     if fmt not in ("markdown", "pdf-text"):
         raise ReportParseError(f"unknown source format {fmt!r}", path=file_name)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    warnings: list[ParseWarning] = []
+    warnings = Warnings()
     header_kind, header_summit, header_start, header_end = _report_header(text)
     for label, given, printed in (("kind", kind, header_kind), ("summit", summit, header_summit)):
         if given and printed and given.lower() != printed.lower():
-            warnings.append(
-                ParseWarning(
-                    code="manifest-mismatch",
-                    message=f"the manifest says {label} {given!r}, the report's title page {printed!r}",
-                )
+            warnings.add(
+                code="manifest-mismatch",
+                message=f"the manifest says {label} {given!r}, the report's title page {printed!r}",
             )
     if period and header_start and (period[0], period[1]) != (header_start, header_end):
-        warnings.append(
-            ParseWarning(
-                code="manifest-mismatch",
-                message=f"the manifest's period {period[0]} to {period[1]} differs from the title page's "
-                f"{header_start} to {header_end}",
-            )
+        warnings.add(
+            code="manifest-mismatch",
+            message=f"the manifest's period {period[0]} to {period[1]} differs from the title page's "
+            f"{header_start} to {header_end}",
         )
     start, end = period if period else (header_start, header_end)
     entries = tokenize(text, fmt)
@@ -734,7 +732,7 @@ def parse_report(
         source_format=fmt,  # type: ignore[arg-type]
         chapters=chapters,
         footnotes=footnotes,
-        warnings=warnings,
+        warnings=warnings.finish(),
     )
 
 
