@@ -15,7 +15,7 @@ import datetime as dt
 import re
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from .models import MEMBERS, Footnote, ParseWarning
@@ -546,26 +546,29 @@ def _is_pdf_heading(text: str) -> bool:
 _MARKDOWN_SPECIAL = re.compile(r"[#<\[\\*]|---")
 
 
-def _normalised_lines(text: str, source_format: str) -> list[tuple[str, bool]]:
-    """Each line of the report normalised, with whether markdown marks it as a heading."""
+def _normalised_lines(text: str, source_format: str) -> Iterator[tuple[str, bool]]:
+    """Each line of the report normalised, with whether markdown marks it as a heading.
+
+    A generator: a file of millions of short lines would otherwise hold a second copy of
+    them all, as tuples, while its entries are built.
+    """
     if source_format == "markdown":
         # Most lines hold nothing markdown marks up: normalising them is stripping them.
-        return [
-            _normalise_markdown_line(raw) if _MARKDOWN_SPECIAL.search(raw) else (raw.strip(), False)
-            for raw in text.split("\n")
-        ]
+        for raw in text.split("\n"):
+            yield _normalise_markdown_line(raw) if _MARKDOWN_SPECIAL.search(raw) else (raw.strip(), False)
+        return
     # A run of superscripts never spans a line break: one pass over the whole text does.
     text = SUP_RUN.sub(_superscript_mark, text)
     math = "$" in text  # only lines starting with '$' need more than stripping
-    lines = [
-        (_normalise_pdf_line(raw) if math and raw.lstrip().startswith("$") else raw.rstrip(), False)
-        for raw in text.split("\n")
-    ]
-    numbers = [int(n) for n in MARK_RE.findall("\n".join(line for line, _ in lines) if math else text)]
-    if numbers:
-        low, high = min(numbers) - 20, max(numbers) + 20
-        lines = [(_plain_digit_markers(line, low, high), False) for line, _ in lines]
-    return lines
+
+    def line(raw: str) -> str:
+        return _normalise_pdf_line(raw) if math and raw.lstrip().startswith("$") else raw.rstrip()
+
+    # Markers found anywhere set the range of plain-digit ones (stripping a line moves none).
+    numbers = [int(n) for n in MARK_RE.findall("\n".join(map(line, text.split("\n"))) if math else text)]
+    low, high = (min(numbers) - 20, max(numbers) + 20) if numbers else (0, -1)
+    for raw in text.split("\n"):
+        yield (_plain_digit_markers(line(raw), low, high) if numbers else line(raw)), False
 
 
 def tokenize(text: str, source_format: str) -> list[Entry]:

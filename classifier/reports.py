@@ -253,6 +253,7 @@ class _Context:
     warnings: Warnings
     footnotes: dict[int, Footnote]
     period: tuple[dt.date | None, dt.date | None]
+    last_note: Entry | None = None  # the file's last entry, when it is a footnote
 
     def warn(self, code: str, message: str, *, line=None, commitment=None, member=None) -> None:
         self.warnings.add(code, message, line=line, commitment=commitment, member=member)
@@ -335,12 +336,7 @@ def _parse_member(heading: Entry, body: list[Entry], number: int, ctx: _Context)
             actions.append(para)
             continue
         after.append(para)
-    if section.sentence_score is None:
-        raise ReportParseError(
-            f"chapter {number}, {member}: no 'receives a score of' sentence (the file looks truncated)",
-            path=ctx.file_name,
-            line=heading.line,
-        )
+    # (A section without its score sentence is refused with the chapter: _check_complete.)
     # merge stray prose into the action before it (pieces joined once: appending to the
     # action's text per paragraph would copy it each time)
     merged: list[Entry] = []
@@ -434,7 +430,7 @@ def _evidence(member: str, seq: int, para: Entry, number: int, ctx: _Context) ->
     )
 
 
-def _parse_chapter(entries: list[Entry], ctx: _Context) -> Chapter:
+def _parse_chapter(entries: list[Entry], ctx: _Context, *, ends_file: bool) -> Chapter:
     heading = entries[0]
     m = re.match(r"^(\d{1,2})\.\s+(.*)$", heading.text.strip())
     assert m is not None
@@ -506,15 +502,9 @@ def _parse_chapter(entries: list[Entry], ctx: _Context) -> Chapter:
         section.table_score = table.get(section.member)
         _check_member_scores(section, number, ctx)
         chapter.members.append(section)
-    missing = [m for m in table if m not in {s.member for s in chapter.members}]
-    if missing:
-        last = chapter.members[-1].line if chapter.members else heading.line
-        raise ReportParseError(
-            f"chapter {number}: the assessment table lists {', '.join(missing)} but the chapter has "
-            "no section for them (the file looks truncated)",
-            path=ctx.file_name,
-            line=last,
-        )
+    texts = [e for e in entries if e.kind in ("para", "heading", "row")]
+    chapter.footnotes = markers_in(" ".join(e.text for e in texts))
+    _check_complete(chapter, texts, ctx, ends_file=ends_file)
     if chapter.average_printed:
         computed = format_average([row.score for row in chapter.assessment])
         if squash(chapter.average_printed) != computed:
@@ -525,6 +515,64 @@ def _parse_chapter(entries: list[Entry], ctx: _Context) -> Chapter:
                 commitment=number,
             )
     return chapter
+
+
+# What a markdown link or <URL> leaves in a footnote's text when the file stops inside it
+# (closed ones are replaced by their target when the line is read).
+_LINK_RESIDUE = re.compile(r"[\[<]h?ttps?://|\]\(")
+
+
+def _check_complete(chapter: Chapter, texts: list[Entry], ctx: _Context, *, ends_file: bool) -> None:
+    """Refuse a chapter that falls short of what it announces itself: a member section for each
+    member of its assessment table, a score sentence in each section, every footnote it cites
+    printed, and (for the chapter that ends the file) a last footnote that is not cut off.
+
+    What a truncated file loses is the end of its last chapter; refusing it (with one line
+    naming what is missing) keeps a partial copy out of the gold, where it would otherwise
+    become the chapter's newest version.
+    """
+    problems: list[tuple[int, str]] = []  # (line, what is missing)
+    for section in chapter.members:
+        if section.sentence_score is None:
+            problems.append((section.line, f"{section.member} has no 'receives a score of' sentence"))
+    found = {s.member for s in chapter.members}
+    absent = [row for row in chapter.assessment if row.member not in found]
+    if absent:
+        names = ", ".join(row.member for row in absent)
+        where = chapter.members[-1].line if chapter.members else chapter.line  # where sections stop
+        problems.append((where, f"the assessment table lists {names} but there is no section for them"))
+    # A superscript far below the chapter's own footnote numbers ('km²') is not a citation.
+    lowest = min(ctx.footnotes, default=0) - 20
+    unprinted = [n for n in chapter.footnotes if n not in ctx.footnotes and n >= lowest]
+    if unprinted:
+        first = next(e.line for e in texts if unprinted[0] in markers_in(e.text))
+        problems.append((first, f"{_numbers(unprinted)} cited but not printed"))
+    last = ctx.last_note
+    if ends_file and last is not None and last.number in ctx.footnotes:
+        if not ctx.footnotes[last.number].url:
+            problems.append((last.line, f"the file ends inside footnote {last.number}, before its URL"))
+        elif _LINK_RESIDUE.search(last.text):  # a markdown link the cut left unclosed
+            problems.append((last.line, f"the file ends inside footnote {last.number}'s link"))
+    if problems:
+        raise ReportParseError(
+            f"chapter {chapter.number} is incomplete (the file looks truncated): "
+            + "; ".join(text for _, text in problems),
+            path=ctx.file_name,
+            line=problems[0][0],  # where it first falls short
+        )
+
+
+def _numbers(numbers: list[int]) -> str:
+    """[3, 4, 5, 9] -> 'footnotes 3-5, 9'."""
+    ordered = sorted(set(numbers))
+    runs: list[list[int]] = []
+    for n in ordered:
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    spans = [str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs]
+    return ("footnote " if len(ordered) == 1 else "footnotes ") + ", ".join(spans)
 
 
 def _parse_guidelines(chapter: Chapter, entries: list[Entry], ctx: _Context) -> None:
@@ -706,6 +754,7 @@ def parse_report(
     start, end = period if period else (header_start, header_end)
     entries = tokenize(text, fmt)
     footnotes = collect_footnotes(entries, warnings)
+    final = entries[-1] if entries else None  # (before rejoining, which can merge it away)
     entries = rejoin_paragraphs(entries, warnings)
     starts = _chapter_starts(entries)
     if not starts:
@@ -714,11 +763,18 @@ def parse_report(
             "'18. Migration and Refugees: Border Management' followed by the quoted commitment)",
             path=file_name,
         )
-    ctx = _Context(file_name=file_name, warnings=warnings, footnotes=footnotes, period=(start, end))
+    ctx = _Context(
+        file_name=file_name,
+        warnings=warnings,
+        footnotes=footnotes,
+        period=(start, end),
+        last_note=final if final is not None and final.kind == "note" else None,
+    )
     chapters = []
     for k, s in enumerate(starts):
-        stop = starts[k + 1] if k + 1 < len(starts) else len(entries)
-        chapters.append(_parse_chapter(entries[s:stop], ctx))
+        last = k + 1 == len(starts)
+        stop = len(entries) if last else starts[k + 1]
+        chapters.append(_parse_chapter(entries[s:stop], ctx, ends_file=last))
     numbers = [c.number for c in chapters]
     if len(set(numbers)) != len(numbers):
         raise ReportParseError(f"chapter numbers repeat in one file: {numbers}", path=file_name)
