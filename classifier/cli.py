@@ -174,9 +174,13 @@ def run_command(
 
 def _print_imports(results: list[gold_lib.ImportResult]) -> None:
     for r in results:
-        chapters = ", ".join(str(n) for n in r.chapters)
+        chapters = ", ".join(
+            f"{n} v{r.versions[n]}"
+            + (f" (v{r.current[n]} is current)" if r.current[n] != r.versions[n] else "")
+            for n in r.chapters
+        )
         detail = f"{r.evidence} cited actions, {r.warnings} parse warnings" if r.status != "unchanged" else ""
-        typer.echo(f"{r.status:<11} {r.path.name}  v{r.version}  commitment {chapters}  {detail}".rstrip())
+        typer.echo(f"{r.status:<11} {r.path.name}  commitment {chapters}  {detail}".rstrip())
 
 
 @gold_app.command("import")
@@ -186,7 +190,8 @@ def gold_import(
         list[Path], typer.Argument(help="Report files, or directories of them (with manifest.toml).")
     ],
 ) -> None:
-    """Import compliance-report chapters. The same file twice changes nothing; a changed file is a new version."""
+    """Import compliance-report chapters. A chapter is identified by summit, report kind and commitment: another
+    file of it is a new version of it; the same text twice changes nothing; an incomplete chapter is refused."""
     db = _db()
     results = []
     for path in gold_lib.expand_paths(paths):
@@ -201,16 +206,27 @@ def gold_show(
         bool, typer.Option("--warnings/--no-warnings", help="List every parse warning.")
     ] = True,
 ) -> None:
-    """Reports, commitments, member scores and the parser's warnings."""
+    """Chapters and their versions, each current chapter's member scores, and the parser's warnings."""
     db = _db()
-    reports = gold_lib.current_reports(db)
-    if not reports:
+    versions = gold_lib.chapter_versions(db)
+    if not versions:
         typer.echo("no reports imported: run `evidence gold import corpus/reports`")
         return
-    typer.echo("Reports")
-    for r in reports:
+    typer.echo("Chapters (summit, report kind, commitment: every version, newest first; * the one read)")
+    chapter = None
+    for v in versions:
+        key = (v["summit"], v["report_kind"], v["number"])
+        if key != chapter:
+            chapter = key
+            typer.echo(f"  {v['summit']} {v['report_kind']} {v['number']}. {v['title']}")
         typer.echo(
-            f"  {r['file_name']}  v{r['version']}  {r['summit']} {r['kind']}  "
+            f"    {'*' if v['current'] else ' '} v{v['version']}  {v['file_name']}  {v['report_id'][:19]}  "
+            f"{v['actions']} cited actions  imported {v['imported_utc']}"
+        )
+    typer.echo("")
+    for r in gold_lib.current_reports(db):
+        typer.echo(
+            f"  {r['file_name']}  {r['summit']} {r['kind']}  "
             f"{r['period_start']} to {r['period_end']}  {r['source_format']}  {r['id'][:19]}"
         )
     typer.echo("")
@@ -218,7 +234,7 @@ def gold_show(
         sections = list(db["member_sections"].rows_where("commitment_id = ?", [c["id"]], order_by="position"))
         actions = db["gold_evidence"].count_where("commitment_id = ?", [c["id"]])
         dims = json.loads(c["dimensions"])
-        typer.echo(f"Commitment {c['number']}: {c['title']} ({c['report_kind']} report)")
+        typer.echo(f"Commitment {c['number']}: {c['title']} ({c['report_kind']} report, v{c['version']})")
         typer.echo(f"  {c['commitment']}")
         typer.echo(f"  dimensions as written: {'; '.join(d['name'] for d in dims)}")
         typer.echo(f"  {actions} cited actions; average {c['average_printed']}")

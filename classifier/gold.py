@@ -1,12 +1,16 @@
 """The gold in the database: importing parsed reports, reading them back, score tables.
 
-Importing is idempotent (the same text twice changes nothing; a changed file becomes
-a new version) and happens in one transaction per file, so a bad file leaves nothing
-half-written.
+A chapter is identified by what it is: (summit, report kind, commitment number). A file
+adds a version of each chapter it holds, unless that chapter is unchanged; importing the
+same text twice changes nothing. Another file of the same chapter (renamed, re-extracted,
+edited) is a new version of it, never a second report, and every reader goes through
+:data:`CURRENT_CHAPTERS`, the newest version of each chapter. Each file is imported in one
+transaction, so a bad file leaves nothing half-written.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +20,7 @@ import sqlite_utils
 
 from .dates import long_date, now_utc
 from .files import read_toml
-from .models import MEMBER_CODES, MEMBERS, Report
+from .models import MEMBER_CODES, MEMBERS, Chapter, Report
 from .reports import ReportParseError, parse_report, read_report_text
 from .rubric import format_average, format_score
 
@@ -30,13 +34,22 @@ class ManifestError(Exception):
 
 @dataclass
 class ImportResult:
+    """What importing one file did."""
+
     path: Path
-    status: str  # new | unchanged | new-version
+    status: str  # new (all its chapters are new) | new-version (some became a new version) | unchanged
     report_id: str
-    version: int
-    chapters: list[int]
+    chapters: list[int]  # the commitment numbers the file holds
+    versions: dict[int, int]  # commitment -> the version of it this file's text is
+    added: list[int]  # the chapters this import added a version of
+    current: dict[int, int]  # commitment -> its current version, after this import
     evidence: int
     warnings: int
+
+    @property
+    def version(self) -> int:
+        """The (highest) version of the file's chapters this text is."""
+        return max(self.versions.values())
 
 
 def read_manifest(directory: Path) -> dict[str, dict[str, Any]]:
@@ -99,6 +112,12 @@ def parse_with_manifest(path: Path) -> Report:
             f"and {path.parent / MANIFEST} has no entry for this file",
             path=str(path),
         )
+    if not report.summit:
+        raise ReportParseError(
+            "the summit is unknown (a chapter is identified by summit, report kind and commitment): "
+            f"the title page does not give it and {path.parent / MANIFEST} has no 'summit' for this file",
+            path=str(path),
+        )
     listed = entry.get("commitments")
     if listed is not None and sorted(listed) != sorted(c.number for c in report.chapters):
         raise ReportParseError(
@@ -112,31 +131,102 @@ def _j(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
+def chapter_sha(report: Report, chapter: Chapter) -> str:
+    """Content id of a chapter as data: what was parsed from it (without line numbers, which
+    move when the chapter sits elsewhere in a file), the footnotes it cites, its period."""
+
+    def without_lines(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: without_lines(v) for k, v in value.items() if k != "line"}
+        if isinstance(value, list):
+            return [without_lines(v) for v in value]
+        return value
+
+    cited = [report.footnotes[n].model_dump(mode="json") for n in chapter.footnotes if n in report.footnotes]
+    data = {
+        "period": [str(report.period_start), str(report.period_end)],
+        "chapter": chapter.model_dump(mode="json"),
+        "footnotes": cited,
+    }
+    blob = json.dumps(without_lines(data), sort_keys=True, ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _versions(db: sqlite_utils.Database, report: Report, number: int) -> list[dict]:
+    """The versions of one of the report's chapters, newest first."""
+    return list(
+        db.query(
+            """select version, content_sha, report_id from commitments
+               where summit = ? and report_kind = ? and number = ? order by version desc""",
+            [report.summit, report.kind, number],
+        )
+    )
+
+
+def _check_same_description(db: sqlite_utils.Database, report: Report, path: Path) -> None:
+    """A text imported before must be described as it was then (the text's id is its content)."""
+    row = db["reports"].get(report.sha256)
+    then = (row["summit"], row["kind"], row["period_start"], row["period_end"])
+    now = (report.summit, report.kind, str(report.period_start), str(report.period_end))
+    if then != now:
+        raise ReportParseError(
+            f"this text was imported before as {' '.join(map(str, then))} and is now described as "
+            f"{' '.join(map(str, now))}; a text keeps the description it was first imported with",
+            path=str(path),
+        )
+
+
 def import_report(db: sqlite_utils.Database, path: Path) -> ImportResult:
-    """Parse one file and store it. Raises :class:`ReportParseError` and writes nothing on bad input."""
+    """Parse one file and add a version of each chapter in it that differs from the chapter's
+    current version. Raises :class:`ReportParseError` and writes nothing on bad or incomplete
+    input; a text imported before changes nothing (``unchanged``)."""
     report = parse_with_manifest(path)
-    chapters = [c.number for c in report.chapters]
+    numbers = [c.number for c in report.chapters]
     evidence_count = sum(len(m.actions) for c in report.chapters for m in c.members)
-    if db["reports"].count_where("id = ?", [report.sha256]):
-        row = db["reports"].get(report.sha256)
-        return ImportResult(path, "unchanged", report.sha256, row["version"], chapters, evidence_count, 0)
+    versions: dict[int, int] = {}
+    current: dict[int, int] = {}
+    new: list[tuple[Chapter, int, str]] = []
+    with db.atomic():
+        seen = db["reports"].count_where("id = ?", [report.sha256]) > 0
+        if seen:
+            _check_same_description(db, report, path)
+        for chapter in report.chapters:
+            sha = chapter_sha(report, chapter)
+            known = _versions(db, report, chapter.number)
+            current[chapter.number] = known[0]["version"] if known else 0
+            if seen or (known and known[0]["content_sha"] == sha):
+                # Which version this text is: the one stored from it, or with its content.
+                same = [v for v in known if v["report_id"] == report.sha256 or v["content_sha"] == sha]
+                versions[chapter.number] = (same or known)[0]["version"]
+                continue
+            versions[chapter.number] = current[chapter.number] = current[chapter.number] + 1
+            new.append((chapter, versions[chapter.number], sha))
+        if new:
+            _store(db, report, new)
+    added = [chapter.number for chapter, _, _ in new]
+    if not added:
+        status = "unchanged"
+    elif any(versions[n] > 1 for n in added):
+        status = "new-version"
+    else:
+        status = "new"
+    warnings = len(report.warnings) if added else 0
+    return ImportResult(
+        path, status, report.sha256, numbers, versions, added, current, evidence_count, warnings
+    )
+
+
+def _store(db: sqlite_utils.Database, report: Report, chapters: list[tuple[Chapter, int, str]]) -> None:
+    """Write the file (its footnotes and warnings) and the given (chapter, version, content id)s."""
+    rid = report.sha256
     previous = db.execute(
         "select max(version) from reports where file_name = ?", [report.file_name]
     ).fetchone()[0]
-    version = (previous or 0) + 1
-    with db.atomic():
-        _store(db, report, version)
-    status = "new" if version == 1 else "new-version"
-    return ImportResult(path, status, report.sha256, version, chapters, evidence_count, len(report.warnings))
-
-
-def _store(db: sqlite_utils.Database, report: Report, version: int) -> None:
-    rid = report.sha256
     db["reports"].insert(
         {
             "id": rid,
             "file_name": report.file_name,
-            "version": version,
+            "version": (previous or 0) + 1,  # the how-manyth text under this file name
             "kind": report.kind,
             "summit": report.summit,
             "period_start": report.period_start.isoformat() if report.period_start else None,
@@ -155,13 +245,17 @@ def _store(db: sqlite_utils.Database, report: Report, version: int) -> None:
             for fn in report.footnotes.values()
         ),
     )
-    for chapter in report.chapters:
+    for chapter, version, content_sha in chapters:
         cid = (
             db["commitments"]
             .insert(
                 {
                     "report_id": rid,
                     "number": chapter.number,
+                    "summit": report.summit,
+                    "report_kind": report.kind,
+                    "version": version,
+                    "content_sha": content_sha,
                     "title": chapter.title,
                     "commitment": chapter.commitment,
                     "commitment_source": chapter.commitment_source,
@@ -222,28 +316,51 @@ def import_paths(db: sqlite_utils.Database, paths: list[Path]) -> list[ImportRes
 
 
 # ---------------------------------------------------------------------------
-# Reading back: always the newest version of each report file.
+# Reading back: always the newest version of each chapter. Every query of the gold tables
+# (commitments, member_sections, gold_evidence, footnotes, parse_warnings) starts from
+# this definition, so no reader can see two versions of one chapter.
 
-CURRENT_REPORTS = """
-select r.* from reports r
-where r.version = (select max(version) from reports r2 where r2.file_name = r.file_name)
+CURRENT_CHAPTERS = """
+select c.* from commitments c
+where c.version = (
+    select max(c2.version) from commitments c2
+    where c2.summit = c.summit and c2.report_kind = c.report_kind and c2.number = c.number
+)
 """
 
 
 def current_reports(db: sqlite_utils.Database) -> list[dict]:
+    """The imported files that hold the current version of at least one chapter."""
     if "reports" not in db.table_names():
         return []
-    return list(db.query(CURRENT_REPORTS + " order by r.file_name"))
+    sql = f"select r.* from reports r where r.id in (select report_id from ({CURRENT_CHAPTERS})) order by r.file_name"
+    return list(db.query(sql))
 
 
 def current_commitments(db: sqlite_utils.Database, commitment: int | None = None) -> list[dict]:
+    """The current version of each chapter, with its file's name and compliance period."""
     sql = f"""
-        select c.*, r.kind as report_kind, r.summit, r.file_name, r.period_start, r.period_end
-        from commitments c join ({CURRENT_REPORTS}) r on r.id = c.report_id
+        select c.*, r.file_name, r.period_start, r.period_end, r.source_format
+        from ({CURRENT_CHAPTERS}) c join reports r on r.id = c.report_id
         where (:n is null or c.number = :n)
-        order by c.number, r.kind
+        order by c.number, c.report_kind, c.summit
     """
     return list(db.query(sql, {"n": commitment}))
+
+
+def chapter_versions(db: sqlite_utils.Database) -> list[dict]:
+    """Every version of every chapter, newest first within a chapter, ``current`` marking the one read."""
+    if "commitments" not in db.table_names():
+        return []
+    sql = f"""
+        select c.summit, c.report_kind, c.number, c.version, c.title, c.content_sha,
+               r.file_name, r.id as report_id, r.imported_utc,
+               c.id in (select id from ({CURRENT_CHAPTERS})) as current,
+               (select count(*) from gold_evidence e where e.commitment_id = c.id) as actions
+        from commitments c join reports r on r.id = c.report_id
+        order by c.number, c.report_kind, c.summit, c.version desc
+    """
+    return list(db.query(sql))
 
 
 def resolve_member(value: str | None) -> str | None:
@@ -264,12 +381,12 @@ def evidence_items(
     """Every cited action of the current reports, with its resolved footnotes."""
     member = resolve_member(member)
     sql = f"""
-        select e.*, r.file_name, r.kind as report_kind, r.summit, c.title as commitment_title
+        select e.*, r.file_name, c.report_kind, c.summit, c.version, c.title as commitment_title
         from gold_evidence e
-        join ({CURRENT_REPORTS}) r on r.id = e.report_id
-        join commitments c on c.id = e.commitment_id
+        join ({CURRENT_CHAPTERS}) c on c.id = e.commitment_id
+        join reports r on r.id = c.report_id
         where (:n is null or e.commitment = :n) and (:m is null or e.member = :m)
-        order by e.commitment, r.kind, (select position from member_sections s
+        order by e.commitment, c.report_kind, c.summit, (select position from member_sections s
             where s.commitment_id = e.commitment_id and s.member = e.member), e.seq
     """
     rows = list(db.query(sql, {"n": commitment, "m": member}))
@@ -305,6 +422,7 @@ def evidence_record(row: dict) -> dict:
         "report": row["file_name"],
         "report_kind": row["report_kind"],
         "summit": row["summit"],
+        "version": row["version"],
         "commitment": row["commitment"],
         "commitment_title": row["commitment_title"],
         "member": row["member"],
@@ -329,6 +447,7 @@ def score_tables(db: sqlite_utils.Database, commitment: int | None = None) -> li
                 "report": c["file_name"],
                 "report_kind": c["report_kind"],
                 "summit": c["summit"],
+                "version": c["version"],
                 "commitment": c["number"],
                 "title": c["title"],
                 "period": [c["period_start"], c["period_end"]],
@@ -377,8 +496,14 @@ def render_score_table(table: dict) -> str:
 
 
 def warnings_for(db: sqlite_utils.Database) -> list[dict]:
+    """The parse warnings of the current chapters, and of the files that hold them (a warning
+    about one chapter is shown only while that chapter's version from that file is current)."""
     sql = f"""
-        select w.*, r.file_name from parse_warnings w join ({CURRENT_REPORTS}) r on r.id = w.report_id
+        select w.*, r.file_name from parse_warnings w join reports r on r.id = w.report_id
+        where exists (
+            select 1 from ({CURRENT_CHAPTERS}) c
+            where c.report_id = w.report_id and (w.commitment is null or c.number = w.commitment)
+        )
         order by r.file_name, w.id
     """
     return list(db.query(sql))

@@ -461,3 +461,38 @@ def m009_item_state(db: Database) -> None:
         "create index idx_queue_items_state_attention on queue_items (state, attention desc, published desc, id)"
     )
     db.execute("create index idx_queue_items_state_member on queue_items (member, commitment, state)")
+
+
+@migrations()
+def m010_chapter_versions(db: Database) -> None:
+    """A chapter is identified by what it is, (summit, report kind, commitment number), not by
+    the file it came in: another file of the same chapter is a new version of it, and readers
+    take the newest version of each chapter. ``content_sha`` (of the parsed chapter and the
+    footnotes it cites) lets a file that repeats a chapter unchanged add no version of it.
+    Existing chapters are numbered in the order they were imported."""
+    db["commitments"].add_column("summit", str)
+    db["commitments"].add_column("report_kind", str)
+    db["commitments"].add_column("version", int)
+    db["commitments"].add_column("content_sha", str)
+    db.execute(
+        """
+        update commitments set
+            summit = (select coalesce(r.summit, '') from reports r where r.id = commitments.report_id),
+            report_kind = (select r.kind from reports r where r.id = commitments.report_id)
+        """
+    )
+    db.execute(
+        """
+        with ranked as (
+            select c.id, row_number() over (
+                partition by c.summit, c.report_kind, c.number order by r.imported_utc, r.version, c.id
+            ) as version
+            from commitments c join reports r on r.id = c.report_id
+        )
+        update commitments set version = (select version from ranked where ranked.id = commitments.id)
+        """
+    )
+    db.execute(
+        "create unique index idx_commitments_chapter_version "
+        "on commitments (summit, report_kind, number, version)"
+    )

@@ -140,6 +140,7 @@ class Chapter(Model):
     assessment: list[AssessmentRow] = Field(default_factory=list)
     average_printed: str | None = None
     members: list[MemberSection] = Field(default_factory=list)
+    footnotes: list[int] = Field(default_factory=list)  # the numbers it cites, in citation order
     line: int
 
 

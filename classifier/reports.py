@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,7 @@ from .report_text import (
     SCORE_RE,
     SECTION_NAMES,
     Entry,
+    Warnings,
     collect_footnotes,
     detect_format,
     is_terminated,
@@ -84,12 +86,17 @@ class ReportParseError(Exception):
 # Stage 4: chapters
 
 
+_CHAPTER_HEADING = re.compile(r"^\d{1,2}\.\s+\S.*:\s*\S")
+
+
 def _chapter_starts(entries: list[Entry]) -> list[int]:
     starts = []
     for i, entry in enumerate(entries):
         if entry.kind not in ("heading", "para"):
             continue
-        if not re.match(r"^\d{1,2}\.\s+\S.*:\s*\S", entry.text) or entry.text.rstrip().endswith("."):
+        if not entry.text[:1].isdecimal() or not _CHAPTER_HEADING.match(entry.text):
+            continue
+        if entry.text.rstrip().endswith("."):
             continue
         following = next((e for e in entries[i + 1 : i + 4] if e.kind in ("para", "heading")), None)
         if following is not None and following.kind == "para" and following.text[:1] in QUOTES:
@@ -120,9 +127,29 @@ def _enumeration(text: str) -> list[str]:
         end = marks[k + 1].start() if k + 1 < len(marks) else len(text)
         item = text[m.end() : end]
         item = re.split(r"(?<=[a-z])\. ", item)[0]
-        item = re.sub(r"(,|;|\s+and|\s+or|\.)+\s*$", "", item.strip())
-        items.append(item.strip())
+        items.append(_drop_trailing_joiners(item.strip()).strip())
     return items
+
+
+def _drop_trailing_joiners(text: str) -> str:
+    r"""What ``re.sub(r"(,|;|\s+and|\s+or|\.)+\s*$", "", text)`` leaves, found by peeling the
+    joiners off the end: the regex would retry from every character of a long run of commas
+    and read the run to its end each time."""
+    end = len(text.rstrip())
+    cut = None
+    while end:
+        if text[end - 1] in ",;.":
+            end -= 1
+        else:
+            word = next((w for w in ("and", "or") if text.endswith(w, 0, end)), None)
+            start = end - len(word) if word else 0
+            if not start or not text[start - 1].isspace():
+                break
+            end = start
+            while end and text[end - 1].isspace():
+                end -= 1
+        cut = end
+    return text if cut is None else text[:cut]
 
 
 def _quantifiers(text: str) -> set[tuple[str, str]]:
@@ -141,10 +168,15 @@ def _quantifiers(text: str) -> set[tuple[str, str]]:
         ),
         (r"\bin (?:just )?one (?:dimension|criteri)", lambda m: "=1"),
     ]
+    # Where 'strong' and 'weak' occur, to find the last one before each phrase by bisection
+    # (searching back from every phrase would reread the text before it each time).
+    occurrences = {w: [m.start() for m in re.finditer(w, t)] for w in ("strong", "weak")}
     for pattern, norm in patterns:
         for m in re.finditer(pattern, t):
-            before = t[: m.start()]
-            strengths = [(before.rfind(w), w) for w in ("strong", "weak")]
+            strengths = []
+            for w, starts in occurrences.items():
+                k = bisect_right(starts, m.start() - len(w))  # ending at or before the phrase
+                strengths.append((starts[k - 1] if k else -1, w))
             position, strength = max(strengths)
             if position < 0:
                 continue
@@ -218,14 +250,45 @@ def _verdict(text: str) -> int | None:
 @dataclass
 class _Context:
     file_name: str
-    warnings: list[ParseWarning]
+    warnings: Warnings
     footnotes: dict[int, Footnote]
     period: tuple[dt.date | None, dt.date | None]
+    last_note: Entry | None = None  # the file's last entry, when it is a footnote
 
     def warn(self, code: str, message: str, *, line=None, commitment=None, member=None) -> None:
-        self.warnings.append(
-            ParseWarning(code=code, message=message, line=line, commitment=commitment, member=member)
-        )
+        self.warnings.add(code, message, line=line, commitment=commitment, member=member)
+
+
+_THUS = re.compile(r"\bThus,\s", re.I)
+_SCORE_CLAUSE = re.compile(r"(\s+)receives a score of\s+((?:[+\-−–]\s*)?\d)", re.I)
+_SCORE_SENTENCE = re.compile(r"\bThus,\s+(?:the\s+)?(.+?)\s+receives a score of\s+((?:[+\-−–]\s*)?\d)", re.I)
+_LONG_SPACE = re.compile(r"(\s{3})\s+")
+
+
+def _score_sentence(text: str) -> tuple[int, int] | None:
+    """Where a paragraph's 'Thus, <member> receives a score of <n>' starts, and the score.
+
+    This is ``_SCORE_SENTENCE.search(text)`` in linear time. Searching directly would, from
+    every 'Thus,' without a score clause after it, read on to the end of the paragraph (and
+    split every long run of spaces in every way). Instead: runs of whitespace are cut to
+    three characters (all the pattern can use of one), and since a sentence can start at a
+    'Thus,' exactly when some score clause begins at least 7 characters after it, only the
+    first 'Thus,' needs trying.
+    """
+    thus = _THUS.search(text)
+    if thus is None:
+        return None
+    bounded = _LONG_SPACE.sub(r"\1", text)
+    first = _THUS.search(bounded)  # the same 'Thus,': cutting whitespace reorders nothing
+    assert first is not None
+    last = None
+    for clause in _SCORE_CLAUSE.finditer(bounded, first.start()):
+        last = clause
+    # The latest a clause can begin is at the last whitespace before its 'receives'.
+    if last is None or last.end(1) - 1 < first.start() + len("Thus, x"):
+        return None
+    m = _SCORE_SENTENCE.match(bounded, first.start())
+    return (thus.start(), parse_score(m[2])) if m else None
 
 
 def _parse_member(heading: Entry, body: list[Entry], number: int, ctx: _Context) -> MemberSection:
@@ -245,13 +308,14 @@ def _parse_member(heading: Entry, body: list[Entry], number: int, ctx: _Context)
             continue
         if re.match(r"^(Compliance Director|Lead Analyst)", text):
             continue
-        sm = re.search(r"\bThus,\s+(?:the\s+)?(.+?)\s+receives a score of\s+([+\-−–]?\s*\d)", text, re.I)
-        if sm:
-            before = text[: sm.start()].strip()
+        found = _score_sentence(text)
+        if found:
+            start, score = found
+            before = text[:start].strip()
             if before:
                 after.append(Entry("para", before, para.line))
-            section.score_sentence = strip_markers(text[sm.start() :])
-            section.sentence_score = parse_score(sm[2])
+            section.score_sentence = strip_markers(text[start:])
+            section.sentence_score = score
             continue
         if not section.opening and not actions:
             section.opening = strip_markers(text)
@@ -272,29 +336,32 @@ def _parse_member(heading: Entry, body: list[Entry], number: int, ctx: _Context)
             actions.append(para)
             continue
         after.append(para)
-    if section.sentence_score is None:
-        raise ReportParseError(
-            f"chapter {number}, {member}: no 'receives a score of' sentence (the file looks truncated)",
-            path=ctx.file_name,
-            line=heading.line,
-        )
-    # merge stray prose into the action before it
+    # (A section without its score sentence is refused with the chapter: _check_complete.)
+    # merge stray prose into the action before it (pieces joined once: appending to the
+    # action's text per paragraph would copy it each time)
     merged: list[Entry] = []
+    pieces: list[list[str]] = []
     for para in actions:
         if re.match(r"^On\s+\d{1,2}\b", para.text.strip()) or not merged:
             merged.append(Entry("para", para.text, para.line))
+            pieces.append([para.text])
         else:
-            merged[-1].text += " " + para.text
+            pieces[-1].append(" " + para.text)
+    for entry, texts in zip(merged, pieces, strict=True):
+        entry.text = "".join(texts)
     for seq, para in enumerate(merged, start=1):
         section.actions.append(_evidence(member, seq, para, number, ctx))
     section.conclusions = [strip_markers(p.text) for p in after]
     return section
 
 
+_ACTION_DATE = re.compile(rf"^On\s+(\d{{1,2}})(?:\s*[-–]\s*\d{{1,2}})?\s+({MONTH_RE})(?:,?\s+(\d{{4}}))?")
+
+
 def _evidence(member: str, seq: int, para: Entry, number: int, ctx: _Context) -> EvidenceItem:
     text = para.text.strip()
     notes = markers_in(text)
-    m = re.match(rf"^On\s+(\d{{1,2}})(?:\s*[-–]\s*\d{{1,2}})?\s+({MONTH_RE})(?:,?\s+(\d{{4}}))?", text)
+    m = _ACTION_DATE.match(text)
     date = None
     date_raw = m[0][3:].strip() if m else None
     source = None
@@ -363,7 +430,7 @@ def _evidence(member: str, seq: int, para: Entry, number: int, ctx: _Context) ->
     )
 
 
-def _parse_chapter(entries: list[Entry], ctx: _Context) -> Chapter:
+def _parse_chapter(entries: list[Entry], ctx: _Context, *, ends_file: bool) -> Chapter:
     heading = entries[0]
     m = re.match(r"^(\d{1,2})\.\s+(.*)$", heading.text.strip())
     assert m is not None
@@ -435,15 +502,9 @@ def _parse_chapter(entries: list[Entry], ctx: _Context) -> Chapter:
         section.table_score = table.get(section.member)
         _check_member_scores(section, number, ctx)
         chapter.members.append(section)
-    missing = [m for m in table if m not in {s.member for s in chapter.members}]
-    if missing:
-        last = chapter.members[-1].line if chapter.members else heading.line
-        raise ReportParseError(
-            f"chapter {number}: the assessment table lists {', '.join(missing)} but the chapter has "
-            "no section for them (the file looks truncated)",
-            path=ctx.file_name,
-            line=last,
-        )
+    texts = [e for e in entries if e.kind in ("para", "heading", "row")]
+    chapter.footnotes = markers_in(" ".join(e.text for e in texts))
+    _check_complete(chapter, texts, ctx, ends_file=ends_file)
     if chapter.average_printed:
         computed = format_average([row.score for row in chapter.assessment])
         if squash(chapter.average_printed) != computed:
@@ -454,6 +515,64 @@ def _parse_chapter(entries: list[Entry], ctx: _Context) -> Chapter:
                 commitment=number,
             )
     return chapter
+
+
+# What a markdown link or <URL> leaves in a footnote's text when the file stops inside it
+# (closed ones are replaced by their target when the line is read).
+_LINK_RESIDUE = re.compile(r"[\[<]h?ttps?://|\]\(")
+
+
+def _check_complete(chapter: Chapter, texts: list[Entry], ctx: _Context, *, ends_file: bool) -> None:
+    """Refuse a chapter that falls short of what it announces itself: a member section for each
+    member of its assessment table, a score sentence in each section, every footnote it cites
+    printed, and (for the chapter that ends the file) a last footnote that is not cut off.
+
+    What a truncated file loses is the end of its last chapter; refusing it (with one line
+    naming what is missing) keeps a partial copy out of the gold, where it would otherwise
+    become the chapter's newest version.
+    """
+    problems: list[tuple[int, str]] = []  # (line, what is missing)
+    for section in chapter.members:
+        if section.sentence_score is None:
+            problems.append((section.line, f"{section.member} has no 'receives a score of' sentence"))
+    found = {s.member for s in chapter.members}
+    absent = [row for row in chapter.assessment if row.member not in found]
+    if absent:
+        names = ", ".join(row.member for row in absent)
+        where = chapter.members[-1].line if chapter.members else chapter.line  # where sections stop
+        problems.append((where, f"the assessment table lists {names} but there is no section for them"))
+    # A superscript far below the chapter's own footnote numbers ('km²') is not a citation.
+    lowest = min(ctx.footnotes, default=0) - 20
+    unprinted = [n for n in chapter.footnotes if n not in ctx.footnotes and n >= lowest]
+    if unprinted:
+        first = next(e.line for e in texts if unprinted[0] in markers_in(e.text))
+        problems.append((first, f"{_numbers(unprinted)} cited but not printed"))
+    last = ctx.last_note
+    if ends_file and last is not None and last.number in ctx.footnotes:
+        if not ctx.footnotes[last.number].url:
+            problems.append((last.line, f"the file ends inside footnote {last.number}, before its URL"))
+        elif _LINK_RESIDUE.search(last.text):  # a markdown link the cut left unclosed
+            problems.append((last.line, f"the file ends inside footnote {last.number}'s link"))
+    if problems:
+        raise ReportParseError(
+            f"chapter {chapter.number} is incomplete (the file looks truncated): "
+            + "; ".join(text for _, text in problems),
+            path=ctx.file_name,
+            line=problems[0][0],  # where it first falls short
+        )
+
+
+def _numbers(numbers: list[int]) -> str:
+    """[3, 4, 5, 9] -> 'footnotes 3-5, 9'."""
+    ordered = sorted(set(numbers))
+    runs: list[list[int]] = []
+    for n in ordered:
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    spans = [str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs]
+    return ("footnote " if len(ordered) == 1 else "footnotes ") + ", ".join(spans)
 
 
 def _parse_guidelines(chapter: Chapter, entries: list[Entry], ctx: _Context) -> None:
@@ -478,8 +597,8 @@ def _parse_guidelines(chapter: Chapter, entries: list[Entry], ctx: _Context) -> 
         parts[bucket].append(text)
     g.full, g.partial, g.non = (squash(" ".join(parts[k])) for k in ("full", "partial", "non"))
     sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z])", " ".join([g.full, g.partial, g.non]))
-    g.strong_examples = [s for s in sentences if re.search(r"\bstrong actions?\b.*\binclude", s, re.I)]
-    g.weak_examples = [s for s in sentences if re.search(r"\bweak(?:er)? actions?\b.*\binclude", s, re.I)]
+    g.strong_examples = [s for s in sentences if _names_examples(_STRONG_ACTIONS, s)]
+    g.weak_examples = [s for s in sentences if _names_examples(_WEAK_ACTIONS, s)]
     chapter.guidelines = g
     # Dimensions as written: the features' enumeration, the guidelines' bullets or enumeration.
     feature_items = _enumeration(chapter.features)
@@ -506,6 +625,19 @@ def _parse_guidelines(chapter: Chapter, entries: list[Entry], ctx: _Context) -> 
             f"chapter {chapter.number}: the report counts its dimensions differently ({said})",
             commitment=chapter.number,
         )
+
+
+_STRONG_ACTIONS = re.compile(r"\bstrong actions?\b", re.I)
+_WEAK_ACTIONS = re.compile(r"\bweak(?:er)? actions?\b", re.I)
+_INCLUDE = re.compile(r"\binclude", re.I)
+
+
+def _names_examples(actions: re.Pattern[str], sentence: str) -> bool:
+    """Whether 'strong actions' (or weak) comes before an 'include' in the sentence: as
+    ``re.search(actions + r".*\binclude")``, which rereads the rest of the sentence from
+    every mention of the actions."""
+    m = actions.search(sentence)
+    return m is not None and _INCLUDE.search(sentence, m.end()) is not None
 
 
 def _compare_rules(chapter: Chapter, ctx: _Context) -> None:
@@ -573,10 +705,11 @@ def read_fragment(
     text: str, source_format: str
 ) -> tuple[list[Entry], dict[int, Footnote], list[ParseWarning]]:
     """Run the format-level stages on any excerpt: entries (paragraphs rejoined), footnotes, warnings."""
-    warnings: list[ParseWarning] = []
+    warnings = Warnings()
     entries = tokenize(text, source_format)
     footnotes = collect_footnotes(entries, warnings)
-    return rejoin_paragraphs(entries, warnings), footnotes, warnings
+    entries = rejoin_paragraphs(entries, warnings)
+    return entries, footnotes, warnings.finish()
 
 
 def parse_report(
@@ -604,27 +737,24 @@ def parse_report(
     if fmt not in ("markdown", "pdf-text"):
         raise ReportParseError(f"unknown source format {fmt!r}", path=file_name)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    warnings: list[ParseWarning] = []
+    warnings = Warnings()
     header_kind, header_summit, header_start, header_end = _report_header(text)
     for label, given, printed in (("kind", kind, header_kind), ("summit", summit, header_summit)):
         if given and printed and given.lower() != printed.lower():
-            warnings.append(
-                ParseWarning(
-                    code="manifest-mismatch",
-                    message=f"the manifest says {label} {given!r}, the report's title page {printed!r}",
-                )
+            warnings.add(
+                code="manifest-mismatch",
+                message=f"the manifest says {label} {given!r}, the report's title page {printed!r}",
             )
     if period and header_start and (period[0], period[1]) != (header_start, header_end):
-        warnings.append(
-            ParseWarning(
-                code="manifest-mismatch",
-                message=f"the manifest's period {period[0]} to {period[1]} differs from the title page's "
-                f"{header_start} to {header_end}",
-            )
+        warnings.add(
+            code="manifest-mismatch",
+            message=f"the manifest's period {period[0]} to {period[1]} differs from the title page's "
+            f"{header_start} to {header_end}",
         )
     start, end = period if period else (header_start, header_end)
     entries = tokenize(text, fmt)
     footnotes = collect_footnotes(entries, warnings)
+    final = entries[-1] if entries else None  # (before rejoining, which can merge it away)
     entries = rejoin_paragraphs(entries, warnings)
     starts = _chapter_starts(entries)
     if not starts:
@@ -633,11 +763,18 @@ def parse_report(
             "'18. Migration and Refugees: Border Management' followed by the quoted commitment)",
             path=file_name,
         )
-    ctx = _Context(file_name=file_name, warnings=warnings, footnotes=footnotes, period=(start, end))
+    ctx = _Context(
+        file_name=file_name,
+        warnings=warnings,
+        footnotes=footnotes,
+        period=(start, end),
+        last_note=final if final is not None and final.kind == "note" else None,
+    )
     chapters = []
     for k, s in enumerate(starts):
-        stop = starts[k + 1] if k + 1 < len(starts) else len(entries)
-        chapters.append(_parse_chapter(entries[s:stop], ctx))
+        last = k + 1 == len(starts)
+        stop = len(entries) if last else starts[k + 1]
+        chapters.append(_parse_chapter(entries[s:stop], ctx, ends_file=last))
     numbers = [c.number for c in chapters]
     if len(set(numbers)) != len(numbers):
         raise ReportParseError(f"chapter numbers repeat in one file: {numbers}", path=file_name)
@@ -651,7 +788,7 @@ def parse_report(
         source_format=fmt,  # type: ignore[arg-type]
         chapters=chapters,
         footnotes=footnotes,
-        warnings=warnings,
+        warnings=warnings.finish(),
     )
 
 

@@ -141,3 +141,33 @@ def test_console_script_runs_the_main_job(tmp_path):
         [exe, "gold", "import", "/etc/hostname"], capture_output=True, text=True, env=env, timeout=60
     )
     assert bad.returncode == 1 and bad.stderr.startswith("error: /etc/hostname")
+
+
+def test_gold_commands_read_one_version_per_chapter(tmp_path):
+    """A second file of a chapter (one cut inside its last URL, which no count can catch) is a
+    new version: gold evidence lists each action once, gold scores prints each table once, and
+    gold show lists both versions. A copy cut where it shows is refused, in one line."""
+    assert invoke("gold", "import", str(ROOT / "corpus" / "reports")).exit_code == 0
+    text = FINAL_19.read_text(encoding="utf-8")
+    copy = tmp_path / "copy-of-19.txt"
+    copy.write_text(text[:-30], encoding="utf-8")
+    imported = invoke("gold", "import", str(copy))
+    assert imported.exit_code == 0 and imported.output.startswith(
+        "new-version copy-of-19.txt  commitment 19 v2"
+    )
+    assert len(invoke("gold", "evidence").output.splitlines()) == 198 + 200
+    scores = invoke("gold", "scores").output
+    assert scores.count("19. Migration and Refugees") == 1 and scores.count("18. Migration and Refugees") == 1
+    show = invoke("gold", "show", "--no-warnings").output
+    assert re.search(r"\* v2  copy-of-19\.txt .*\n +v1  001_917aac6ecb12f93e\.txt", show), show
+    again = invoke("gold", "import", str(FINAL_19))
+    assert "unchanged   001_917aac6ecb12f93e.txt  commitment 19 v1 (v2 is current)" in again.output
+    cut = tmp_path / "cut.txt"
+    cut.write_text(text[: text.index("⁴⁶⁴¹ Eurojust Meeting")], encoding="utf-8")
+    refused = runner.invoke(app, ["gold", "import", str(cut)])
+    citing = text[: text.index("On 31 March 2025, Eurojust published")].count("\n") + 1  # cites 4641
+    assert refused.exit_code == 1
+    assert refused.output.strip() == (
+        f"error: {cut}:{citing}: chapter 19 is incomplete (the file looks truncated): "
+        "footnote 4641 cited but not printed"
+    )

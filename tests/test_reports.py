@@ -332,3 +332,75 @@ def test_publishers_with_commas_in_their_names(report19):
     assert (
         family and family[0].publisher.endswith("Women and Youth") and "Family Affairs" in family[0].publisher
     )
+
+
+# --- Work linear in the input ----------------------------------------------------
+
+
+def count_text_handed_to_helpers(monkeypatch):
+    """Wrap every function of the parser modules (and their classes' methods) so that each call
+    adds the length of the strings it is given to a total: the characters the parser's helpers
+    are asked to read. Quadratic work shows as a total that grows with the square of the input
+    (a helper handed the growing paragraph for every line, as the old line glue was)."""
+    import functools
+    import inspect
+
+    from classifier import report_text, reports
+
+    total = [0]
+
+    def counted(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            total[0] += sum(len(a) for a in (*args, *kwargs.values()) if isinstance(a, str))
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    wrapped = {}
+    for module in (report_text, reports):
+        for name, value in list(vars(module).items()):
+            if inspect.isfunction(value) and value.__module__ in (report_text.__name__, reports.__name__):
+                monkeypatch.setattr(module, name, wrapped.setdefault(value, counted(value)))
+            elif inspect.isclass(value) and value.__module__ == module.__name__:
+                for attr, member in list(vars(value).items()):
+                    if inspect.isfunction(member) and not attr.startswith("__"):
+                        monkeypatch.setattr(value, attr, counted(member))
+    return total
+
+
+def sup(n):
+    return str(n).translate(str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹"))
+
+
+LINEAR_SHAPES = {
+    "a paragraph of one-character lines": lambda n: "a\n" * n,
+    "a paragraph of prose lines": lambda n: "the committee met to discuss the plan\n" * n,
+    "unterminated paragraphs": lambda n: "some words without an end\n\n" * n,
+    "a URL broken over every line": lambda n: "https://example.org/news/border-\n" * n,
+    "lines of URLs": lambda n: "".join(f"https://example.org/news/{i}\n" for i in range(n)),
+    "footnotes with their URLs printed apart": lambda n: "".join(
+        f"{sup(i + 1)} Title, Ministry (Ottawa) 1 July 2024. Access Date: 2 July 2024.\n"
+        + (f"https://example.org/{i}\n" if i % 2 else "")
+        for i in range(n)
+    ),
+    "a line of footnote-like numbers": lambda n: " ".join(f"a/b {1000 + i} Alpha" for i in range(n)),
+    "a citation continued over many lines": lambda n: "⁵ Title,\n" + "more words of the title,\n" * n,
+}
+
+
+@pytest.mark.parametrize("shape", list(LINEAR_SHAPES))
+def test_the_parser_reads_each_character_a_bounded_number_of_times(monkeypatch, shape):
+    """Not timed (the times are in eval/bench/report_scaling.py): the characters handed to the
+    parser's helpers, per character of input, stay flat when the input grows eightfold."""
+    per_char = []
+    for n in (500, 4000):
+        text = LINEAR_SHAPES[shape](n)
+        total = count_text_handed_to_helpers(monkeypatch)
+        with pytest.raises(ReportParseError):
+            parse_report(text, file_name="shape.txt", source_format="pdf-text")
+        per_char.append(total[0] / len(text))
+        monkeypatch.undo()
+    small, large = per_char
+    assert large < 40, per_char  # a few passes over the text, not one per line
+    assert large < small * 1.5, per_char
