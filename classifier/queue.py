@@ -59,6 +59,8 @@ def _attention(classification: dict, flags: list[str]) -> int:
         score += 2
     if "backends-disagree" in flags:
         score += 3
+    if "instruction-like-text" in flags:
+        score += 3
     return score
 
 

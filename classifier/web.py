@@ -59,7 +59,7 @@ SECURITY_HEADERS = {
 }
 ORDER_LABELS = {"attention": "needs attention first", "date": "newest first", "member": "by member",
                 "commitment": "by commitment"}  # fmt: skip
-FLAGS = ("ungrounded", "outside_period", "backends-disagree", "truncated")
+FLAGS = ("ungrounded", "outside_period", "backends-disagree", "truncated", "instruction-like-text")
 
 
 def safe_url(url: str | None) -> str | None:

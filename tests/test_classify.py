@@ -78,7 +78,7 @@ def test_enormous_document_is_truncated_and_says_so(rubrics):
 def test_prompt_versions_are_immutable(tmp_path, monkeypatch):
     folder = tmp_path / "prompts"
     folder.mkdir()
-    original = load_prompt().path.read_text(encoding="utf-8")
+    original = load_prompt("classify-v1").path.read_text(encoding="utf-8")
     (folder / "classify-v1.md").write_text(original, encoding="utf-8")
     db = open_db()
     check_unchanged(db, load_prompt(directory=folder))
