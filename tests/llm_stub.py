@@ -36,6 +36,19 @@ default answer:
     {"arguments": {...} | "string"}        # one specific tool-call answer
     {"refusal": "I can't help with that."} # a refusal, no tool call, finish_reason "stop"
 
+Replies with status 200 that are not a chat completion (what proxies, captive portals and broken
+servers send), also one per chat request:
+
+    {"reply": "text", "content_type": "text/plain"}  # this body verbatim (str or bytes); the text
+                                           # "{authorization}" in it becomes the request's
+                                           # Authorization header, as an echoing server does
+    {"reply": "...", "size": 20_000_000}   # the body repeated to exactly this many bytes, sent
+                                           # in chunks (the stub never holds it whole)
+    {"truncate": 0.5}                      # the default answer's JSON cut to this fraction of its
+                                           # length (Content-Length matches what is sent)
+    {"truncate": 0.5, "drop": True}        # the full Content-Length announced, the cut body sent,
+                                           # then the connection closed
+
 Quiet (nothing on stderr) and indifferent to clients that hang up. Standard library only.
 """
 
@@ -130,25 +143,64 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if "status" in step and step["status"] != 200:
                 status = int(step["status"])
                 self._send(status, step.get("body") or _error_body(status), step.get("headers") or {})
+            elif "reply" in step:
+                self._reply(step)
+            elif "truncate" in step:
+                whole = json.dumps(stub._completion(body, arguments=self._arguments(body, step))).encode()
+                cut = whole[: int(len(whole) * float(step["truncate"]))]
+                if step.get("drop"):
+                    self._send(200, cut, raw_body=True, length=len(whole))
+                    self.close_connection = True
+                else:
+                    self._send(200, cut, raw_body=True)
             elif step.get("malformed"):
                 self._send(200, b'{"id": "chatcmpl-stub", "choices": [ this is not JSON', raw_body=True)
             elif "refusal" in step:
                 self._send(200, stub._completion(body, refusal=str(step["refusal"])))
             else:
-                tools = body.get("tools") or []
-                name = (tools[0].get("function") or {}).get("name") if tools else None
-                arguments = step.get("arguments", stub._defaults.get(name, stub._default))
-                self._send(200, stub._completion(body, arguments=arguments))
+                self._send(200, stub._completion(body, arguments=self._arguments(body, step)))
         finally:
             stub._end(record)
 
+    def _arguments(self, body: dict[str, Any], step: dict[str, Any]) -> Any:
+        stub = self.server.stub
+        tools = body.get("tools") or []
+        name = (tools[0].get("function") or {}).get("name") if tools else None
+        return step.get("arguments", stub._defaults.get(name, stub._default))
+
+    def _reply(self, step: dict[str, Any]) -> None:
+        """A 200 whose body is the step's, verbatim or repeated to ``size`` bytes."""
+        reply = step["reply"]
+        data = reply.encode("utf-8") if isinstance(reply, str) else bytes(reply)
+        data = data.replace(b"{authorization}", (self.headers.get("Authorization") or "").encode("utf-8"))
+        size = int(step.get("size") or len(data))
+        self.send_response(200)
+        if step.get("content_type") is not None:
+            self.send_header("Content-Type", step["content_type"])
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        if not data:
+            return
+        chunk = data * max(1, 65536 // len(data))
+        sent = 0
+        while sent < size:
+            part = chunk[: size - sent]
+            self.wfile.write(part)
+            sent += len(part)
+        self.wfile.flush()
+
     def _send(
-        self, status: int, body: Any, headers: dict[str, str] | None = None, raw_body: bool = False
+        self,
+        status: int,
+        body: Any,
+        headers: dict[str, str] | None = None,
+        raw_body: bool = False,
+        length: int | None = None,
     ) -> None:
         data = body if raw_body else json.dumps(body).encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", JSON)
-        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Content-Length", str(len(data) if length is None else length))
         for name, value in (headers or {}).items():
             self.send_header(name, str(value))
         self.end_headers()
