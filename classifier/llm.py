@@ -41,8 +41,10 @@ logging.getLogger("instructor").setLevel(logging.CRITICAL)
 # A chat completion is a few kilobytes (max_output_tokens bounds it); a body past this bound is
 # something else (a proxy's page, a runaway server), and is not read further.
 MAX_RESPONSE_BYTES = 1_000_000
-# What is kept of an endpoint's reply that is not a chat completion, for `evidence calls show`.
+# What is kept of an endpoint's reply that is not a chat completion, for `evidence calls show`;
+# a little more is read, so that a key across the cut is redacted whole before the cut.
 EXCERPT_BYTES = 4096
+_OVERLAP = 1024
 
 
 @dataclass
@@ -94,17 +96,19 @@ class _Reply:
     content_type: str
     declared: int | None  # Content-Length, if any
     size: int = 0  # body bytes seen so far (after decompression)
-    head: bytearray = field(default_factory=bytearray)  # the first EXCERPT_BYTES of the body
+    head: bytearray = field(default_factory=bytearray)  # the start of the body
 
     def take(self, data: bytes) -> None:
         self.size += len(data)
-        if len(self.head) < EXCERPT_BYTES:
-            self.head += data[: EXCERPT_BYTES - len(self.head)]
+        if len(self.head) < EXCERPT_BYTES + _OVERLAP:
+            self.head += data[: EXCERPT_BYTES + _OVERLAP - len(self.head)]
         if self.size > MAX_RESPONSE_BYTES:
             raise ResponseTooLarge(f"its body is over the {_size(MAX_RESPONSE_BYTES)} bound")
 
     def excerpt(self) -> str:
-        return bytes(self.head).decode("utf-8", "replace")
+        """The body's first EXCERPT_BYTES (as text), redacted."""
+        text = redact(bytes(self.head).decode("utf-8", "replace")) or ""
+        return text[:EXCERPT_BYTES] if len(self.head) > EXCERPT_BYTES else text
 
     def describe(self) -> str:
         kind = self.content_type or "no content type"
@@ -540,7 +544,8 @@ def _refused(completion: Any) -> bool:
 
 
 def _one_line(text: str, limit: int = 400) -> str:
-    text = " ".join(text.split())
+    # redacted before it is cut: a key cut in two is no longer recognisable as one
+    text = " ".join((redact(text) or "").split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -3,7 +3,8 @@
 It is a stub, not a model: it understands nothing and answers whatever the test told it to
 answer, in the shape the OpenAI API uses, so the openai + instructor backend can be driven
 through every outcome (valid answers, invalid output, refusals, 429 with Retry-After, 5xx,
-slow answers, bodies that are not JSON) without a key, a network or a real provider.
+slow answers, bodies that are not JSON, 200 replies that are not chat completions) without a
+key, a network or a real provider.
 
     from tests.llm_stub import OpenAIStub
 
@@ -41,9 +42,12 @@ servers send), also one per chat request:
 
     {"reply": "text", "content_type": "text/plain"}  # this body verbatim (str or bytes); the text
                                            # "{authorization}" in it becomes the request's
-                                           # Authorization header, as an echoing server does
+                                           # Authorization header and "{api_key}" the key in it,
+                                           # as an echoing server does
     {"reply": "...", "size": 20_000_000}   # the body repeated to exactly this many bytes, sent
                                            # in chunks (the stub never holds it whole)
+    {"reply": b"...", "headers": {"Content-Encoding": "gzip"}}  # extra response headers
+    {"reply": "...", "length": False}      # no Content-Length: the body ends when the connection does
     {"truncate": 0.5}                      # the default answer's JSON cut to this fraction of its
                                            # length (Content-Length matches what is sent)
     {"truncate": 0.5, "drop": True}        # the full Content-Length announced, the cut body sent,
@@ -172,12 +176,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         """A 200 whose body is the step's, verbatim or repeated to ``size`` bytes."""
         reply = step["reply"]
         data = reply.encode("utf-8") if isinstance(reply, str) else bytes(reply)
-        data = data.replace(b"{authorization}", (self.headers.get("Authorization") or "").encode("utf-8"))
+        authorization = self.headers.get("Authorization") or ""
+        data = data.replace(b"{authorization}", authorization.encode("utf-8"))
+        data = data.replace(b"{api_key}", authorization.removeprefix("Bearer ").encode("utf-8"))
         size = int(step.get("size") or len(data))
         self.send_response(200)
         if step.get("content_type") is not None:
             self.send_header("Content-Type", step["content_type"])
-        self.send_header("Content-Length", str(size))
+        for name, value in (step.get("headers") or {}).items():
+            self.send_header(name, str(value))
+        if step.get("length", True):
+            self.send_header("Content-Length", str(size))
+        else:  # the body ends when the connection does
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
         if not data:
             return
