@@ -218,6 +218,8 @@ def _http_client(http_client: Any = None) -> Any:
 
     client = http_client if http_client is not None else openai.DefaultAsyncHttpxClient()
     hooks = client.event_hooks
+    if _on_response in hooks.get("response", []):
+        return client  # one client shared by several backends: its replies are bounded once
     client.event_hooks = {
         "request": [*hooks.get("request", []), _on_request],
         "response": [*hooks.get("response", []), _on_response],
