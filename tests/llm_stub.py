@@ -3,7 +3,8 @@
 It is a stub, not a model: it understands nothing and answers whatever the test told it to
 answer, in the shape the OpenAI API uses, so the openai + instructor backend can be driven
 through every outcome (valid answers, invalid output, refusals, 429 with Retry-After, 5xx,
-slow answers, bodies that are not JSON) without a key, a network or a real provider.
+slow answers, bodies that are not JSON, 200 replies that are not chat completions) without a
+key, a network or a real provider.
 
     from tests.llm_stub import OpenAIStub
 
@@ -35,6 +36,22 @@ default answer:
     {"malformed": True}                    # 200 application/json whose body is not JSON
     {"arguments": {...} | "string"}        # one specific tool-call answer
     {"refusal": "I can't help with that."} # a refusal, no tool call, finish_reason "stop"
+
+Replies with status 200 that are not a chat completion (what proxies, captive portals and broken
+servers send), also one per chat request:
+
+    {"reply": "text", "content_type": "text/plain"}  # this body verbatim (str or bytes); the text
+                                           # "{authorization}" in it becomes the request's
+                                           # Authorization header and "{api_key}" the key in it,
+                                           # as an echoing server does
+    {"reply": "...", "size": 20_000_000}   # the body repeated to exactly this many bytes, sent
+                                           # in chunks (the stub never holds it whole)
+    {"reply": b"...", "headers": {"Content-Encoding": "gzip"}}  # extra response headers
+    {"reply": "...", "length": False}      # no Content-Length: the body ends when the connection does
+    {"truncate": 0.5}                      # the default answer's JSON cut to this fraction of its
+                                           # length (Content-Length matches what is sent)
+    {"truncate": 0.5, "drop": True}        # the full Content-Length announced, the cut body sent,
+                                           # then the connection closed
 
 Quiet (nothing on stderr) and indifferent to clients that hang up. Standard library only.
 """
@@ -130,25 +147,72 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if "status" in step and step["status"] != 200:
                 status = int(step["status"])
                 self._send(status, step.get("body") or _error_body(status), step.get("headers") or {})
+            elif "reply" in step:
+                self._reply(step)
+            elif "truncate" in step:
+                whole = json.dumps(stub._completion(body, arguments=self._arguments(body, step))).encode()
+                cut = whole[: int(len(whole) * float(step["truncate"]))]
+                if step.get("drop"):
+                    self._send(200, cut, raw_body=True, length=len(whole))
+                    self.close_connection = True
+                else:
+                    self._send(200, cut, raw_body=True)
             elif step.get("malformed"):
                 self._send(200, b'{"id": "chatcmpl-stub", "choices": [ this is not JSON', raw_body=True)
             elif "refusal" in step:
                 self._send(200, stub._completion(body, refusal=str(step["refusal"])))
             else:
-                tools = body.get("tools") or []
-                name = (tools[0].get("function") or {}).get("name") if tools else None
-                arguments = step.get("arguments", stub._defaults.get(name, stub._default))
-                self._send(200, stub._completion(body, arguments=arguments))
+                self._send(200, stub._completion(body, arguments=self._arguments(body, step)))
         finally:
             stub._end(record)
 
+    def _arguments(self, body: dict[str, Any], step: dict[str, Any]) -> Any:
+        stub = self.server.stub
+        tools = body.get("tools") or []
+        name = (tools[0].get("function") or {}).get("name") if tools else None
+        return step.get("arguments", stub._defaults.get(name, stub._default))
+
+    def _reply(self, step: dict[str, Any]) -> None:
+        """A 200 whose body is the step's, verbatim or repeated to ``size`` bytes."""
+        reply = step["reply"]
+        data = reply.encode("utf-8") if isinstance(reply, str) else bytes(reply)
+        authorization = self.headers.get("Authorization") or ""
+        data = data.replace(b"{authorization}", authorization.encode("utf-8"))
+        data = data.replace(b"{api_key}", authorization.removeprefix("Bearer ").encode("utf-8"))
+        size = int(step.get("size") or len(data))
+        self.send_response(200)
+        if step.get("content_type") is not None:
+            self.send_header("Content-Type", step["content_type"])
+        for name, value in (step.get("headers") or {}).items():
+            self.send_header(name, str(value))
+        if step.get("length", True):
+            self.send_header("Content-Length", str(size))
+        else:  # the body ends when the connection does
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        if not data:
+            return
+        chunk = data * max(1, 65536 // len(data))
+        sent = 0
+        while sent < size:
+            part = chunk[: size - sent]
+            self.wfile.write(part)
+            sent += len(part)
+        self.wfile.flush()
+
     def _send(
-        self, status: int, body: Any, headers: dict[str, str] | None = None, raw_body: bool = False
+        self,
+        status: int,
+        body: Any,
+        headers: dict[str, str] | None = None,
+        raw_body: bool = False,
+        length: int | None = None,
     ) -> None:
         data = body if raw_body else json.dumps(body).encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", JSON)
-        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Content-Length", str(len(data) if length is None else length))
         for name, value in (headers or {}).items():
             self.send_header(name, str(value))
         self.end_headers()

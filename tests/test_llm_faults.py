@@ -210,11 +210,12 @@ def test_no_server_is_a_network_error(stub):
     assert result.outcome == "network-error" and result.retries == 1 and result.error
 
 
-def test_body_that_is_not_json_is_an_http_error_not_invalid_output(stub):
+def test_body_that_is_not_json_is_an_invalid_response_not_invalid_output(stub):
     stub.script([{"malformed": True}] * 2)
     result, _ = call(stub)
-    assert result.outcome == "http-error" and "not JSON" in result.error
-    assert result.raw_response is None and result.output is None
+    assert result.outcome == "invalid-response" and "not JSON" in result.error
+    assert result.raw_response == '{"id": "chatcmpl-stub", "choices": [ this is not JSON'
+    assert result.output is None
     assert len(stub.requests) == 2 and result.retries == 1  # instructor re-sent it once (max_retries=1)
 
 
@@ -227,7 +228,7 @@ def test_body_that_is_not_json_once_then_valid(stub):
 def test_body_that_is_not_json_does_not_stop_a_run(stub):
     stub.script([{"malformed": True}] * 2)
     classifier, db, _ = classify_run(stub, [document(1), document(2)], concurrency=1)
-    assert classifier.summary.failed == {"http-error": 1} and classifier.summary.classified == 1
+    assert classifier.summary.failed == {"invalid-response": 1} and classifier.summary.classified == 1
     statuses = sorted(r["status"] for r in db["classifications"].rows)
     assert statuses == ["failed", "ok"]
 
@@ -337,7 +338,7 @@ def test_the_api_key_is_sent_but_never_stored_or_reported(stub):
         [
             {"status": 429, "headers": {"Retry-After": "600"}},  # rate-limited
             *[{"status": 503}] * 3,  # http-error
-            *[{"malformed": True}] * 2,  # http-error (not JSON)
+            *[{"malformed": True}] * 2,  # invalid-response (not JSON)
             *[{"arguments": with_dimension("prevent", label="very strong")}] * 2,  # invalid-output
             {"refusal": "I can't help with that."},  # refused
             {"status": 401, "body": {"error": {"message": "Incorrect API key provided", "type": "auth"}}},
@@ -346,7 +347,8 @@ def test_the_api_key_is_sent_but_never_stored_or_reported(stub):
     texts = [document(n) for n in range(7)]  # the last one is ok
     classifier, db, _ = classify_run(stub, texts, concurrency=1)
     assert classifier.summary.failed == {
-        "http-error": 3,
+        "http-error": 2,
+        "invalid-response": 1,
         "rate-limited": 1,
         "invalid-output": 1,
         "refused": 1,
