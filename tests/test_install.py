@@ -215,7 +215,8 @@ def test_lookup_order_project_then_checkout_then_installed_copy(tmp_path, monkey
 
 def _make_dry_run(target: str) -> list[str]:
     done = subprocess.run(
-        ["make", "-n", target, "STAMP=pyproject.toml"],  # a stamp that exists: print only the recipe
+        # -n: print the recipe; -o: take the virtual environment as built, whatever its age
+        ["make", "-n", "-o", ".venv-dry-run/.installed", target, "VENV=.venv-dry-run"],
         cwd=ROOT,
         capture_output=True,
         text=True,
