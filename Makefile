@@ -1,18 +1,24 @@
 # Two entry points: `make run` (set up, then the main job on embedded defaults) and
-# `make test` (the whole test suite). Both build the virtual environment from
-# pyproject.toml on first use and again whenever pyproject.toml changes.
+# `make test` (the whole test suite; installs Debian's Chromium for the browser tests when it
+# is missing, see .ci/ensure-browser). `make test-fast` leaves out the tests marked slow.
+# All build the virtual environment from pyproject.toml on first use and again whenever
+# pyproject.toml changes.
 
 PYTHON ?= python3
 VENV ?= .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test test-fast lint bench clean
 
 run: $(STAMP)
 	$(VENV)/bin/evidence run
 
 test: $(STAMP)
+	bash .ci/ensure-browser
 	$(VENV)/bin/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(VENV)/bin/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

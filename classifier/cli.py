@@ -22,7 +22,7 @@ from .queue import QueueError
 from .redaction import redact
 from .reports import ReportParseError
 from .rubric import RubricError, format_score, load_rubrics, score_gold, score_range
-from .store import StoreError, corpus_dir, open_db, resolve_db_path
+from .store import StoreError, corpus_dir, open_db, resolve_db_path, results_dir
 from .users import UserError
 
 # Errors a user can cause: one line, non-zero exit, no traceback unless --debug.
@@ -1130,10 +1130,8 @@ def report_draft(
 
 
 def _results_dir() -> Path:
-    import os
-
-    env = os.environ.get("EVIDENCE_EVAL_RESULTS")
-    return Path(env) if env else corpus_dir().parent / "eval" / "results"
+    # Under the project directory, never next to the corpus: that may be the installed package's copy.
+    return results_dir()
 
 
 def run_evaluation(

@@ -18,7 +18,7 @@ import frontmatter
 import jinja2
 
 from .rubric import Rubric
-from .store import project_dir
+from .store import data_dir
 
 SYSTEM_MARK = "=== system ==="
 USER_MARK = "=== user ==="
@@ -57,7 +57,8 @@ class RenderedPrompt:
 
 
 def prompts_dir() -> Path:
-    return project_dir() / "prompts"
+    """The prompt files: the project's ``prompts/``, else the checkout's, else the installed copy."""
+    return data_dir("prompts")
 
 
 def load_prompt(

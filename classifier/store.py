@@ -1,8 +1,16 @@
 """Opening the SQLite database and finding the project's files.
 
+The project directory holds what a user writes: the database, ``evidence.toml`` and evaluation
+results. It is ``EVIDENCE_HOME``, else the nearest directory (from the working directory
+upwards) that holds ``corpus/commitments``, else the checkout the package runs from, else the
+working directory. It is never the installed package itself.
+
 The database path comes from ``--db``, then ``EVIDENCE_DB``, then
-``<project>/.evidence/evidence.db``, where the project is the nearest directory
-(from the working directory upwards) that holds ``corpus/commitments``.
+``<project>/.evidence/evidence.db``.
+
+The read-only data (``corpus/`` and ``prompts/``) is looked up in the project directory, then
+in the checkout the package runs from, then in the copies installed with the package
+(``classifier/bundled/``, built from the repository's top-level directories).
 """
 
 from __future__ import annotations
@@ -18,31 +26,61 @@ from .migrations import migrations
 
 DB_ENV = "EVIDENCE_DB"
 CORPUS_ENV = "EVIDENCE_CORPUS"
+HOME_ENV = "EVIDENCE_HOME"
+# The repository root when the package runs from a checkout (directly or as an editable install).
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+# Where a regular (non-editable) install keeps its copies of corpus/ and prompts/: pyproject.toml
+# maps the top-level directories into the wheel under this directory.
+BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
 
 
 class StoreError(Exception):
     """The database cannot be opened or is not ours."""
 
 
-def project_dir(start: Path | None = None) -> Path:
-    """The nearest directory at or above ``start`` holding ``corpus/commitments``.
+def _is_project(directory: Path) -> bool:
+    return (directory / "corpus" / "commitments").is_dir()
 
-    Falls back to the checkout the package runs from, then to ``start`` itself.
+
+def project_dir(start: Path | None = None) -> Path:
+    """The directory for the user's files: database, ``evidence.toml``, evaluation results.
+
+    ``EVIDENCE_HOME``; else the nearest directory at or above ``start`` (the working directory)
+    holding ``corpus/commitments``; else the checkout the package runs from; else ``start``.
     """
+    env = os.environ.get(HOME_ENV)
+    if env:
+        return Path(env).expanduser().resolve()
     here = (start or Path.cwd()).resolve()
     for candidate in (here, *here.parents):
-        if (candidate / "corpus" / "commitments").is_dir():
+        if _is_project(candidate):
             return candidate
-    if (PACKAGE_ROOT / "corpus" / "commitments").is_dir():
+    if _is_project(PACKAGE_ROOT):
         return PACKAGE_ROOT
     return here
 
 
+def data_dir(name: str) -> Path:
+    """The read-only directory ``name`` (``corpus`` or ``prompts``), first found of: the project
+    directory's, the checkout's, the copy installed with the package."""
+    candidates = [project_dir() / name, PACKAGE_ROOT / name, BUNDLED_DIR / name]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    # Nothing anywhere (a broken install): name the first place, so the error says where to look.
+    return candidates[0]
+
+
 def corpus_dir() -> Path:
-    """The corpus directory: ``EVIDENCE_CORPUS`` or ``<project>/corpus``."""
+    """The corpus directory: ``EVIDENCE_CORPUS``, else the first ``corpus/`` of :func:`data_dir`."""
     env = os.environ.get(CORPUS_ENV)
-    return Path(env) if env else project_dir() / "corpus"
+    return Path(env) if env else data_dir("corpus")
+
+
+def results_dir() -> Path:
+    """Where evaluation runs are written: ``EVIDENCE_EVAL_RESULTS``, else ``<project>/eval/results``."""
+    env = os.environ.get("EVIDENCE_EVAL_RESULTS")
+    return Path(env) if env else project_dir() / "eval" / "results"
 
 
 def resolve_db_path(db: str | Path | None = None) -> Path:

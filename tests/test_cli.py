@@ -57,6 +57,7 @@ def test_every_command_has_help_and_is_documented():
         assert f"evidence {' '.join(path)}" in readme, f"README does not document `evidence {' '.join(path)}`"
 
 
+@pytest.mark.slow
 def test_main_job_prints_both_score_tables_as_the_reports_print_them():
     result = invoke("run", "--limit", "12")
     assert result.exit_code == 0, result.output
@@ -129,6 +130,7 @@ def test_db_flag_beats_environment(tmp_path, isolated_db):
     assert flagged.exists() and not isolated_db.exists()
 
 
+@pytest.mark.slow
 def test_console_script_runs_the_main_job(tmp_path):
     env = {**os.environ, "EVIDENCE_DB": str(tmp_path / "sub.db")}
     exe = os.path.join(os.path.dirname(sys.executable), "evidence")

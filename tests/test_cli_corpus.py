@@ -139,6 +139,7 @@ def test_fetch_from_gold_links_documents_to_members_and_footnotes(site, config_f
     assert cited == logged  # every cited URL was attempted and logged, found or not
 
 
+@pytest.mark.slow
 def test_killed_mid_run_keeps_finished_pages_and_a_rerun_continues(site, tmp_path, isolated_db):
     config = tmp_path / "slow.toml"
     config.write_text(

@@ -31,6 +31,7 @@ def evaluated(tmp_path_factory):
     return db, runs
 
 
+@pytest.mark.slow
 def test_dataset_composition(evaluated):
     db, _ = evaluated
     items = evaluate.build_dataset(db, rubrics_for(), "paragraph")
@@ -46,6 +47,7 @@ def test_dataset_composition(evaluated):
     assert evaluate.build_dataset(db, rubrics_for(), "document") == []  # nothing fetched in this database
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["title", "paragraph"])
 def test_baseline_stays_above_its_floors(evaluated, mode):
     _, runs = evaluated
@@ -69,6 +71,7 @@ def test_floors_are_never_lowered_silently():
                 assert not lowered or later.get("reason"), (mode, metric)
 
 
+@pytest.mark.slow
 def test_runs_are_stored_with_config_prompt_dataset_and_every_prediction(evaluated, tmp_path):
     db, runs = evaluated
     run = evaluate.load_run(db, runs["paragraph"]["id"])
@@ -84,6 +87,7 @@ def test_runs_are_stored_with_config_prompt_dataset_and_every_prediction(evaluat
     assert "<script" not in report.read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_compare_lists_deltas_and_changed_items(evaluated):
     db, runs = evaluated
     result = evaluate.compare(db, runs["title"]["id"], runs["paragraph"]["id"])
@@ -93,6 +97,7 @@ def test_compare_lists_deltas_and_changed_items(evaluated):
     assert result["changed"]
 
 
+@pytest.mark.slow
 def test_no_leakage_perturbing_gold_changes_only_the_numbers(tmp_path):
     """Flip the gold of one member (labels and printed score) in a fresh database and rubric:
     every prediction stays identical, only the evaluation figures move."""

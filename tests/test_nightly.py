@@ -48,6 +48,7 @@ def summary_of(result):
     return json.loads(result.stdout)
 
 
+@pytest.mark.slow
 def test_nightly_runs_every_stage_then_continues_incrementally(setup):
     sources, _ = setup
     first = nightly(sources)
@@ -112,6 +113,7 @@ def test_failing_source_ends_with_exit_1_and_everything_else_done(setup, site):
     assert s["stages"]["classify"]["classified"] == 6
 
 
+@pytest.mark.slow
 def test_killed_at_many_points_the_next_run_continues_without_duplicates(setup, site):
     """SIGKILL the job at different moments (crawling, loading the model, classifying), rerun."""
     import os

@@ -26,6 +26,9 @@ from classifier.store import open_db
 from .llm_stub import OpenAIStub
 from .newsroom import Newsroom
 
+# Every test runs (and kills) whole nightly jobs: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
+
 KEY = "sk-test-NOT-A-REAL-KEY-0000"
 EXE = os.path.join(os.path.dirname(sys.executable), "evidence")
 FEED = "/generated/feed.rss"

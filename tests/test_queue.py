@@ -156,6 +156,7 @@ RACE = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_two_processes_deciding_at_once_one_lands(db, isolated_db, tmp_path):
     import time
 
@@ -194,6 +195,7 @@ KILLER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_killed_mid_decision_leaves_nothing(db, isolated_db, tmp_path):
     item = first_item(db)
     script = tmp_path / "kill.py"

@@ -413,6 +413,7 @@ def test_hostile_constants_are_what_the_pages_carry():
     assert SCRIPT.startswith("<script>") and "onerror=" in HANDLER
 
 
+@pytest.mark.slow
 def test_evaluation_pages_show_runs_metrics_and_plots(server, review_db, tmp_path, monkeypatch):
     from .conftest import REPORTS
 

@@ -13,12 +13,13 @@ classifier/static/app.js, and check what an analyst would see: the queue, an ite
 and their history, the scores, a conflict between two analysts, hostile press-release text
 staying inert text, and a reader's read-only view. Screenshots go to tests/screenshots/.
 
-Chromium is required, not optional: if it is missing the tests fail (`.ci/run` installs it
-with apt-get). Do not run `playwright install`; the browser is the system's.
+Chromium is required, not optional: if it is missing the tests fail (`make test` installs it
+with apt-get, through .ci/ensure-browser). Do not run `playwright install`; the browser is the system's.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 from contextlib import closing
@@ -29,7 +30,10 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 
 from .webapp import HANDLER, JS_LINK, PASSWORD, SCRIPT, WebServer
 
-CHROMIUM = Path("/usr/bin/chromium")
+# Every test drives the browser: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path(os.environ.get("EVIDENCE_CHROMIUM", "/usr/bin/chromium"))  # as .ci/ensure-browser
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -66,7 +70,7 @@ def browser(review_db_template) -> Browser:
     if not CHROMIUM.is_file():
         pytest.fail(
             f"{CHROMIUM} is missing: the web end-to-end tests need Debian's Chromium "
-            "(`.ci/run` installs it with apt-get: apt-get install -y chromium). "
+            "(`make test` installs it through .ci/ensure-browser: apt-get install -y chromium). "
             "Do not use `playwright install`."
         )
     with sync_playwright() as p:
