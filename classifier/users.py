@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ipaddress
+import math
 import re
 import secrets
 import threading
@@ -191,7 +192,7 @@ class LoginThrottle:
                 for key, limit in self._keys(name, address)
                 if len(times := self._recent(key, now)) >= limit
             ]
-        return int(max(waits)) + 1 if waits else None
+        return max(1, math.ceil(max(waits))) if waits else None
 
     def failed(self, name: str, address: str | None) -> None:
         """Count one failed login for ``name`` from ``address``."""

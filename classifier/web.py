@@ -407,7 +407,7 @@ def create_app(
 
     async def server_error(request: Request, exc: Exception) -> Response:
         """Any unexpected error: the usual error page without detail (uvicorn logs the traceback)."""
-        message = "Something went wrong on our side; the error is logged. Nothing was saved."
+        message = "Something went wrong on our side and the error has been logged: reload the page to see where things stand."
         try:
             response: Response = render(request, "error.html", 500, code=500, message=message)
         except Exception:  # the template itself failing must still give a page
