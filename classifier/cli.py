@@ -714,22 +714,52 @@ AnalystOption = Annotated[
 ]
 VersionOption = Annotated[
     int | None,
-    typer.Option("--version", help="The item version you looked at (default: the current one, as shown)."),
+    typer.Option(
+        "--version",
+        help="The item version you looked at (`queue show`). Without it, refused if anyone decided on "
+        "the item since its suggestion.",
+    ),
+]
+ForceOption = Annotated[
+    bool,
+    typer.Option("--force", help="Without --version: decide on the current version even if others decided."),
 ]
 
 
-def _decide(item_id: int, analyst: str | None, action: str, version: int | None, **payload) -> None:
+def _decide(
+    item_id: int, analyst: str | None, action: str, version: int | None, force: bool = False, **payload
+) -> None:
     from . import queue as queue_lib
 
     db = _db()
     who = queue_lib.resolve_analyst(analyst)
-    if version is None:
-        version = queue_lib.state_of(db, item_id).version
-    decision = queue_lib.decide(db, item_id, who, action, version, **payload)
+    try:
+        if version is None:
+            decision = queue_lib.decide_current(db, item_id, who, action, force=force, **payload)
+        else:
+            decision = queue_lib.decide(db, item_id, who, action, version, **payload)
+    except queue_lib.UnseenDecisions as exc:
+        typer.echo(f"item {item_id}'s decisions:", err=True)
+        for d in exc.state.history:
+            typer.echo(f"  {_history_line(d)}", err=True)
+        raise
     state = queue_lib.state_of(db, item_id)
     typer.echo(
         f"decision {decision}: {who} {action} item {item_id} (now {state.state}, version {state.version})"
     )
+
+
+def _history_line(d: dict) -> str:
+    """One decision as a line: when, who, what (with its reason, label, summary or note), on which version."""
+    payload = json.loads(d["payload"] or "{}")
+    detail = {
+        "reject": payload.get("reason"),
+        "relabel": f"{payload.get('dimension')} -> {payload.get('label')}",
+        "edit": payload.get("summary"),
+        "note": payload.get("note"),
+    }.get(d["action"])
+    what = f"{d['action']}: {detail}" if detail else d["action"]
+    return f"{d['created_utc']}  {d['analyst']} {what} (on version {d['based_on_version']})"
 
 
 @queue_app.command("fill")
@@ -837,9 +867,10 @@ def queue_accept(
     item_id: Annotated[int, typer.Argument(help="Queue item id.")],
     analyst: AnalystOption = None,
     version: VersionOption = None,
+    force: ForceOption = False,
 ) -> None:
     """Confirm an item: its labels become evidence for the score."""
-    _decide(item_id, analyst, "accept", version)
+    _decide(item_id, analyst, "accept", version, force)
 
 
 @queue_app.command("reject")
@@ -849,9 +880,10 @@ def queue_reject(
     reason: Annotated[str, typer.Option("--reason", "-r", help="Why (required).")] = "",
     analyst: AnalystOption = None,
     version: VersionOption = None,
+    force: ForceOption = False,
 ) -> None:
     """Reject an item, with a reason."""
-    _decide(item_id, analyst, "reject", version, reason=reason)
+    _decide(item_id, analyst, "reject", version, force, reason=reason)
 
 
 @queue_app.command("relabel")
@@ -862,9 +894,10 @@ def queue_relabel(
     label: Annotated[str, typer.Argument(help="strong, weak or none.")],
     analyst: AnalystOption = None,
     version: VersionOption = None,
+    force: ForceOption = False,
 ) -> None:
     """Change one dimension's label."""
-    _decide(item_id, analyst, "relabel", version, dimension=dimension, label=label)
+    _decide(item_id, analyst, "relabel", version, force, dimension=dimension, label=label)
 
 
 @queue_app.command("edit")
@@ -874,9 +907,10 @@ def queue_edit(
     summary: Annotated[str, typer.Argument(help="The summary as it should read in the report.")],
     analyst: AnalystOption = None,
     version: VersionOption = None,
+    force: ForceOption = False,
 ) -> None:
     """Replace the summary (the analyst's wins over the model's in report drafts)."""
-    _decide(item_id, analyst, "edit", version, summary=summary)
+    _decide(item_id, analyst, "edit", version, force, summary=summary)
 
 
 @queue_app.command("note")
@@ -885,9 +919,12 @@ def queue_note(
     item_id: Annotated[int, typer.Argument(help="Queue item id.")],
     note: Annotated[str, typer.Argument(help="The note.")],
     analyst: AnalystOption = None,
-    version: VersionOption = None,
+    version: Annotated[
+        int | None,
+        typer.Option("--version", help="The item version you looked at (default: the current one)."),
+    ] = None,
 ) -> None:
-    """Add a note to an item."""
+    """Add a note to an item (a note overrides nothing: taken whatever others decided)."""
     _decide(item_id, analyst, "note", version, note=note)
 
 
@@ -1375,6 +1412,14 @@ def serve_command(
     secure_cookies: Annotated[
         bool, typer.Option("--secure-cookies", help="Mark cookies Secure (behind an HTTPS proxy).")
     ] = False,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            "--forwarded-allow-ips",
+            help="Comma-separated addresses of your reverse proxy: only requests from these have their "
+            "X-Forwarded-For honoured as the client's address (default: never).",
+        ),
+    ] = None,
 ) -> None:
     """The analysts' web interface on this database: queue, items, decisions, scores, evaluation, drafts."""
     from . import web
@@ -1382,7 +1427,8 @@ def serve_command(
     db = _db()
     if not db["users"].count_where("disabled = 0"):
         typer.echo("note: no active account yet: add one with `evidence users add NAME`", err=True)
-    web.serve(host, port, resolve_db_path(state.db), secure_cookies=secure_cookies)
+    web.serve(host, port, resolve_db_path(state.db), secure_cookies=secure_cookies,
+              forwarded_allow_ips=forwarded_allow_ips)  # fmt: skip
 
 
 @users_app.command("add")

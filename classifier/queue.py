@@ -23,6 +23,9 @@ from .dates import now_utc
 from .models import MEMBERS
 
 ACTIONS = ("accept", "reject", "relabel", "edit", "note")
+# what can undo another analyst's decision; a note only adds to the history
+OVERRIDING = ("accept", "reject", "relabel", "edit")
+SQLITE_INTEGER = range(-(2**63), 2**63)  # what SQLite can bind: anything else is no id or version
 LABELS = ("strong", "weak", "none")
 ORDERS = {
     "attention": "q.attention desc, q.published desc, q.id",
@@ -39,6 +42,20 @@ class QueueError(Exception):
 
 class StaleItem(QueueError):
     """The item changed since the version the decision was based on."""
+
+
+class UnseenDecisions(QueueError):
+    """A decision without a version on an item others decided on since its suggestion."""
+
+    def __init__(self, state: ItemState, since: list[dict]):
+        self.state, self.since = state, since
+        item_id = state.item["id"]
+        said = "; ".join(f"{d['analyst']} {d['action']} at {d['created_utc']}" for d in since)
+        super().__init__(
+            f"item {item_id} was decided on since its suggestion ({said}); nothing saved. "
+            f"Look at it (`evidence queue show {item_id}`), then pass --version {state.version} "
+            "to decide on it as it is now, or --force"
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -204,6 +221,8 @@ def source_of(db: sqlite_utils.Database, item: dict) -> dict | None:
 
 
 def get_item(db: sqlite_utils.Database, item_id: int) -> dict:
+    if item_id not in SQLITE_INTEGER:
+        raise QueueError(f"no queue item {item_id}")
     rows = list(db["queue_items"].rows_where("id = ?", [item_id]))
     if not rows:
         raise QueueError(f"no queue item {item_id}")
@@ -302,18 +321,11 @@ def decide(
     **payload: Any,
 ) -> int:
     """Append one decision if the item is still at ``based_on_version``; return the decision id."""
-    if not analyst:
-        raise QueueError("a decision needs an analyst: --analyst NAME or EVIDENCE_ANALYST")
-    if action not in ACTIONS:
-        raise QueueError(f"unknown action {action!r}")
-    if action == "reject" and not payload.get("reason"):
-        raise QueueError("a rejection needs a reason")
-    if action == "relabel" and payload.get("label") not in LABELS:
-        raise QueueError(f"label must be one of {', '.join(LABELS)}")
-    if action == "edit" and not (payload.get("summary") or "").strip():
-        raise QueueError("an edit needs the new summary")
-    if action == "note" and not (payload.get("note") or "").strip():
-        raise QueueError("a note needs text")
+    _check(analyst, action, payload)
+    if item_id not in SQLITE_INTEGER:
+        raise QueueError(f"no queue item {item_id}")
+    if based_on_version not in SQLITE_INTEGER:
+        raise QueueError(f"no version {based_on_version} of item {item_id}")
     conn = db.conn
     # IMMEDIATE: take the write lock before reading the version, so two deciders serialise here.
     conn.execute("BEGIN IMMEDIATE")
@@ -343,6 +355,58 @@ def decide(
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def _check(analyst: str | None, action: str, payload: dict) -> None:
+    """Refuse a decision that is wrong whatever the item's state."""
+    if not analyst:
+        raise QueueError("a decision needs an analyst: --analyst NAME or EVIDENCE_ANALYST")
+    if action not in ACTIONS:
+        raise QueueError(f"unknown action {action!r}")
+    if action == "reject" and not payload.get("reason"):
+        raise QueueError("a rejection needs a reason")
+    if action == "relabel" and payload.get("label") not in LABELS:
+        raise QueueError(f"label must be one of {', '.join(LABELS)}")
+    if action == "edit" and not (payload.get("summary") or "").strip():
+        raise QueueError("an edit needs the new summary")
+    if action == "note" and not (payload.get("note") or "").strip():
+        raise QueueError("a note needs text")
+
+
+def decisions_since_suggestion(state: ItemState) -> list[dict]:
+    """The decisions taken since the item's current suggestion was set, oldest first.
+
+    An item starts at version 1, and every decision and every new suggestion adds one. So
+    the decisions at the end of the history whose versions follow one another up to the
+    current version came after the suggestion; a gap means a new suggestion came in between.
+    """
+    since: list[dict] = []
+    version = state.version
+    for d in reversed(state.history):
+        if d["based_on_version"] + 1 != version:
+            break
+        since.append(d)
+        version = d["based_on_version"]
+    return since[::-1]
+
+
+def decide_current(
+    db: sqlite_utils.Database, item_id: int, analyst: str | None, action: str, *, force: bool = False,
+    **payload: Any,
+) -> int:  # fmt: skip
+    """Decide on the item's current version, for a caller that did not say which version it saw.
+
+    Such a caller saw at most the suggestion: an accept, reject, relabel or edit is refused
+    (:class:`UnseenDecisions`, nothing written) when anyone decided on the item since its
+    suggestion, unless ``force``. A note overrides nothing and is always taken. A decision
+    landing between the reading and the writing makes :func:`decide` refuse it as stale.
+    """
+    _check(analyst, action, payload)
+    state = state_of(db, item_id)
+    since = decisions_since_suggestion(state)
+    if since and action in OVERRIDING and not force:
+        raise UnseenDecisions(state, since)
+    return decide(db, item_id, analyst, action, state.version, **payload)
 
 
 def _what_changed(conn, item_id: int, based_on: int, version: int) -> str:
@@ -466,8 +530,11 @@ __all__ = [
     "MEMBERS",
     "QueueError",
     "StaleItem",
+    "UnseenDecisions",
     "claim",
     "decide",
+    "decide_current",
+    "decisions_since_suggestion",
     "fill",
     "list_items",
     "state_of",

@@ -9,8 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import ipaddress
+import math
 import re
 import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlite_utils
@@ -113,3 +119,99 @@ def session_user(db: sqlite_utils.Database, token: str | None) -> tuple[User, st
 def end_session(db: sqlite_utils.Database, token: str | None) -> None:
     if token:
         db.execute("delete from sessions where id = ?", [_token_id(token)])
+
+
+class LoginThrottle:
+    """Failed logins, remembered in this process's memory, and who must wait before trying again.
+
+    Two limits within a sliding window of ``window`` seconds:
+
+    - ``per_pair`` failures for one name from one client address refuse that name *from that
+      address* only: the analyst logs in from anywhere else, so nobody can lock an account
+      out by failing on purpose;
+    - ``per_address`` failures from one address, whatever the names, refuse that address for
+      every name: trying many names (password spraying) is slowed as much as trying one.
+
+    An address is the peer the server sees; an IPv6 address counts as its /64 network (one
+    host usually holds a whole /64). A successful login forgets the failures of its name at
+    its address, not those of the address (one's own account must not reset an attacker's
+    count). Nothing is written anywhere: a restart forgets, and each server process counts
+    for itself. The table is pruned so it stays at most ``max_keys`` entries.
+    """
+
+    def __init__(
+        self,
+        *,
+        per_pair: int = 10,
+        per_address: int = 20,
+        window: float = 15 * 60,
+        max_keys: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.per_pair, self.per_address, self.window = per_pair, per_address, window
+        self.max_keys, self.clock = max_keys, clock
+        # key -> the times of its most recent failures (at most its limit: older ones cannot matter)
+        self._failures: dict[tuple, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def address_key(address: str | None) -> str:
+        """The address as the throttle counts it: IPv4 as is, IPv6 by its /64, else the raw text."""
+        try:
+            ip = ipaddress.ip_address(address or "")
+        except ValueError:  # not an IP (a unix socket, a proxy's odd header): its text, bounded
+            return (address or "unknown")[:64]
+        if isinstance(ip, ipaddress.IPv6Address):
+            if ip.ipv4_mapped is not None:
+                return str(ip.ipv4_mapped)
+            return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+        return str(ip)
+
+    def _keys(self, name: str, address: str | None) -> list[tuple[tuple, int]]:
+        where = self.address_key(address)
+        # the name's hash, not the name: a form can post a megabyte of name, the table keeps 32 bytes
+        named = hashlib.sha256(name.encode("utf-8", "replace")).digest()
+        return [(("pair", named, where), self.per_pair), (("address", where), self.per_address)]
+
+    def _recent(self, key: tuple, now: float) -> deque[float]:
+        times = self._failures.get(key)
+        if times is None:
+            return deque()
+        while times and now - times[0] >= self.window:
+            times.popleft()
+        if not times:
+            del self._failures[key]
+        return times
+
+    def retry_after(self, name: str, address: str | None) -> int | None:
+        """Seconds until ``name`` may try again from ``address``, or None if it may try now."""
+        with self._lock:
+            now = self.clock()
+            waits = [
+                self.window - (now - times[0])
+                for key, limit in self._keys(name, address)
+                if len(times := self._recent(key, now)) >= limit
+            ]
+        return max(1, math.ceil(max(waits))) if waits else None
+
+    def failed(self, name: str, address: str | None) -> None:
+        """Count one failed login for ``name`` from ``address``."""
+        with self._lock:
+            now = self.clock()
+            for key, limit in self._keys(name, address):
+                self._recent(key, now)
+                self._failures.setdefault(key, deque(maxlen=limit)).append(now)
+            if len(self._failures) > self.max_keys:
+                self._prune(now)
+
+    def succeeded(self, name: str, address: str | None) -> None:
+        """Forget the failures of ``name`` from ``address`` (the address's own count stays)."""
+        with self._lock:
+            self._failures.pop(self._keys(name, address)[0][0], None)
+
+    def _prune(self, now: float) -> None:
+        for key in list(self._failures):
+            self._recent(key, now)
+        # still too many (a flood of addresses): forget the entries that were added first
+        for key in list(self._failures)[: max(0, len(self._failures) - self.max_keys)]:
+            del self._failures[key]

@@ -8,16 +8,20 @@ Safety: every page is rendered by Jinja2 with autoescaping (press-release text i
 and never rendered as HTML); links to sources only for http(s) URLs; a strict
 Content-Security-Policy (scripts and styles only from /static, no inline code); sessions are
 random tokens in HttpOnly, SameSite=Strict cookies; every POST carries the session's CSRF
-token and must come from our own origin; readers cannot decide.
+token and must come from our own origin; readers cannot decide. Every number a request
+carries (path, query or form) goes through :func:`parse_number`; every response, error pages
+included, carries :data:`SECURITY_HEADERS`. Failed logins are throttled by
+:class:`classifier.users.LoginThrottle`, keyed by the peer's address (a proxy's
+``X-Forwarded-For`` only when ``forwarded_allow_ips`` names that proxy).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import secrets
 import threading
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -43,8 +47,8 @@ HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "evidence_session"
 LOGIN_COOKIE = "evidence_login"
 PAGE_SIZE = 50
-MAX_FAILED_LOGINS = 10  # per name, within LOCKOUT_SECONDS; then refused until the oldest expires
-LOCKOUT_SECONDS = 15 * 60
+SQLITE_MAX_INT = 2**63 - 1  # SQLite's INTEGER is 64-bit signed: a larger number cannot even be bound
+_DIGITS = re.compile(r"[0-9]{1,19}")  # ASCII digits only: str.isdigit() also accepts '²' and '٣'
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; "
     "connect-src 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -60,6 +64,25 @@ SECURITY_HEADERS = {
 ORDER_LABELS = {"attention": "needs attention first", "date": "newest first", "member": "by member",
                 "commitment": "by commitment"}  # fmt: skip
 FLAGS = ("ungrounded", "outside_period", "backends-disagree", "truncated", "instruction-like-text")
+
+
+def parse_number(
+    raw: str | None, what: str, *, minimum: int = 0, maximum: int = SQLITE_MAX_INT, status: int = 400
+) -> int:
+    """``raw`` as an int if it is 1-19 ASCII digits within [minimum, maximum], else HTTP ``status``.
+
+    The one parser for numbers in requests. ``str.isdigit()`` accepts '²', which int() then
+    refuses; int() accepts ' 1', '+1', '1_000' and '٣', and thousands of digits, which SQLite
+    cannot bind (64 bits). So only plain ASCII digits pass, and the value always fits a
+    SQLite INTEGER. A path parameter (an id) that is not a number names nothing: pass
+    ``status=404``.
+    """
+    if raw is not None and _DIGITS.fullmatch(raw) and minimum <= int(raw) <= maximum:
+        return int(raw)
+    if status == 404:
+        raise HTTPException(404, f"no such {what}")
+    upper = "" if maximum == SQLITE_MAX_INT else f" to {maximum}"
+    raise HTTPException(status, f"{what} must be a whole number (digits only) from {minimum}{upper}")
 
 
 def safe_url(url: str | None) -> str | None:
@@ -98,12 +121,17 @@ class _Connections(threading.local):
     db: sqlite_utils.Database | None = None
 
 
-def create_app(db_path: str | Path | None = None, *, secure_cookies: bool = False) -> Starlette:
+def create_app(
+    db_path: str | Path | None = None,
+    *,
+    secure_cookies: bool = False,
+    throttle: users_lib.LoginThrottle | None = None,
+) -> Starlette:
     """The application on the database at ``db_path`` (migrated once, here)."""
     path = Path(db_path) if db_path else None
     open_db(path).conn.close()  # create and migrate once; requests open without migrating
     local = _Connections()
-    failures: dict[str, list[float]] = {}  # login name -> recent failed attempts (this process)
+    throttle = throttle or users_lib.LoginThrottle()  # failed logins: this process's memory only
     # The rubrics are read once: a changed rubric file takes effect when the server restarts.
     rubrics = {r.number: r for r in rubrics_for()}
 
@@ -123,6 +151,13 @@ def create_app(db_path: str | Path | None = None, *, secure_cookies: bool = Fals
             request=request, user=who, csrf=getattr(request.state, "csrf", ""), **context
         )
         return HTMLResponse(body, status_code=status)
+
+    def saved(request: Request) -> dict[str, Any] | None:
+        """The "Saved" notice a decision's redirect asks for (``?done=ACTION&from=ID``), if any."""
+        done = request.query_params.get("done")
+        raw = request.query_params.get("from")
+        came_from = parse_number(raw, "from") if raw is not None else None
+        return {"action": done, "item": came_from} if done in queue_lib.ACTIONS else None
 
     def cookie(response: Response, name: str, value: str, max_age: int | None) -> None:
         response.set_cookie(name, value, max_age=max_age, httponly=True, samesite="strict",
@@ -163,28 +198,25 @@ def create_app(db_path: str | Path | None = None, *, secure_cookies: bool = Fals
         target = str(form.get("next") or "/queue")
         if not target.startswith("/") or target.startswith(("//", "/\\")):
             target = "/queue"
-        now = time.monotonic()
-        recent = [t for t in failures.get(name, []) if now - t < LOCKOUT_SECONDS]
-        if recent:
-            failures[name] = recent
-        else:
-            failures.pop(name, None)  # the table holds only names with recent failures
-        if len(recent) >= MAX_FAILED_LOGINS:
-            wait = int(LOCKOUT_SECONDS - (now - recent[0])) // 60 + 1
+        # the peer uvicorn reports: a proxy's X-Forwarded-For only behind --forwarded-allow-ips
+        address = request.client.host if request.client else None
+        wait = throttle.retry_after(name, address)
+        if wait is not None:
+            minutes = -(-wait // 60)
             request.state.csrf = str(form.get("csrf", ""))
-            message = f"Too many failed logins for this name: try again in {wait} minutes."
+            message = f"Too many failed logins from your address: try again in {minutes} minutes."
             response = render(request, "login.html", 429, next=target, error=message)
-            response.headers["Retry-After"] = str(wait * 60)
+            response.headers["Retry-After"] = str(wait)
             return response
         user = users_lib.authenticate(db(), name, str(form.get("password", "")))
         if user is None:
-            failures.setdefault(name, []).append(now)
+            throttle.failed(name, address)
             token = secrets.token_urlsafe(24)
             request.state.csrf = token
             response = render(request, "login.html", 401, next=target, error="Wrong name or password.")
             cookie(response, LOGIN_COOKIE, token, 3600)
             return response
-        failures.pop(name, None)
+        throttle.succeeded(name, address)
         token, _ = users_lib.start_session(db(), user)
         response = RedirectResponse(target, status_code=303)
         cookie(response, SESSION_COOKIE, token, users_lib.SESSION_HOURS * 3600)
@@ -203,16 +235,15 @@ def create_app(db_path: str | Path | None = None, *, secure_cookies: bool = Fals
 
     def filters_of(request: Request) -> dict[str, Any]:
         q = request.query_params
-        commitment = q.get("commitment") or None
+        commitment = q.get("commitment") or None  # empty: the form's "all"
         state = q.get("state") or None
         order = q.get("order") or "attention"
-        if commitment is not None and not commitment.isdigit():
-            raise HTTPException(400, "commitment must be a number")
         if state not in (None, "pending", "accepted", "rejected"):
             raise HTTPException(400, "state must be pending, accepted or rejected")
         if order not in queue_lib.ORDERS:
             raise HTTPException(400, f"order must be one of {', '.join(queue_lib.ORDERS)}")
-        return {"member": q.get("member") or None, "commitment": int(commitment) if commitment else None,
+        return {"member": q.get("member") or None,
+                "commitment": parse_number(commitment, "commitment") if commitment else None,
                 "state": state, "flag": q.get("flag") or None, "order": order}  # fmt: skip
 
     async def home(request: Request) -> Response:
@@ -221,15 +252,17 @@ def create_app(db_path: str | Path | None = None, *, secure_cookies: bool = Fals
     async def queue_page(request: Request) -> Response:
         current(request)
         f = filters_of(request)
-        raw = request.query_params.get("page", "1")
-        page = int(raw) if raw.isdigit() and int(raw) > 0 else 1
+        raw = request.query_params.get("page") or "1"
+        # bounded so that the row offset, (page - 1) * PAGE_SIZE, still fits SQLite's integer
+        page = parse_number(raw, "page", minimum=1, maximum=SQLITE_MAX_INT // PAGE_SIZE)
+        notice = saved(request)
         rows = queue_lib.list_items(db(), **f, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
         counts = queue_lib.count_items(db(), member=f["member"], commitment=f["commitment"], flag=f["flag"])
         shown = counts[f["state"]] if f["state"] else counts["total"]
         members = [r[0] for r in db().execute("select distinct member from queue_items order by 1")]
         commitments = list(rubrics)
         base = {k: v for k, v in f.items() if v is not None}
-        return render(request, "queue.html", rows=rows, counts=counts, filters=f, page=page,
+        return render(request, "queue.html", rows=rows, counts=counts, filters=f, page=page, saved=notice,
                       pages=max(1, -(-shown // PAGE_SIZE)), members=members, commitments=commitments,
                       query=lambda **change: urlencode({**base, **change}))  # fmt: skip
 
@@ -266,25 +299,31 @@ def create_app(db_path: str | Path | None = None, *, secure_cookies: bool = Fals
             "rubric": rubric,
         }
 
+    def item_id_of(request: Request) -> int:
+        return parse_number(request.path_params["item_id"], "queue item", status=404)
+
     async def item_page(request: Request) -> Response:
         current(request)
-        return render(request, "item.html", **item_context(request.path_params["item_id"]))
+        item_id = item_id_of(request)
+        notice = saved(request)
+        return render(request, "item.html", saved=notice, **item_context(item_id))
 
     async def decide(request: Request) -> Response:
         current(request)
         form = await check_post(request, request.state.csrf)
-        item_id = request.path_params["item_id"]
+        item_id = item_id_of(request)
         if not request.state.user.can_decide:
             raise HTTPException(403, "your account can read but not decide")
         action = str(form.get("action", ""))
-        version = str(form.get("version", ""))
-        if not version.isdigit():
-            raise HTTPException(400, "the form lacks the item version it was based on")
+        raw = form.get("version")
+        version = parse_number(
+            raw if isinstance(raw, str) else None, "the item version the form was based on"
+        )
         payload = {
             k: str(form[k]) for k in ("reason", "dimension", "label", "summary", "note") if form.get(k)
         }
         try:
-            queue_lib.decide(db(), item_id, request.state.user.name, action, int(version), **payload)
+            queue_lib.decide(db(), item_id, request.state.user.name, action, version, **payload)
         except queue_lib.StaleItem as exc:
             return render(request, "item.html", 409, conflict=str(exc), **item_context(item_id))
         except queue_lib.QueueError as exc:
@@ -305,7 +344,7 @@ def create_app(db_path: str | Path | None = None, *, secure_cookies: bool = Fals
 
     async def receipt_page(request: Request) -> Response:
         current(request)
-        rubric = rubrics.get(request.path_params["commitment"])
+        rubric = rubrics.get(parse_number(request.path_params["commitment"], "commitment", status=404))
         member = request.path_params["member"]
         if rubric is None or member not in rubric.members:
             raise HTTPException(404, "no such commitment or member")
@@ -314,7 +353,7 @@ def create_app(db_path: str | Path | None = None, *, secure_cookies: bool = Fals
 
     async def report_page(request: Request) -> Response:
         current(request)
-        rubric = rubrics.get(request.path_params["commitment"])
+        rubric = rubrics.get(parse_number(request.path_params["commitment"], "commitment", status=404))
         if rubric is None:
             raise HTTPException(404, "no such commitment")
         return render(request, "report.html", sections=score_lib.draft(db(), rubric), rubric=rubric)
@@ -362,7 +401,20 @@ def create_app(db_path: str | Path | None = None, *, secure_cookies: bool = Fals
         assert isinstance(exc, HTTPException)
         if exc.status_code in (301, 302, 303, 307) and exc.headers:
             return RedirectResponse(exc.headers["Location"], status_code=exc.status_code)
-        return render(request, "error.html", exc.status_code, code=exc.status_code, message=exc.detail)
+        response = render(request, "error.html", exc.status_code, code=exc.status_code, message=exc.detail)
+        response.headers.update(exc.headers or {})  # e.g. a 405's Allow
+        return response
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        """Any unexpected error: the usual error page without detail (uvicorn logs the traceback)."""
+        message = "Something went wrong on our side and the error has been logged: reload the page to see where things stand."
+        try:
+            response: Response = render(request, "error.html", 500, code=500, message=message)
+        except Exception:  # the template itself failing must still give a page
+            response = HTMLResponse("<!doctype html><title>500</title><h1>500</h1>", status_code=500)
+        # Starlette sends this from outside every middleware: the headers go on here
+        response.headers.update(SECURITY_HEADERS)
+        return response
 
     class SecurityHeaders:
         def __init__(self, app: Any):
@@ -386,11 +438,13 @@ def create_app(db_path: str | Path | None = None, *, secure_cookies: bool = Fals
         Route("/login", login_page, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST"]),
         Route("/queue", queue_page),
-        Route("/items/{item_id:int}", item_page),
-        Route("/items/{item_id:int}/decide", decide, methods=["POST"]),
+        # numbers in paths are taken as text and parsed by parse_number: the :int converter
+        # takes any length, which SQLite cannot bind
+        Route("/items/{item_id}", item_page),
+        Route("/items/{item_id}/decide", decide, methods=["POST"]),
         Route("/scores", scores_page),
-        Route("/scores/{commitment:int}/{member}", receipt_page),
-        Route("/report/{commitment:int}", report_page),
+        Route("/scores/{commitment}/{member}", receipt_page),
+        Route("/report/{commitment}", report_page),
         Route("/eval", eval_page),
         Route("/eval/{run_id}", eval_run_page),
         Route("/plots/{name}", plot),
@@ -399,14 +453,44 @@ def create_app(db_path: str | Path | None = None, *, secure_cookies: bool = Fals
     return Starlette(
         routes=routes,
         middleware=[Middleware(SecurityHeaders)],
-        exception_handlers={HTTPException: http_error},
+        exception_handlers={HTTPException: http_error, Exception: server_error},
     )
 
 
-def serve(host: str, port: int, db_path: str | Path | None = None, *, secure_cookies: bool = False) -> None:
+def server_config(app: Any, host: str, port: int, *, forwarded_allow_ips: str | None = None) -> Any:
+    """uvicorn's configuration for ``app``: the peer's address is the client's, unless a proxy is named.
+
+    ``X-Forwarded-For`` is honoured only from the addresses in ``forwarded_allow_ips``
+    (comma-separated, as uvicorn takes them); by default never, so a header an attacker
+    sets cannot choose the address the login throttle counts.
+    """
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        server_header=False,
+        proxy_headers=forwarded_allow_ips is not None,
+        # never None: uvicorn would then read $FORWARDED_ALLOW_IPS (default 127.0.0.1)
+        forwarded_allow_ips=forwarded_allow_ips or "",
+    )
+
+
+def serve(
+    host: str,
+    port: int,
+    db_path: str | Path | None = None,
+    *,
+    secure_cookies: bool = False,
+    forwarded_allow_ips: str | None = None,
+) -> None:
+    """Run the web interface with uvicorn until interrupted."""
     import uvicorn
 
     app = create_app(db_path, secure_cookies=secure_cookies)
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     print(f"evidence serve: http://{host}:{port}/ (started {started}; Ctrl-C to stop)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False, proxy_headers=False)
+    config = server_config(app, host, port, forwarded_allow_ips=forwarded_allow_ips)
+    uvicorn.Server(config).run()

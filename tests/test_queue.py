@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -329,3 +330,81 @@ def test_backends_that_disagree_need_attention_first(db):
     assert flagged
     top = queue.list_items(db, order="attention", limit=1)[0]
     assert top["attention"] >= 3
+
+
+def decision_rows(db) -> list[tuple]:
+    return db.execute(
+        "select item_id, analyst, action, based_on_version from decisions order by id"
+    ).fetchall()
+
+
+def test_deciding_without_a_version_is_refused_once_another_analyst_decided(db):
+    item = first_item(db)
+    v = queue.state_of(db, item).version
+    # nobody decided yet: without --version the decision is on the suggestion, as shown
+    first = cli("queue", "reject", str(item), "--reason", "already counted", "--analyst", "ana")
+    assert first.exit_code == 0 and "now rejected" in first.output
+    before = (decision_rows(db), queue.state_of(db, item).version)
+    # ben never saw ana's reject: his accept without --version must not silently replace it
+    refused = cli("queue", "accept", str(item), "--analyst", "ben")
+    assert refused.exit_code == 1, refused.output
+    assert re.search(
+        r"\S+T\S+  ana reject: already counted \(on version \d+\)", refused.output
+    )  # when, who, what
+    assert f"--version {v + 1}" in refused.output and "--force" in refused.output
+    assert (
+        refused.output.strip().splitlines()[-1].startswith("error: item ")
+    )  # one error line, after the history
+    assert "Traceback" not in refused.output
+    dim = next(iter(queue.state_of(db, item).labels))
+    for args in (("relabel", str(item), dim, "weak"), ("edit", str(item), "On 4 July 2024, a new summary.")):
+        assert cli("queue", *args, "--analyst", "ben").exit_code == 1
+    assert (decision_rows(db), queue.state_of(db, item).version) == before  # nothing changed
+    assert queue.state_of(db, item).state == "rejected"
+    # a note overrides nothing: taken without --version
+    assert cli("queue", "note", str(item), "asked ana why", "--analyst", "ben").exit_code == 0
+    # with the version he has now looked at, or --force, ben decides
+    forced = cli("queue", "accept", str(item), "--analyst", "ben", "--force")
+    assert forced.exit_code == 0 and "now accepted" in forced.output
+    assert [r[1:3] for r in decision_rows(db)] == [("ana", "reject"), ("ben", "note"), ("ben", "accept")]
+    current = queue.state_of(db, item).version
+    assert (
+        cli("queue", "reject", str(item), "-r", "dup", "-a", "ana", "--version", str(current)).exit_code == 0
+    )
+
+
+def test_a_new_suggestion_after_the_decisions_can_be_decided_without_a_version(db):
+    item = first_item(db)
+    queue.decide(db, item, "ana", "accept", queue.state_of(db, item).version)
+    assert [d["analyst"] for d in queue.decisions_since_suggestion(queue.state_of(db, item))] == ["ana"]
+    cid = queue.get_item(db, item)["classification_id"]
+    db["classifications"].update(cid, {"summary": db["classifications"].get(cid)["summary"] + " (re-run)"})
+    assert queue.fill(db)["changed_after_decision"] >= 1
+    state = queue.state_of(db, item)
+    assert queue.decisions_since_suggestion(state) == []  # ana decided on the old suggestion
+    queue.decide_current(db, item, "ben", "reject", reason="the new text is not an action")
+    assert queue.state_of(db, item).state == "rejected"
+    with pytest.raises(queue.UnseenDecisions, match="ben reject"):
+        queue.decide_current(db, item, "ana", "accept")
+
+
+def test_decide_current_checks_the_input_before_the_history(db):
+    item = first_item(db)
+    queue.decide(db, item, "ana", "accept", queue.state_of(db, item).version)
+    with pytest.raises(queue.QueueError, match="needs a reason"):
+        queue.decide_current(db, item, "ben", "reject")
+
+
+@pytest.mark.parametrize("number", ["99999999999999999999", str(2**63)])
+def test_ids_and_versions_beyond_sqlite_are_one_line_errors(db, number):
+    item = str(first_item(db))
+    for args in (
+        ("queue", "show", number),
+        ("queue", "accept", number, "--analyst", "ana"),
+        ("queue", "accept", item, "--analyst", "ana", "--version", number),
+        ("queue", "note", number, "x", "--analyst", "ana", "--version", "1"),
+    ):
+        result = cli(*args)
+        assert result.exit_code == 1 and result.output.startswith("error: no "), (args, result.output)
+        assert "Traceback" not in result.output
+    assert db["decisions"].count == 0

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from urllib.parse import quote
 
 import httpx
 import pytest
 from typer.testing import CliRunner
 
 from classifier.cli import app
-from classifier.web import highlight, safe_url
+from classifier.users import LoginThrottle
+from classifier.web import SECURITY_HEADERS, highlight, safe_url
 
-from .webapp import HANDLER, PASSWORD, SCRIPT, WebServer
+from .webapp import HANDLER, PASSWORD, SCRIPT, WebServer, client_from
 
 runner = CliRunner()
 
@@ -36,8 +38,8 @@ def csrf_of(html: str) -> str:
     return re.search(r'name="csrf" value="([^"]+)"', html)[1]
 
 
-def login(server, name: str = "ana", password: str = PASSWORD) -> httpx.Client:
-    c = client(server)
+def login(server, name: str = "ana", password: str = PASSWORD, c: httpx.Client | None = None) -> httpx.Client:
+    c = c or client(server)
     form = c.get("/login")
     r = c.post(
         "/login", data={"csrf": csrf_of(form.text), "name": name, "password": password, "next": "/queue"}
@@ -281,6 +283,8 @@ def test_unknown_item_and_bad_filters_are_clear_errors(server):
     r = c.get("/queue?state=maybe")
     assert r.status_code == 400 and "state must be" in r.text
     assert c.get("/queue?commitment=x").status_code == 400
+    r = c.get("/queue?page=x")  # was silently page 1
+    assert r.status_code == 400 and "page must be a whole number" in r.text
 
 
 def test_queue_filters_and_counts(server, review_db):
@@ -447,3 +451,231 @@ def test_ten_failed_logins_lock_the_name_for_a_while_even_with_the_right_passwor
     assert int(locked.headers["retry-after"]) > 0 and "evidence_session" not in locked.cookies
     # another name is not affected
     assert login(server, "ana").get("/queue").status_code == 200
+
+
+# -- hostile numbers, error pages ---------------------------------------------------------------------------
+
+HOSTILE_NUMBERS = [
+    "1" * 20,  # beyond SQLite's 64-bit integer
+    "1" * 5000,  # beyond int()'s default 4,300 digits
+    str(2**63),  # one past the largest SQLite integer
+    str(2**63 - 1),  # the largest: a number, just no such thing
+    "²",  # str.isdigit() says yes, int() says no
+    "١",  # an Arabic-Indic digit: int() takes it
+    "1e20",
+    "-1",
+    "0",
+    " 1",
+    "1 ",
+    "+1",
+    "1_000",
+    "1.0",
+    "0x10",
+    "\x00",  # sent as %00
+    "%00",  # sent as %2500
+    "",
+]
+
+
+def assert_security_headers(r: httpx.Response, what: str) -> None:
+    for key, value in SECURITY_HEADERS.items():
+        assert r.headers.get(key) == value, f"{what}: {key} is {r.headers.get(key)!r}"
+
+
+def assert_a_clean_answer(r: httpx.Response, what: str) -> None:
+    """Never a 500; always the security headers; an error is the usual error page."""
+    assert r.status_code < 500, f"{what}: {r.status_code}"
+    assert_security_headers(r, what)
+    if r.status_code in (400, 404):
+        assert '<p class="error" role="alert">' in r.text and 'class="brand"' in r.text, what
+        assert "Traceback" not in r.text, what
+
+
+def _get(path: str):
+    return lambda c, item, value: c.get(path.format(v=quote(value, safe=""), item=item))
+
+
+def _decide_on(*, path_value: bool):
+    def send(c, item, value):
+        page = c.get(f"/items/{item}")
+        target = quote(value, safe="") if path_value else str(item)
+        version = re.search(r'name="version" value="(\d+)"', page.text)[1]
+        data = {"csrf": csrf_of(page.text), "version": version if path_value else value,
+                "action": "note", "note": "hostile numbers"}  # fmt: skip
+        return c.post(f"/items/{target}/decide", data=data)
+
+    return send
+
+
+NUMERIC_PARAMETERS = {
+    "query page": _get("/queue?page={v}"),
+    "query commitment": _get("/queue?commitment={v}"),
+    "query from (queue)": _get("/queue?done=accept&from={v}"),
+    "query from (item)": _get("/items/{item}?done=accept&from={v}"),
+    "path item id": _get("/items/{v}"),
+    "path item id (decide)": _decide_on(path_value=True),
+    "form version (decide)": _decide_on(path_value=False),
+    "path commitment (receipt)": _get("/scores/{v}/Canada"),
+    "path commitment (report)": _get("/report/{v}"),
+    "path run id": _get("/eval/{v}"),  # text ids, but the same hostile values must not hurt
+    "path plot name": _get("/plots/{v}"),
+}
+
+
+@pytest.mark.parametrize("parameter", list(NUMERIC_PARAMETERS))
+def test_hostile_numbers_in_every_parameter_never_answer_500(server, review_db, parameter):
+    c = login(server)
+    item = item_ids(review_db)[0]
+    send = NUMERIC_PARAMETERS[parameter]
+    for value in HOSTILE_NUMBERS:
+        r = send(c, item, value)
+        assert_a_clean_answer(r, f"{parameter} = {value[:30]!r}")
+    assert decisions(review_db) == []  # no hostile value named a real item and its version
+
+
+def test_numbers_are_ascii_digits_that_fit_sqlite(server, review_db):
+    c = login(server)
+    for value, status in (("²", 400), ("١", 400), (" 1", 400), ("1" * 20, 400), (str(2**63 - 1), 200)):
+        r = c.get(f"/queue?commitment={quote(value)}")
+        assert r.status_code == status, value
+    last = (2**63 - 1) // 50  # the last page whose row offset fits SQLite's integer
+    assert c.get(f"/queue?page={last}").status_code == 200
+    assert c.get(f"/queue?page={last + 1}").status_code == 400
+    for value in ("²", "1" * 20, "0x10"):
+        r = c.get(f"/items/{quote(value)}")
+        assert r.status_code == 404 and "no such queue item" in r.text, value
+    item = item_ids(review_db)[0]
+    assert "Saved: accept on item 7." in c.get(f"/items/{item}?done=accept&from=7").text
+    assert "Saved" not in c.get(f"/items/{item}?done=whatever&from=7").text  # not an action: no notice
+
+
+def test_error_pages_use_the_error_template_and_carry_every_security_header(server, review_db):
+    c = login(server)
+    item = item_ids(review_db)[0]
+    page = c.get(f"/items/{item}")
+    version = re.search(r'name="version" value="(\d+)"', page.text)[1]
+    answers = {
+        400: c.get("/queue?page=²"),
+        403: c.post(f"/items/{item}/decide", data={"csrf": "forged", "version": version, "action": "accept"}),
+        404: c.get("/no/such/page"),
+        405: c.post("/queue", data={"csrf": csrf_of(page.text)}),
+    }
+    assert decide(c, item, action="note", note="first").status_code == 303
+    answers[409] = c.post(f"/items/{item}/decide", data={"csrf": csrf_of(page.text), "version": version,
+                                                        "action": "accept"})  # fmt: skip
+    stranger = client_from(server, "127.0.0.9")
+    form = stranger.get("/login")
+    for _ in range(10):
+        form = stranger.post(
+            "/login", data={"csrf": csrf_of(form.text), "name": "ana", "password": "wrong!!"}
+        )
+    answers[429] = stranger.post("/login", data={"csrf": csrf_of(form.text), "name": "ana", "password": "x"})
+    # an unexpected error: the database lost a table under the running server
+    raw = sqlite3.connect(review_db)
+    raw.execute("alter table eval_runs rename to eval_runs_lost")
+    raw.commit()
+    answers[500] = login(server).get("/eval")
+    for status, r in answers.items():
+        assert r.status_code == status, (status, r.status_code, r.text[:300])
+        assert_security_headers(r, str(status))
+        assert 'class="brand"' in r.text and "Traceback" not in r.text, status
+    for status in (400, 403, 404, 405, 500):
+        assert f"<h1>{status}</h1>" in answers[status].text and 'role="alert"' in answers[status].text
+    assert answers[405].headers["allow"]
+    assert "no such table" not in answers[500].text and "the error has been logged" in answers[500].text
+    assert 'id="conflict"' in answers[409].text and "Too many failed logins" in answers[429].text
+
+
+# -- login throttling ---------------------------------------------------------------------------------------
+
+
+def fail_login(c: httpx.Client, name: str, page: httpx.Response, **headers) -> httpx.Response:
+    return c.post("/login", data={"csrf": csrf_of(page.text), "name": name, "password": "not it at all"},
+                  headers=headers)  # fmt: skip
+
+
+def test_failed_logins_from_one_address_do_not_lock_the_analyst_out_elsewhere(server):
+    attacker = client_from(server, "127.0.0.1")
+    page = attacker.get("/login")
+    for n in range(10):
+        # a made-up X-Forwarded-For changes nothing: no proxy is trusted unless named
+        page = fail_login(attacker, "ana", page, **{"X-Forwarded-For": f"198.51.100.{n}"})
+        assert page.status_code == 401
+    locked = attacker.post("/login", data={"csrf": csrf_of(page.text), "name": "ana", "password": PASSWORD},
+                           headers={"X-Forwarded-For": "198.51.100.77"})  # fmt: skip
+    assert locked.status_code == 429 and "Too many failed logins" in locked.text
+    assert 0 < int(locked.headers["retry-after"]) <= 15 * 60 and "evidence_session" not in locked.cookies
+    # the analyst, from her own address, is not locked out of her account
+    ana = login(server, "ana", c=client_from(server, "127.0.0.2"))
+    assert ana.get("/queue").status_code == 200
+
+
+def test_many_names_from_one_address_are_throttled_too(server):
+    sprayer = client_from(server, "127.0.0.3")
+    page = sprayer.get("/login")
+    answers = []
+    for n in range(12):
+        for _ in range(2):
+            page = fail_login(sprayer, f"guess{n}", page)
+            answers.append(page.status_code)
+    assert answers[:20] == [401] * 20 and set(answers[20:]) == {429}  # 20 failures per address
+    right = sprayer.post("/login", data={"csrf": csrf_of(page.text), "name": "ben", "password": PASSWORD})
+    assert right.status_code == 429  # the whole address waits, whatever the name
+    assert login(server, "ben", c=client_from(server, "127.0.0.4")).get("/queue").status_code == 200
+
+
+def test_forwarded_for_counts_only_behind_a_named_proxy(review_db):
+    with WebServer(review_db, forwarded_allow_ips="127.0.0.1") as server:
+        proxy = client_from(server, "127.0.0.1")
+        page = proxy.get("/login")
+        for _ in range(10):
+            page = fail_login(proxy, "ana", page, **{"X-Forwarded-For": "203.0.113.7"})
+        assert fail_login(proxy, "ana", page, **{"X-Forwarded-For": "203.0.113.7"}).status_code == 429
+        # behind the proxy, another client is another address
+        form = proxy.get("/login")
+        ok = proxy.post("/login", data={"csrf": csrf_of(form.text), "name": "ana", "password": PASSWORD},
+                        headers={"X-Forwarded-For": "203.0.113.8"})  # fmt: skip
+        assert ok.status_code == 303
+        # a client that is not the proxy cannot pick its address with the header
+        direct = client_from(server, "127.0.0.5")
+        page = direct.get("/login")
+        for n in range(10):
+            page = fail_login(direct, "ben", page, **{"X-Forwarded-For": f"192.0.2.{n}"})
+        assert fail_login(direct, "ben", page, **{"X-Forwarded-For": "192.0.2.99"}).status_code == 429
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_login_throttle_windows_success_and_memory():
+    clock = Clock()
+    t = LoginThrottle(per_pair=3, per_address=5, window=60, max_keys=50, clock=clock)
+    for _ in range(3):
+        assert t.retry_after("ana", "10.0.0.1") is None
+        t.failed("ana", "10.0.0.1")
+    assert t.retry_after("ana", "10.0.0.1") == 60  # the oldest failure leaves the window in 60 s
+    assert t.retry_after("ana", "10.0.0.2") is None and t.retry_after("ben", "10.0.0.1") is None
+    clock.now += 29.5
+    assert t.retry_after("ana", "10.0.0.1") == 31  # whole seconds, rounded up
+    clock.now += 30.5
+    assert t.retry_after("ana", "10.0.0.1") is None  # the window slid past the failures
+    # a success forgets the name's failures at that address, not the address's own count
+    for name in ("ana", "ana", "ben", "carl"):
+        t.failed(name, "10.0.0.3")
+    t.succeeded("ana", "10.0.0.3")
+    t.failed("dora", "10.0.0.3")
+    assert t.retry_after("eve", "10.0.0.3") is not None  # 5 failures from the address
+    # an IPv6 host holds a /64: its addresses count together; IPv4-mapped is the IPv4 address
+    assert LoginThrottle.address_key("2001:db8:1:2::1") == LoginThrottle.address_key("2001:db8:1:2:ffff::9")
+    assert LoginThrottle.address_key("2001:db8:1:3::1") != LoginThrottle.address_key("2001:db8:1:2::1")
+    assert LoginThrottle.address_key("::ffff:10.0.0.1") == "10.0.0.1"
+    assert LoginThrottle.address_key(None) == "unknown"
+    # a flood of addresses and names stays bounded
+    for n in range(500):
+        t.failed("x" * 10_000 + str(n), f"10.1.{n // 256}.{n % 256}")
+    assert len(t._failures) <= 50

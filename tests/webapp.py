@@ -20,6 +20,8 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
+
 from classifier import corpus, queue, users
 from classifier.classify import Classifier, document_items, rubrics_for
 from classifier.config import Config, LLMConfig
@@ -119,6 +121,12 @@ def build_review_db(path: Path, documents: int = 4) -> None:
     db.conn.close()
 
 
+def client_from(server: WebServer, address: str = "127.0.0.1") -> httpx.Client:
+    """An HTTP client of ``server`` whose connections leave from ``address`` (a loopback address)."""
+    transport = httpx.HTTPTransport(local_address=address)
+    return httpx.Client(base_url=server.url, follow_redirects=False, timeout=10, transport=transport)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -126,16 +134,21 @@ def free_port() -> int:
 
 
 class WebServer:
-    """The web application served by uvicorn in a thread of this process."""
+    """The web application served by uvicorn in a thread of this process, configured as `evidence serve` is.
 
-    def __init__(self, db_path: Path):
+    Clients can connect from any loopback address (127.0.0.2, ...: see :func:`client_from`),
+    which the server sees as the peer; ``forwarded_allow_ips`` as `--forwarded-allow-ips`.
+    """
+
+    def __init__(self, db_path: Path, *, forwarded_allow_ips: str | None = None, **app_options):
         import uvicorn
 
-        from classifier.web import create_app
+        from classifier.web import create_app, server_config
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_app(db_path), host="127.0.0.1", port=self.port, log_level="warning")
+        app = create_app(db_path, **app_options)
+        config = server_config(app, "127.0.0.1", self.port, forwarded_allow_ips=forwarded_allow_ips)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
