@@ -412,7 +412,12 @@ def run_eval(
 def load_run(db: sqlite_utils.Database, run_id: str) -> dict:
     rows = list(db["eval_runs"].rows_where("id = ?", [run_id]))
     if not rows:
-        rows = list(db["eval_runs"].rows_where("id like ?", [run_id + "%"], order_by="id desc", limit=1))
+        # a prefix, compared as text: `like` would read % and _ in what the user typed as wildcards
+        rows = list(
+            db["eval_runs"].rows_where(
+                "substr(id, 1, length(:p)) = :p", {"p": run_id}, order_by="id desc", limit=1
+            )
+        )
     if not rows:
         raise ValueError(f"no evaluation run {run_id!r}: see `evidence eval list`")
     run = rows[0]

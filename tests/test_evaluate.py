@@ -130,3 +130,15 @@ def test_no_leakage_perturbing_gold_changes_only_the_numbers(tmp_path):
     assert {k: strip(v) for k, v in a.items()} == {k: strip(v) for k, v in b.items()}
     assert original["metrics"]["score"]["rows"] != again["metrics"]["score"]["rows"]
     assert original["metrics"]["action"] == again["metrics"]["action"]
+
+
+def test_a_run_prefix_is_text_not_a_pattern():
+    """`%` and `_` in what the user typed match themselves, not any run."""
+    db = open_db()
+    for run_id in ("20261201T100000-title", "20261202T100000-paragraph"):
+        db["eval_runs"].insert({"id": run_id, "metrics": "{}", "config": "{}"}, alter=True)
+    assert evaluate.load_run(db, "20261201")["id"] == "20261201T100000-title"
+    assert evaluate.load_run(db, "2026")["id"] == "20261202T100000-paragraph"  # the newest of a prefix
+    for typed in ("%", "_", "2026%", "20261201T10000_"):
+        with pytest.raises(ValueError, match="no evaluation run"):
+            evaluate.load_run(db, typed)
