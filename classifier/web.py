@@ -39,8 +39,8 @@ from starlette.staticfiles import StaticFiles
 from . import queue as queue_lib
 from . import score as score_lib
 from . import users as users_lib
-from .classify import rubrics_for
 from .dates import long_date
+from .rubric import rubrics_for
 from .store import open_db
 
 HERE = Path(__file__).resolve().parent

@@ -8,10 +8,11 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from classifier.classify import Classifier, ground, output_model, rubrics_for, text_item
+from classifier.classify import Classifier, ground, output_model, text_item
 from classifier.config import Config
 from classifier.grounding import locate
 from classifier.prompts import PromptError, check_unchanged, load_prompt, render
+from classifier.rubric import rubrics_for
 from classifier.store import open_db
 
 STRONG = (
