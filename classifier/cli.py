@@ -17,6 +17,7 @@ from . import gold as gold_lib
 from .config import ConfigError, load_config
 from .corpus import SourcesError
 from .gold import ManifestError
+from .models import MEMBER_CODES, MEMBERS, resolve_member
 from .prompts import PromptError
 from .queue import QueueError
 from .redaction import redact
@@ -276,7 +277,7 @@ def gold_evidence(
         text = row["text"] if len(row["text"]) <= 100 else row["text"][:99] + "…"
         flag = "*" if row["date_source"] == "footnote" else " "
         typer.echo(
-            f"{row['commitment']:>3} {gold_lib.MEMBER_CODES[row['member']]} {row['seq']:>3} "
+            f"{row['commitment']:>3} {MEMBER_CODES[row['member']]} {row['seq']:>3} "
             f"{row['date'] or '?':<10}{flag} {text}  {urls}"
         )
 
@@ -409,7 +410,7 @@ def fetch_command(
     targets: list[corpus_lib.Target] = []
     invalid: list[str] = []
     if from_gold:
-        targets = corpus_lib.gold_targets(db, commitment, gold_lib.resolve_member(member))
+        targets = corpus_lib.gold_targets(db, commitment, resolve_member(member))
         if not targets:
             raise ValueError(
                 "no cited URLs: import the reports first (`evidence gold import corpus/reports`)"
@@ -456,8 +457,8 @@ def crawl_command(
             raise ValueError(f"unknown source(s): {', '.join(unknown)}")
         sources = [s for s in sources if s.name in source]
     if member:
-        name = gold_lib.resolve_member(member)
-        sources = [s for s in sources if gold_lib.MEMBERS[s.member] == name]
+        name = resolve_member(member)
+        sources = [s for s in sources if MEMBERS[s.member] == name]
     if not sources:
         raise ValueError("no source matches the filters")
     start = None
@@ -490,7 +491,7 @@ def docs_list(
 
     start = dt.date.fromisoformat(since) if since else None
     rows = corpus_lib.list_documents(
-        _db(), member=gold_lib.resolve_member(member), source=source, since=start, limit=limit
+        _db(), member=resolve_member(member), source=source, since=start, limit=limit
     )
     for row in rows:
         flag = "!" if row["date_conflict"] else " "
@@ -788,7 +789,7 @@ def queue_list(
 
     rows = queue_lib.list_items(
         _db(),
-        member=gold_lib.resolve_member(member),
+        member=resolve_member(member),
         commitment=commitment,
         state=state,
         flag=flag,
@@ -940,7 +941,7 @@ def queue_claim(
         queue_lib.resolve_analyst(analyst),
         count,
         minutes,
-        member=gold_lib.resolve_member(member),
+        member=resolve_member(member),
         commitment=commitment,
     )
     typer.echo(f"claimed {len(ids)} items for {minutes} minutes: {' '.join(map(str, ids))}")
@@ -1031,7 +1032,7 @@ def queue_next(
         rows = [
             r
             for r in queue_lib.list_items(
-                db, member=gold_lib.resolve_member(member), commitment=commitment, state="pending", limit=200
+                db, member=resolve_member(member), commitment=commitment, state="pending", limit=200
             )
             if r["id"] not in skipped and r["claimed_by"] in (None, who)
         ]
@@ -1097,7 +1098,7 @@ def score_command(
     for rubric in rubrics_for(commitment):
         table = score_lib.commitment_table(db, rubric, include_pending=include_pending)
         if member:
-            name = gold_lib.resolve_member(member)
+            name = resolve_member(member)
             table["members"] = [r for r in table["members"] if r["member"] == name]
         tables.append(table)
     summary = score_lib.overview(tables)
@@ -1122,7 +1123,7 @@ def score_explain(
     from . import score as score_lib
 
     rubric = rubrics_for(commitment)[0]
-    receipt = score_lib.explain(_db(), rubric, gold_lib.resolve_member(member))
+    receipt = score_lib.explain(_db(), rubric, resolve_member(member))
     typer.echo(
         f"{receipt['member']}, commitment {commitment}: {receipt['printed']}"
         + (f" (provisional: {receipt['pending']} pending)" if receipt["provisional"] else "")
@@ -1151,11 +1152,11 @@ def report_draft(
     format: Annotated[str, typer.Option("--format", "-f", help="md or html.")] = "md",
 ) -> None:
     """Member sections in the report's form: dated paragraphs, numbered footnotes, conclusion, score."""
-    from . import score as score_lib
+    from . import draft as draft_lib
 
     rubric = rubrics_for(commitment)[0]
-    sections = score_lib.draft(_db(), rubric, gold_lib.resolve_member(member))
-    typer.echo(score_lib.render_draft(sections, rubric, format))
+    sections = draft_lib.draft(_db(), rubric, resolve_member(member))
+    typer.echo(draft_lib.render_draft(sections, rubric, format))
 
 
 def _results_dir() -> Path:

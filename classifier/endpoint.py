@@ -327,7 +327,7 @@ class OpenAIBackend(Backend):
 
     def order(self, items: Sequence[Ordered]) -> list[Ordered]:
         # Items of one rubric share the static prompt prefix: together, the provider caches it.
-        return sorted(items, key=lambda i: i.rubric.number)  # type: ignore[attr-defined]
+        return sorted(items, key=lambda i: i.rubric.number)
 
     async def classify(
         self,

@@ -18,7 +18,7 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from pydantic import BaseModel
 
@@ -73,7 +73,13 @@ def one_line(text: str, limit: int = 400) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-Ordered = TypeVar("Ordered")
+class RubricItem(Protocol):
+    """What a backend may order items by (:class:`classifier.classify.Item` is one)."""
+
+    rubric: Rubric
+
+
+Ordered = TypeVar("Ordered", bound=RubricItem)
 
 
 class Backend(ABC):
@@ -113,8 +119,7 @@ class Backend(ABC):
         return 0.0
 
     def order(self, items: Sequence[Ordered]) -> list[Ordered]:
-        """The order to classify items in (each has a ``rubric``): as given, unless the
-        backend has a reason to group them."""
+        """The order to classify items in: as given, unless the backend has a reason to group them."""
         return list(items)
 
     def notice(self) -> str | None:
