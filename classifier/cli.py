@@ -12,10 +12,11 @@ from typing import Annotated
 
 import typer
 
-from . import corpus as corpus_lib
+from . import crawl as crawl_lib
+from . import documents as documents_lib
 from . import gold as gold_lib
+from . import sources as sources_lib
 from .config import ConfigError, load_config
-from .corpus import SourcesError
 from .gold import ManifestError
 from .models import MEMBER_CODES, MEMBERS, resolve_member
 from .prompts import PromptError
@@ -23,6 +24,7 @@ from .queue import QueueError
 from .redaction import redact
 from .reports import ReportParseError
 from .rubric import RubricError, format_score, load_rubrics, rubrics_for, score_gold, score_range
+from .sources import SourcesError
 from .store import StoreError, corpus_dir, open_db, resolve_db_path, results_dir
 from .users import UserError
 
@@ -136,7 +138,8 @@ def run_command(
 ) -> None:
     """The main job on embedded defaults: import the reports, classify the gold dataset with the
     baseline, fill the review queue, print the evaluation (three levels) and the provisional scores."""
-    from . import evaluate as eval_lib
+    from . import dataset as dataset_lib
+    from . import pipeline
     from . import score as score_lib
 
     started = time.perf_counter()
@@ -152,8 +155,8 @@ def run_command(
     )
     runs = run_evaluation(modes=["title", "paragraph"], limit=limit)
     rubrics = rubrics_for()
-    paragraphs = eval_lib.build_dataset(db, rubrics, "paragraph")
-    counts = eval_lib.queue_gold(db, paragraphs[:limit] if limit else paragraphs)
+    paragraphs = dataset_lib.build_dataset(db, rubrics, "paragraph")
+    counts = pipeline.queue_gold(db, paragraphs[:limit] if limit else paragraphs)
     typer.echo("")
     typer.echo(
         f"Review queue: {counts['added']} new candidate actions, {counts['updated']} updated "
@@ -379,7 +382,7 @@ def _progress(total: int, label: str):
     return advance, grow, progress.stop
 
 
-def _finish(summary: corpus_lib.Summary) -> None:
+def _finish(summary: documents_lib.Summary) -> None:
     for line in summary.lines():
         typer.echo(line)
     if summary.failures:
@@ -407,24 +410,24 @@ def fetch_command(
     config = load_config(state.config)
     config.fetch.agent()  # refuse early without a contact address
     db = _db()
-    targets: list[corpus_lib.Target] = []
+    targets: list[documents_lib.Target] = []
     invalid: list[str] = []
     if from_gold:
-        targets = corpus_lib.gold_targets(db, commitment, resolve_member(member))
+        targets = crawl_lib.gold_targets(db, commitment, resolve_member(member))
         if not targets:
             raise ValueError(
                 "no cited URLs: import the reports first (`evidence gold import corpus/reports`)"
             )
     if urls:
-        more, invalid = corpus_lib.make_targets(urls)
+        more, invalid = crawl_lib.make_targets(urls)
         targets += more
-    summary = corpus_lib.Summary()
-    corpus_lib.log_invalid(db, invalid, summary)
+    summary = documents_lib.Summary()
+    crawl_lib.log_invalid(db, invalid, summary)
     for url in invalid:
         typer.echo(f"invalid URL (only http and https): {url}", err=True)
     advance, _, stop = _progress(len(targets), "fetching")
     try:
-        asyncio.run(corpus_lib.fetch_targets(db, targets, config, summary=summary, on_done=advance))
+        asyncio.run(crawl_lib.fetch_targets(db, targets, config, summary=summary, on_done=advance))
     finally:
         stop()
     _finish(summary)
@@ -450,7 +453,7 @@ def crawl_command(
 
     config = load_config(state.config)
     config.fetch.agent()
-    sources = corpus_lib.load_sources(sources_file or corpus_dir() / "sources.toml")
+    sources = sources_lib.load_sources(sources_file or corpus_dir() / "sources.toml")
     if source:
         unknown = sorted(set(source) - {s.name for s in sources})
         if unknown:
@@ -471,7 +474,7 @@ def crawl_command(
     advance, grow, stop = _progress(0, f"crawling {len(sources)} sources")
     try:
         summary = asyncio.run(
-            corpus_lib.crawl(db, sources, config, since=start, on_discovered=grow, on_done=advance)
+            crawl_lib.crawl(db, sources, config, since=start, on_discovered=grow, on_done=advance)
         )
     finally:
         stop()
@@ -490,7 +493,7 @@ def docs_list(
     import datetime as dt
 
     start = dt.date.fromisoformat(since) if since else None
-    rows = corpus_lib.list_documents(
+    rows = documents_lib.list_documents(
         _db(), member=resolve_member(member), source=source, since=start, limit=limit
     )
     for row in rows:
@@ -516,7 +519,7 @@ def docs_show(
     import json as json_lib
 
     db = _db()
-    doc = corpus_lib.find_document(db, ref)
+    doc = documents_lib.find_document(db, ref)
     if doc is None:
         raise ValueError(f"no document {ref!r}: `evidence docs log {ref}` says what happened to it")
     versions = list(db["document_versions"].rows_where("document_id = ?", [doc["id"]], order_by="version"))
@@ -569,7 +572,7 @@ def docs_log(
     limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many.")] = 50,
 ) -> None:
     """The fetch log: every attempt, its outcome, status, attempts, bytes and error, newest first."""
-    rows = corpus_lib.fetch_log(_db(), url, outcome, limit=limit, run_id=run)
+    rows = documents_lib.fetch_log(_db(), url, outcome, limit=limit, run_id=run)
     for row in rows:
         typer.echo(
             f"{row['started_utc']}  {row['outcome']:<18} {row['status'] or '-':>3}  x{row['attempts'] or 0}  "
@@ -1176,6 +1179,7 @@ def run_evaluation(
     """Evaluate one classifier on each input mode; print the three levels side by side."""
     from . import classify as classify_lib
     from . import evaluate as eval_lib
+    from .evaluation_report import side_by_side
 
     config = load_config(state.config)
     db = _db()
@@ -1205,7 +1209,7 @@ def run_evaluation(
         )
         runs.append(run)
     typer.echo("")
-    typer.echo(eval_lib.side_by_side(runs))
+    typer.echo(side_by_side(runs))
     return runs
 
 
@@ -1295,9 +1299,10 @@ def eval_report(
 ) -> None:
     """Tables and plots (confusion matrix, predicted vs printed scores) for one run, as Markdown or HTML."""
     from . import evaluate as eval_lib
+    from .evaluation_report import write_report
 
     run = eval_lib.load_run(_db(), run_id)
-    path = eval_lib.write_report(run, out or _results_dir(), format)
+    path = write_report(run, out or _results_dir(), format)
     typer.echo(str(path))
 
 
@@ -1337,7 +1342,7 @@ def nightly_command(
         logs.setup(log_format)
         config = load_config(state.config)
         config.fetch.agent()
-        sources = corpus_lib.load_sources(sources_file or corpus_dir() / "sources.toml")
+        sources = sources_lib.load_sources(sources_file or corpus_dir() / "sources.toml")
         rubrics_for()
         db = _db()
     except (*USER_ERRORS, ValueError) as exc:

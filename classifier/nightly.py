@@ -21,12 +21,13 @@ import sqlite_utils
 
 from .classify import Classifier, pending_items
 from .config import Config
-from .corpus import Source, crawl
+from .crawl import crawl
 from .dates import now_utc
 from .failpoints import failpoint
 from .queue import fill
 from .redaction import redact, redact_all
 from .rubric import rubrics_for
+from .sources import Source
 
 log = logging.getLogger("evidence.nightly")
 

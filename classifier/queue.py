@@ -88,11 +88,12 @@ def fill(db: sqlite_utils.Database, on_item: Callable[[], None] | None = None) -
     newer prompt), the newest is the suggestion and the others only flag disagreement. So a
     rerun over the same classifications changes nothing.
     """
+    from .documents import CURRENT_VERSIONS  # here: the fetching stack is slow to import
+
     counts = {"added": 0, "updated": 0, "unchanged": 0, "changed_after_decision": 0}
-    sql = """
+    sql = f"""
         select c.*, v.published from classifications c
-        join documents d on d.id = c.document_id
-        join document_versions v on v.document_id = d.id and v.version = d.current_version
+        join ({CURRENT_VERSIONS}) v on v.document_id = c.document_id
         where c.status = 'ok' and c.content_sha = v.content_sha256
         order by c.id
     """

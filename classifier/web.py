@@ -376,7 +376,8 @@ def create_app(
 
     async def eval_run_page(request: Request) -> Response:
         current(request)
-        from .evaluate import load_run, side_by_side, write_report
+        from .evaluate import load_run
+        from .evaluation_report import side_by_side, write_report
 
         try:
             run = load_run(db(), request.path_params["run_id"])

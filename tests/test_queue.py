@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-from classifier import corpus, queue
+from classifier import crawl, queue
 from classifier.classify import Classifier, document_items
 from classifier.config import Config
 from classifier.rubric import rubrics_for
@@ -31,8 +31,8 @@ def prepared(tmp_path_factory):
     db = open_db(path)
     with Newsroom() as site:
         urls = [site.url(p) for p in (newsroom.CANADA_PATH, newsroom.UK_PATH, newsroom.GERMANY_PATH)]
-        targets, _ = corpus.make_targets(urls)
-        asyncio.run(corpus.fetch_targets(db, targets, Config(fetch=fetch_config())))
+        targets, _ = crawl.make_targets(urls)
+        asyncio.run(crawl.fetch_targets(db, targets, Config(fetch=fetch_config())))
     classifier = Classifier(db, Config(), backend="baseline")
     asyncio.run(classifier.run(document_items(db, rubrics_for(18))))
     counts = queue.fill(db)

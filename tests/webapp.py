@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from classifier import corpus, queue, users
+from classifier import crawl, queue, users
 from classifier.classify import Classifier, document_items
 from classifier.config import Config, LLMConfig
 from classifier.rubric import rubrics_for
@@ -99,8 +99,8 @@ def build_review_db(path: Path, documents: int = 4) -> None:
         for n in range(1, documents + 1):
             site.set_page(f"/web/{n}.html", release(n, hostile=n == documents))
             urls.append(site.url(f"/web/{n}.html"))
-        targets, _ = corpus.make_targets(urls)
-        asyncio.run(corpus.fetch_targets(db, targets, Config(fetch=fetch_config())))
+        targets, _ = crawl.make_targets(urls)
+        asyncio.run(crawl.fetch_targets(db, targets, Config(fetch=fetch_config())))
         config = Config(
             llm=LLMConfig(
                 backend="openai",

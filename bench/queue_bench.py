@@ -7,7 +7,7 @@ synthetic documents and classifications, then times, over repeated runs (median 
   - one decision (an immediate transaction with the version check);
   - `score` for all commitments (every item's state derived, rule applied).
 
-    python eval/bench/queue_bench.py [--items 100000] [--repeat 20]
+    python -m bench.queue_bench [--items 100000] [--repeat 20]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from classifier.rubric import load_rubrics
 from classifier.score import commitment_table
 from classifier.store import open_db
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 MEMBERS = [
     "Canada",
     "France",
