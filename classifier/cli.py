@@ -18,9 +18,9 @@ from .config import ConfigError, load_config
 from .corpus import SourcesError
 from .gold import ManifestError
 from .prompts import PromptError
-from .queue import QueueError
 from .redaction import redact
 from .reports import ReportParseError
+from .review import QueueError
 from .rubric import RubricError, format_score, load_rubrics, score_gold, score_range
 from .store import StoreError, corpus_dir, open_db, resolve_db_path, results_dir
 from .users import UserError
@@ -639,9 +639,9 @@ def classify_command(
         stop()
     for line in summary.lines():
         typer.echo(line)
-    from . import queue as queue_lib
+    from . import review
 
-    counts = queue_lib.fill(db)
+    counts = review.fill(db)
     typer.echo(
         f"queue: {counts['added']} new items, {counts['updated']} updated, "
         f"{counts['changed_after_decision']} changed after a decision"
@@ -729,21 +729,21 @@ ForceOption = Annotated[
 def _decide(
     item_id: int, analyst: str | None, action: str, version: int | None, force: bool = False, **payload
 ) -> None:
-    from . import queue as queue_lib
+    from . import review
 
     db = _db()
-    who = queue_lib.resolve_analyst(analyst)
+    who = review.resolve_analyst(analyst)
     try:
         if version is None:
-            decision = queue_lib.decide_current(db, item_id, who, action, force=force, **payload)
+            decision = review.decide_current(db, item_id, who, action, force=force, **payload)
         else:
-            decision = queue_lib.decide(db, item_id, who, action, version, **payload)
-    except queue_lib.UnseenDecisions as exc:
+            decision = review.decide(db, item_id, who, action, version, **payload)
+    except review.UnseenDecisions as exc:
         typer.echo(f"item {item_id}'s decisions:", err=True)
         for d in exc.state.history:
             typer.echo(f"  {_history_line(d)}", err=True)
         raise
-    state = queue_lib.state_of(db, item_id)
+    state = review.state_of(db, item_id)
     typer.echo(
         f"decision {decision}: {who} {action} item {item_id} (now {state.state}, version {state.version})"
     )
@@ -766,9 +766,9 @@ def _history_line(d: dict) -> str:
 @handled
 def queue_fill() -> None:
     """Turn classifications into queue items (also done by `evidence classify`)."""
-    from . import queue as queue_lib
+    from . import review
 
-    counts = queue_lib.fill(_db())
+    counts = review.fill(_db())
     typer.echo(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items()))
 
 
@@ -789,9 +789,9 @@ def queue_list(
     offset: Annotated[int, typer.Option("--offset", help="Skip this many (paging).")] = 0,
 ) -> None:
     """Queue items: id, state, member, commitment, date, flags, claim, summary."""
-    from . import queue as queue_lib
+    from . import review
 
-    rows = queue_lib.list_items(
+    rows = review.list_items(
         _db(),
         member=gold_lib.resolve_member(member),
         commitment=commitment,
@@ -831,12 +831,12 @@ def _highlight(text: str, quotes: list[dict], width: int = 160) -> list[str]:
 @handled
 def queue_show(item_id: Annotated[int, typer.Argument(help="Queue item id.")]) -> None:
     """One item: summary, labels with their quotes highlighted in the text, source, date, history."""
-    from . import queue as queue_lib
+    from . import review
 
     db = _db()
-    st = queue_lib.state_of(db, item_id)
+    st = review.state_of(db, item_id)
     item, sug = st.item, st.suggestion
-    doc = queue_lib.source_of(db, item) or {"url": None, "text": "", "published": None}
+    doc = review.source_of(db, item) or {"url": None, "text": "", "published": None}
     url, text, published = doc["url"], doc["text"], doc["published"]
     typer.echo(
         f"item {item_id}: {item['member']}, commitment {item['commitment']}, {st.state}, version {st.version}"
@@ -938,11 +938,11 @@ def queue_claim(
     analyst: AnalystOption = None,
 ) -> None:
     """Claim a batch of pending items (needs attention first); claims expire."""
-    from . import queue as queue_lib
+    from . import review
 
-    ids = queue_lib.claim(
+    ids = review.claim(
         _db(),
-        queue_lib.resolve_analyst(analyst),
+        review.resolve_analyst(analyst),
         count,
         minutes,
         member=gold_lib.resolve_member(member),
@@ -955,9 +955,9 @@ def queue_claim(
 @handled
 def queue_stats() -> None:
     """Pending, accepted and rejected items per commitment and member."""
-    from . import queue as queue_lib
+    from . import review
 
-    rows = queue_lib.stats(_db())
+    rows = review.stats(_db())
     typer.echo(f"{'commitment':>10}  {'member':<18}{'pending':>8}{'accepted':>9}{'rejected':>9}{'total':>7}")
     for r in rows:
         typer.echo(
@@ -974,14 +974,14 @@ def queue_export(
     """Every item with its current state, labels, summary and decisions, as CSV or JSON lines."""
     import csv
 
-    from . import queue as queue_lib
+    from . import review
 
     if format not in ("csv", "jsonl"):
         raise ValueError(f"--format must be csv or jsonl, not {format!r}")
     if state not in (None, "pending", "accepted", "rejected"):
         raise QueueError("state must be pending, accepted or rejected")
     records = []
-    for st in queue_lib.states(_db()):
+    for st in review.states(_db()):
         if state and st.state != state:
             continue
         records.append(
@@ -1025,9 +1025,9 @@ def queue_next(
     commitment: Annotated[int | None, typer.Option("--commitment", "-c", help="Commitment number.")] = None,
 ) -> None:
     """Triage in the terminal, one key per action: a accept, r reject, l relabel, e edit, n note, s skip, q quit."""
-    from . import queue as queue_lib
+    from . import review
 
-    who = queue_lib.resolve_analyst(analyst)
+    who = review.resolve_analyst(analyst)
     if not who:
         raise QueueError("a decision needs an analyst: --analyst NAME or EVIDENCE_ANALYST")
     db = _db()
@@ -1035,7 +1035,7 @@ def queue_next(
     while True:
         rows = [
             r
-            for r in queue_lib.list_items(
+            for r in review.list_items(
                 db, member=gold_lib.resolve_member(member), commitment=commitment, state="pending", limit=200
             )
             if r["id"] not in skipped and r["claimed_by"] in (None, who)
@@ -1045,7 +1045,7 @@ def queue_next(
             return
         item_id = rows[0]["id"]
         queue_show(item_id)
-        version = queue_lib.state_of(db, item_id).version
+        version = review.state_of(db, item_id).version
         key = (
             typer.prompt("[a]ccept [r]eject re[l]abel [e]dit [n]ote [s]kip [q]uit", default="s")
             .strip()
@@ -1057,11 +1057,11 @@ def queue_next(
             if key == "s":
                 skipped.add(item_id)
             elif key == "a":
-                queue_lib.decide(db, item_id, who, "accept", version)
+                review.decide(db, item_id, who, "accept", version)
             elif key == "r":
-                queue_lib.decide(db, item_id, who, "reject", version, reason=typer.prompt("reason"))
+                review.decide(db, item_id, who, "reject", version, reason=typer.prompt("reason"))
             elif key == "l":
-                queue_lib.decide(
+                review.decide(
                     db,
                     item_id,
                     who,
@@ -1071,9 +1071,9 @@ def queue_next(
                     label=typer.prompt("label"),
                 )
             elif key == "e":
-                queue_lib.decide(db, item_id, who, "edit", version, summary=typer.prompt("summary"))
+                review.decide(db, item_id, who, "edit", version, summary=typer.prompt("summary"))
             elif key == "n":
-                queue_lib.decide(db, item_id, who, "note", version, note=typer.prompt("note"))
+                review.decide(db, item_id, who, "note", version, note=typer.prompt("note"))
             else:
                 typer.echo("unknown key")
         except QueueError as exc:

@@ -595,7 +595,7 @@ def queue_gold(db: sqlite_utils.Database, items: list[EvalItem]) -> dict[str, in
     it, and the queue is filled from them. Real press releases are never of this kind.
     """
     from .prompts import sha256
-    from .queue import fill
+    from .review import fill
 
     stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     with db.atomic():

@@ -24,8 +24,8 @@ from .config import Config
 from .corpus import Source, crawl
 from .dates import now_utc
 from .failpoints import failpoint
-from .queue import fill
 from .redaction import redact, redact_all
+from .review import fill
 
 log = logging.getLogger("evidence.nightly")
 

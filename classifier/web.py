@@ -2,7 +2,7 @@
 
 Pages: the queue, an item (the source text with each quote highlighted where it sits),
 scores with receipts, evaluation runs with plots, the report draft. Decisions go through
-:func:`classifier.queue.decide`, with the same optimistic concurrency as the CLI.
+:func:`classifier.review.decide`, with the same optimistic concurrency as the CLI.
 
 Safety: every page is rendered by Jinja2 with autoescaping (press-release text is untrusted
 and never rendered as HTML); links to sources only for http(s) URLs; a strict
@@ -36,7 +36,7 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from . import queue as queue_lib
+from . import review
 from . import score as score_lib
 from . import users as users_lib
 from .classify import rubrics_for
@@ -157,7 +157,7 @@ def create_app(
         done = request.query_params.get("done")
         raw = request.query_params.get("from")
         came_from = parse_number(raw, "from") if raw is not None else None
-        return {"action": done, "item": came_from} if done in queue_lib.ACTIONS else None
+        return {"action": done, "item": came_from} if done in review.ACTIONS else None
 
     def cookie(response: Response, name: str, value: str, max_age: int | None) -> None:
         response.set_cookie(name, value, max_age=max_age, httponly=True, samesite="strict",
@@ -240,8 +240,8 @@ def create_app(
         order = q.get("order") or "attention"
         if state not in (None, "pending", "accepted", "rejected"):
             raise HTTPException(400, "state must be pending, accepted or rejected")
-        if order not in queue_lib.ORDERS:
-            raise HTTPException(400, f"order must be one of {', '.join(queue_lib.ORDERS)}")
+        if order not in review.ORDERS:
+            raise HTTPException(400, f"order must be one of {', '.join(review.ORDERS)}")
         return {"member": q.get("member") or None,
                 "commitment": parse_number(commitment, "commitment") if commitment else None,
                 "state": state, "flag": q.get("flag") or None, "order": order}  # fmt: skip
@@ -256,8 +256,8 @@ def create_app(
         # bounded so that the row offset, (page - 1) * PAGE_SIZE, still fits SQLite's integer
         page = parse_number(raw, "page", minimum=1, maximum=SQLITE_MAX_INT // PAGE_SIZE)
         notice = saved(request)
-        rows = queue_lib.list_items(db(), **f, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
-        counts = queue_lib.count_items(db(), member=f["member"], commitment=f["commitment"], flag=f["flag"])
+        rows = review.list_items(db(), **f, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+        counts = review.count_items(db(), member=f["member"], commitment=f["commitment"], flag=f["flag"])
         shown = counts[f["state"]] if f["state"] else counts["total"]
         members = [r[0] for r in db().execute("select distinct member from queue_items order by 1")]
         commitments = list(rubrics)
@@ -268,14 +268,14 @@ def create_app(
 
     def item_context(item_id: int) -> dict[str, Any]:
         try:
-            state = queue_lib.state_of(db(), item_id)
-        except queue_lib.QueueError:
+            state = review.state_of(db(), item_id)
+        except review.QueueError:
             raise HTTPException(404, f"no queue item {item_id}") from None
-        source = queue_lib.source_of(db(), state.item) or {}
+        source = review.source_of(db(), state.item) or {}
         rubric = rubrics.get(state.item["commitment"])
         dims = state.suggestion.get("dimensions", {})
         names = {d.id: d.name for d in rubric.dimensions} if rubric else {}
-        neighbours = [r["id"] for r in queue_lib.list_items(db(), state="pending", limit=2)
+        neighbours = [r["id"] for r in review.list_items(db(), state="pending", limit=2)
                       if r["id"] != item_id]  # fmt: skip
         return {
             "s": state,
@@ -323,15 +323,15 @@ def create_app(
             k: str(form[k]) for k in ("reason", "dimension", "label", "summary", "note") if form.get(k)
         }
         try:
-            queue_lib.decide(db(), item_id, request.state.user.name, action, version, **payload)
-        except queue_lib.StaleItem as exc:
+            review.decide(db(), item_id, request.state.user.name, action, version, **payload)
+        except review.StaleItem as exc:
             return render(request, "item.html", 409, conflict=str(exc), **item_context(item_id))
-        except queue_lib.QueueError as exc:
+        except review.QueueError as exc:
             if "no queue item" in str(exc):
                 raise HTTPException(404, str(exc)) from None
             return render(request, "item.html", 400, problem=str(exc), **item_context(item_id))
         if action in ("accept", "reject"):
-            following = [r["id"] for r in queue_lib.list_items(db(), state="pending", limit=1)]
+            following = [r["id"] for r in review.list_items(db(), state="pending", limit=1)]
             target = f"/items/{following[0]}" if following else "/queue"
             return RedirectResponse(f"{target}?done={action}&from={item_id}", status_code=303)
         return RedirectResponse(f"/items/{item_id}?done={action}", status_code=303)

@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-from classifier import corpus, queue
+from classifier import corpus, review
 from classifier.classify import Classifier, document_items, rubrics_for
 from classifier.config import Config
 from classifier.store import open_db
@@ -34,7 +34,7 @@ def prepared(tmp_path_factory):
         asyncio.run(corpus.fetch_targets(db, targets, Config(fetch=fetch_config())))
     classifier = Classifier(db, Config(), backend="baseline")
     asyncio.run(classifier.run(document_items(db, rubrics_for(18))))
-    counts = queue.fill(db)
+    counts = review.fill(db)
     assert counts["added"] > 0
     db.conn.close()
     return path
@@ -47,26 +47,26 @@ def db(prepared, isolated_db):
 
 
 def first_item(db) -> int:
-    return queue.list_items(db, limit=1)[0]["id"]
+    return review.list_items(db, limit=1)[0]["id"]
 
 
 def test_fill_is_idempotent_and_one_item_per_document_commitment_member(db):
     before = db["queue_items"].count
-    assert queue.fill(db) == {"added": 0, "updated": 0, "unchanged": before, "changed_after_decision": 0}
+    assert review.fill(db) == {"added": 0, "updated": 0, "unchanged": before, "changed_after_decision": 0}
     keys = db.execute("select document_id, commitment, member from queue_items").fetchall()
     assert len(keys) == len(set(keys)) == before
 
 
 def test_decisions_derive_the_state_and_are_append_only(db):
     item = first_item(db)
-    v = queue.state_of(db, item).version
-    queue.decide(db, item, "ana", "relabel", v, dimension="border_management", label="weak")
-    queue.decide(
+    v = review.state_of(db, item).version
+    review.decide(db, item, "ana", "relabel", v, dimension="border_management", label="weak")
+    review.decide(
         db, item, "ana", "edit", v + 1, summary="On 4 July 2024, the CBSA announced new regulations."
     )
-    queue.decide(db, item, "ana", "note", v + 2, note="check the date")
-    queue.decide(db, item, "ben", "accept", v + 3)
-    state = queue.state_of(db, item)
+    review.decide(db, item, "ana", "note", v + 2, note="check the date")
+    review.decide(db, item, "ben", "accept", v + 3)
+    state = review.state_of(db, item)
     assert state.state == "accepted" and state.labels["border_management"] == "weak"
     assert state.summary.startswith("On 4 July 2024, the CBSA")
     assert [d["analyst"] for d in state.history] == ["ana", "ana", "ana", "ben"]
@@ -79,11 +79,11 @@ def test_decisions_derive_the_state_and_are_append_only(db):
 
 def test_stale_decision_is_refused_with_what_changed(db):
     item = first_item(db)
-    v = queue.state_of(db, item).version
-    queue.decide(db, item, "ana", "accept", v)
-    with pytest.raises(queue.StaleItem, match=r"changed since version \d+ .*ana accept"):
-        queue.decide(db, item, "ben", "reject", v, reason="not an action")
-    assert queue.state_of(db, item).state == "accepted"
+    v = review.state_of(db, item).version
+    review.decide(db, item, "ana", "accept", v)
+    with pytest.raises(review.StaleItem, match=r"changed since version \d+ .*ana accept"):
+        review.decide(db, item, "ben", "reject", v, reason="not an action")
+    assert review.state_of(db, item).state == "accepted"
 
 
 @pytest.mark.parametrize(
@@ -99,59 +99,59 @@ def test_stale_decision_is_refused_with_what_changed(db):
 )
 def test_bad_decisions_are_refused_and_write_nothing(db, analyst, action, payload, message):
     item = first_item(db)
-    v = queue.state_of(db, item).version
-    with pytest.raises(queue.QueueError, match=message):
-        queue.decide(db, item, analyst, action, v, **payload)
-    assert db["decisions"].count == 0 and queue.state_of(db, item).version == v
+    v = review.state_of(db, item).version
+    with pytest.raises(review.QueueError, match=message):
+        review.decide(db, item, analyst, action, v, **payload)
+    assert db["decisions"].count == 0 and review.state_of(db, item).version == v
 
 
 def test_reclassification_updates_pending_items_and_marks_decided_ones(db):
-    decided, pending = [r["id"] for r in queue.list_items(db, limit=2)]
-    queue.decide(db, decided, "ana", "accept", queue.state_of(db, decided).version)
+    decided, pending = [r["id"] for r in review.list_items(db, limit=2)]
+    review.decide(db, decided, "ana", "accept", review.state_of(db, decided).version)
     for item_id in (decided, pending):
-        cid = queue.get_item(db, item_id)["classification_id"]
+        cid = review.get_item(db, item_id)["classification_id"]
         row = db["classifications"].get(cid)
         db["classifications"].update(cid, {"summary": row["summary"] + " (re-run)"})
-    counts = queue.fill(db)
+    counts = review.fill(db)
     assert counts["changed_after_decision"] >= 1 and counts["updated"] >= 1
-    state = queue.state_of(db, decided)
+    state = review.state_of(db, decided)
     assert state.state == "accepted" and state.suggestion_changed  # shown for the analyst to revisit
-    assert not queue.state_of(db, pending).suggestion_changed
+    assert not review.state_of(db, pending).suggestion_changed
 
 
 def test_claims_expire(db):
-    mine = queue.claim(db, "ana", count=2, minutes=60)
+    mine = review.claim(db, "ana", count=2, minutes=60)
     assert len(mine) == 2
-    others = queue.claim(db, "ben", count=50)
+    others = review.claim(db, "ben", count=50)
     assert not set(mine) & set(others)
     db.execute("update claims set expires_utc = '2000-01-01T00:00:00+00:00'")
-    assert set(mine) <= set(queue.claim(db, "ben", count=50))
+    assert set(mine) <= set(review.claim(db, "ben", count=50))
 
 
 def test_orderings(db):
-    by_attention = queue.list_items(db, order="attention")
+    by_attention = review.list_items(db, order="attention")
     assert [r["attention"] for r in by_attention] == sorted(
         (r["attention"] for r in by_attention), reverse=True
     )
-    by_member = queue.list_items(db, order="member")
+    by_member = review.list_items(db, order="member")
     assert [r["member"] for r in by_member] == sorted(r["member"] for r in by_member)
-    with pytest.raises(queue.QueueError, match="order must be one of"):
-        queue.list_items(db, order="random")
+    with pytest.raises(review.QueueError, match="order must be one of"):
+        review.list_items(db, order="random")
 
 
 RACE = textwrap.dedent(
     """
     import sys, time
-    from classifier import queue
+    from classifier import review
     from classifier.store import open_db
     db = open_db(sys.argv[1])
     item, version, analyst, start = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], float(sys.argv[5])
     while time.time() < start:
         pass
     try:
-        queue.decide(db, item, analyst, "accept", version)
+        review.decide(db, item, analyst, "accept", version)
         print("landed")
-    except queue.StaleItem as exc:
+    except review.StaleItem as exc:
         print("refused:", exc)
     """
 )
@@ -162,7 +162,7 @@ def test_two_processes_deciding_at_once_one_lands(db, isolated_db, tmp_path):
     import time
 
     item = first_item(db)
-    version = queue.state_of(db, item).version
+    version = review.state_of(db, item).version
     script = tmp_path / "race.py"
     script.write_text(RACE, encoding="utf-8")
     for _ in range(3):
@@ -206,8 +206,8 @@ def test_killed_mid_decision_leaves_nothing(db, isolated_db, tmp_path):
     fresh = open_db(isolated_db)
     assert fresh["decisions"].count == 0
     assert fresh.execute("pragma integrity_check").fetchone()[0] == "ok"
-    v = queue.state_of(fresh, item).version
-    queue.decide(fresh, item, "ana", "accept", v)  # the database is usable and consistent
+    v = review.state_of(fresh, item).version
+    review.decide(fresh, item, "ana", "accept", v)  # the database is usable and consistent
     assert json.loads(fresh["decisions"].get(1)["payload"]) == {}
     assert os.path.exists(isolated_db)
 
@@ -216,17 +216,17 @@ def test_scores_count_confirmed_evidence_only(db):
     from classifier.score import commitment_table, explain, member_scores
 
     rubric = rubrics_for(18)[0]
-    items = {r["id"]: r for r in queue.list_items(db, commitment=18, limit=500)}
-    member = next(r["member"] for r in items.values() if r["member"] != queue.UNKNOWN_MEMBER)
+    items = {r["id"]: r for r in review.list_items(db, commitment=18, limit=500)}
+    member = next(r["member"] for r in items.values() if r["member"] != review.UNKNOWN_MEMBER)
     mine = [i for i, r in items.items() if r["member"] == member]
     (before,) = member_scores(db, rubric, member=member)
     assert before["confirmed"] == 0 and before["pending"] == len(mine) and before["provisional"]
     assert set(before["labels"].values()) == {"none"} and before["score"] == -1  # nothing confirmed yet
     (pending_view,) = member_scores(db, rubric, member=member, include_pending=True)
     chosen = mine[0]
-    state = queue.state_of(db, chosen)
-    queue.decide(db, chosen, "ana", "relabel", state.version, dimension="border_management", label="strong")
-    queue.decide(db, chosen, "ana", "accept", state.version + 1)
+    state = review.state_of(db, chosen)
+    review.decide(db, chosen, "ana", "relabel", state.version, dimension="border_management", label="strong")
+    review.decide(db, chosen, "ana", "accept", state.version + 1)
     (after,) = member_scores(db, rubric, member=member)
     assert after["confirmed"] == 1 and after["pending"] == len(mine) - 1
     assert after["labels"]["border_management"] == "strong"
@@ -258,7 +258,7 @@ def test_queue_commands(db, monkeypatch):
     assert cli("queue", "accept", str(item)).output.startswith("error: a decision needs an analyst")
     monkeypatch.setenv("EVIDENCE_ANALYST", "ana")
     assert "needs a reason" in cli("queue", "reject", str(item)).output
-    version = queue.state_of(db, item).version
+    version = review.state_of(db, item).version
     assert "now accepted" in cli("queue", "accept", str(item), "--version", str(version)).output
     stale = cli("queue", "note", str(item), "late note", "--version", str(version), "--analyst", "ben")
     assert (
@@ -285,14 +285,14 @@ def test_queue_next_is_keyboard_driven(db):
 
 def test_score_explain_and_report_draft(db, monkeypatch):
     monkeypatch.setenv("EVIDENCE_ANALYST", "ana")
-    rows = queue.list_items(db, commitment=18, limit=500)
-    item = next(r for r in rows if r["member"] != queue.UNKNOWN_MEMBER)
+    rows = review.list_items(db, commitment=18, limit=500)
+    item = next(r for r in rows if r["member"] != review.UNKNOWN_MEMBER)
     member = item["member"]
-    v = queue.state_of(db, item["id"]).version
-    queue.decide(
+    v = review.state_of(db, item["id"]).version
+    review.decide(
         db, item["id"], "ana", "edit", v, summary="On 4 July 2024, <script>alert(1)</script> officers acted."
     )
-    queue.decide(db, item["id"], "ana", "accept", v + 1)
+    review.decide(db, item["id"], "ana", "accept", v + 1)
     table = cli("score", "--commitment", "18")
     assert table.exit_code == 0 and "18. Migration and Refugees: Border Management" in table.output
     assert "Average" in table.output
@@ -321,14 +321,14 @@ def test_backends_that_disagree_need_attention_first(db):
     dims[first]["label"] = "none" if dims[first]["label"] != "none" else "strong"
     other.update({"id": None, "model": "another-model", "backend": "openai", "dimensions": json.dumps(dims)})
     db["classifications"].insert(other)
-    queue.fill(db)
+    review.fill(db)
     flagged = [
         r
-        for r in queue.list_items(db, order="attention", limit=500)
+        for r in review.list_items(db, order="attention", limit=500)
         if "backends-disagree" in (r["flags"] or "")
     ]
     assert flagged
-    top = queue.list_items(db, order="attention", limit=1)[0]
+    top = review.list_items(db, order="attention", limit=1)[0]
     assert top["attention"] >= 3
 
 
@@ -340,11 +340,11 @@ def decision_rows(db) -> list[tuple]:
 
 def test_deciding_without_a_version_is_refused_once_another_analyst_decided(db):
     item = first_item(db)
-    v = queue.state_of(db, item).version
+    v = review.state_of(db, item).version
     # nobody decided yet: without --version the decision is on the suggestion, as shown
     first = cli("queue", "reject", str(item), "--reason", "already counted", "--analyst", "ana")
     assert first.exit_code == 0 and "now rejected" in first.output
-    before = (decision_rows(db), queue.state_of(db, item).version)
+    before = (decision_rows(db), review.state_of(db, item).version)
     # ben never saw ana's reject: his accept without --version must not silently replace it
     refused = cli("queue", "accept", str(item), "--analyst", "ben")
     assert refused.exit_code == 1, refused.output
@@ -356,18 +356,18 @@ def test_deciding_without_a_version_is_refused_once_another_analyst_decided(db):
         refused.output.strip().splitlines()[-1].startswith("error: item ")
     )  # one error line, after the history
     assert "Traceback" not in refused.output
-    dim = next(iter(queue.state_of(db, item).labels))
+    dim = next(iter(review.state_of(db, item).labels))
     for args in (("relabel", str(item), dim, "weak"), ("edit", str(item), "On 4 July 2024, a new summary.")):
         assert cli("queue", *args, "--analyst", "ben").exit_code == 1
-    assert (decision_rows(db), queue.state_of(db, item).version) == before  # nothing changed
-    assert queue.state_of(db, item).state == "rejected"
+    assert (decision_rows(db), review.state_of(db, item).version) == before  # nothing changed
+    assert review.state_of(db, item).state == "rejected"
     # a note overrides nothing: taken without --version
     assert cli("queue", "note", str(item), "asked ana why", "--analyst", "ben").exit_code == 0
     # with the version he has now looked at, or --force, ben decides
     forced = cli("queue", "accept", str(item), "--analyst", "ben", "--force")
     assert forced.exit_code == 0 and "now accepted" in forced.output
     assert [r[1:3] for r in decision_rows(db)] == [("ana", "reject"), ("ben", "note"), ("ben", "accept")]
-    current = queue.state_of(db, item).version
+    current = review.state_of(db, item).version
     assert (
         cli("queue", "reject", str(item), "-r", "dup", "-a", "ana", "--version", str(current)).exit_code == 0
     )
@@ -375,24 +375,24 @@ def test_deciding_without_a_version_is_refused_once_another_analyst_decided(db):
 
 def test_a_new_suggestion_after_the_decisions_can_be_decided_without_a_version(db):
     item = first_item(db)
-    queue.decide(db, item, "ana", "accept", queue.state_of(db, item).version)
-    assert [d["analyst"] for d in queue.decisions_since_suggestion(queue.state_of(db, item))] == ["ana"]
-    cid = queue.get_item(db, item)["classification_id"]
+    review.decide(db, item, "ana", "accept", review.state_of(db, item).version)
+    assert [d["analyst"] for d in review.decisions_since_suggestion(review.state_of(db, item))] == ["ana"]
+    cid = review.get_item(db, item)["classification_id"]
     db["classifications"].update(cid, {"summary": db["classifications"].get(cid)["summary"] + " (re-run)"})
-    assert queue.fill(db)["changed_after_decision"] >= 1
-    state = queue.state_of(db, item)
-    assert queue.decisions_since_suggestion(state) == []  # ana decided on the old suggestion
-    queue.decide_current(db, item, "ben", "reject", reason="the new text is not an action")
-    assert queue.state_of(db, item).state == "rejected"
-    with pytest.raises(queue.UnseenDecisions, match="ben reject"):
-        queue.decide_current(db, item, "ana", "accept")
+    assert review.fill(db)["changed_after_decision"] >= 1
+    state = review.state_of(db, item)
+    assert review.decisions_since_suggestion(state) == []  # ana decided on the old suggestion
+    review.decide_current(db, item, "ben", "reject", reason="the new text is not an action")
+    assert review.state_of(db, item).state == "rejected"
+    with pytest.raises(review.UnseenDecisions, match="ben reject"):
+        review.decide_current(db, item, "ana", "accept")
 
 
 def test_decide_current_checks_the_input_before_the_history(db):
     item = first_item(db)
-    queue.decide(db, item, "ana", "accept", queue.state_of(db, item).version)
-    with pytest.raises(queue.QueueError, match="needs a reason"):
-        queue.decide_current(db, item, "ben", "reject")
+    review.decide(db, item, "ana", "accept", review.state_of(db, item).version)
+    with pytest.raises(review.QueueError, match="needs a reason"):
+        review.decide_current(db, item, "ben", "reject")
 
 
 @pytest.mark.parametrize("number", ["99999999999999999999", str(2**63)])
