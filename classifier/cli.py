@@ -20,7 +20,7 @@ from .gold import ManifestError
 from .prompts import PromptError
 from .redaction import redact
 from .reports import ReportParseError
-from .review import QueueError
+from .review import STATES, QueueError, check_state
 from .rubric import RubricError, format_score, load_rubrics, score_gold, score_range
 from .store import StoreError, corpus_dir, open_db, resolve_db_path, results_dir
 from .users import UserError
@@ -39,6 +39,8 @@ USER_ERRORS = (
     ValueError,
     FileNotFoundError,
 )
+
+STATE_HELP = f"{', '.join(STATES[:-1])} or {STATES[-1]}."  # the --state options' help
 
 app = typer.Typer(
     help="Evidence classifier for G7 compliance monitoring: gold from compliance reports, "
@@ -777,10 +779,10 @@ def queue_fill() -> None:
 def queue_list(
     member: Annotated[str | None, typer.Option("--member", "-m", help="Member code or name.")] = None,
     commitment: Annotated[int | None, typer.Option("--commitment", "-c", help="Commitment number.")] = None,
-    state: Annotated[str | None, typer.Option("--state", help="pending, accepted or rejected.")] = None,
+    state: Annotated[str | None, typer.Option("--state", help=STATE_HELP)] = None,
     flag: Annotated[
         str | None,
-        typer.Option("--flag", help="Only items with this flag (e.g. ungrounded, outside_period)."),
+        typer.Option("--flag", help="Only items with this flag (e.g. ungrounded, outside-period)."),
     ] = None,
     order: Annotated[
         str, typer.Option("--order", help="attention (needs attention first), member, commitment or date.")
@@ -813,17 +815,19 @@ def queue_list(
         typer.echo("no queue items match")
 
 
-def _highlight(text: str, quotes: list[dict], width: int = 160) -> list[str]:
+def _highlight(text: str, dim: str, quotes: list[dict], width: int = 160) -> list[str]:
     """Each located quote with the text around it, the quote in [[double brackets]]."""
+    from .review import quote_segments
+
     out = []
     for q in quotes:
         if q.get("start") is None:
             out.append(f'      NOT IN THE DOCUMENT: "{q["quote"]}"')
             continue
         s, e = q["start"], q["end"]
-        before = text[max(0, s - width // 2) : s].replace("\n", " ")
-        after = text[e : e + width // 2].replace("\n", " ")
-        out.append(f"      …{before}[[{text[s:e]}]]{after}…  ({q['method']}, {s}-{e})")
+        around = quote_segments(text, {dim: {"quotes": [q]}}, s - width // 2, e + width // 2)
+        shown = "".join(f"[[{g.text}]]" if g.dims else g.text.replace("\n", " ") for g in around)
+        out.append(f"      …{shown}…  ({q['method']}, {s}-{e})")
     return out
 
 
@@ -853,7 +857,7 @@ def queue_show(item_id: Annotated[int, typer.Argument(help="Queue item id.")]) -
         detail = sug["dimensions"].get(dim, {})
         changed = "" if label == sug["labels"].get(dim) else f" (suggested {sug['labels'].get(dim)})"
         typer.echo(f"  {dim}: {label}{changed} — {detail.get('rationale', '')}")
-        for line in _highlight(text, detail.get("quotes", [])):
+        for line in _highlight(text, dim, detail.get("quotes", [])):
             typer.echo(line)
     for d in st.history:
         typer.echo(
@@ -969,7 +973,7 @@ def queue_stats() -> None:
 @handled
 def queue_export(
     format: Annotated[str, typer.Option("--format", "-f", help="csv or jsonl.")] = "jsonl",
-    state: Annotated[str | None, typer.Option("--state", help="pending, accepted or rejected.")] = None,
+    state: Annotated[str | None, typer.Option("--state", help=STATE_HELP)] = None,
 ) -> None:
     """Every item with its current state, labels, summary and decisions, as CSV or JSON lines."""
     import csv
@@ -978,8 +982,7 @@ def queue_export(
 
     if format not in ("csv", "jsonl"):
         raise ValueError(f"--format must be csv or jsonl, not {format!r}")
-    if state not in (None, "pending", "accepted", "rejected"):
-        raise QueueError("state must be pending, accepted or rejected")
+    check_state(state)
     records = []
     for st in review.states(_db()):
         if state and st.state != state:
@@ -1036,7 +1039,11 @@ def queue_next(
         rows = [
             r
             for r in review.list_items(
-                db, member=gold_lib.resolve_member(member), commitment=commitment, state="pending", limit=200
+                db,
+                member=gold_lib.resolve_member(member),
+                commitment=commitment,
+                state=review.PENDING,
+                limit=200,
             )
             if r["id"] not in skipped and r["claimed_by"] in (None, who)
         ]

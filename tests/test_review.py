@@ -408,3 +408,102 @@ def test_ids_and_versions_beyond_sqlite_are_one_line_errors(db, number):
         assert result.exit_code == 1 and result.output.startswith("error: no "), (args, result.output)
         assert "Traceback" not in result.output
     assert db["decisions"].count == 0
+
+
+# -- flags: one spelling, and databases from before it -------------------------------------------------
+
+
+def _old_database():
+    """A database at m010, holding what the code of then stored: a document classified by two
+    models that disagree, the newest flagging ``outside_period`` (snake_case, as then), the queue
+    filled from it, the item accepted, and an evaluation prediction with the same flags."""
+    from classifier.migrations import migrations
+
+    db = open_db(migrate=False)
+    migrations.apply(db, stop_before="m011_kebab_case_flags")
+    text = "On 3 March 2026 the agency opened a border post."
+    doc = db["documents"].insert({"canonical_url": "https://example.org/a", "current_version": 1}).last_pk
+    db["document_versions"].insert(
+        {
+            "document_id": doc,
+            "version": 1,
+            "content_sha256": "sha256:t",
+            "text": text,
+            "published": "2026-03-03",
+        }
+    )
+    old_flags = ["ungrounded", "outside_period", "excluded:border_enforcement"]
+    for model, label, flags in (("m-old", "none", []), ("m-new", "strong", old_flags)):
+        db["classifications"].insert(
+            {
+                "document_id": doc, "version": 1, "content_sha": "sha256:t", "commitment": 18,
+                "backend": "baseline", "model": model, "prompt_name": "classify-v2", "prompt_sha": model,
+                "status": "ok", "relevant": 1, "members": '["Canada"]', "action_date": "2026-03-03",
+                "summary": "A border post opened.", "confidence": 0.9, "flags": json.dumps(flags),
+                "dimensions": json.dumps({"border_management": {"label": label, "quotes": []}}),
+            }
+        )  # fmt: skip
+    assert review.fill(db)["added"] == 1
+    item = review.list_items(db)[0]
+    review.decide(db, item["id"], "ana", "accept", item["version"])
+    db["eval_runs"].insert({"id": "r1", "mode": "title", "metrics": "{}"})
+    prediction = {"relevant": True, "flags": old_flags, "summary": "outside_period stays in a summary"}
+    db["eval_predictions"].insert({"run_id": "r1", "item_id": "g1", "prediction": json.dumps(prediction)})
+    db["eval_predictions"].insert({"run_id": "r1", "item_id": "g2", "prediction": json.dumps(None)})
+    db.conn.close()
+    return item
+
+
+def test_upgrade_rewrites_snake_case_flags_and_keeps_items_unchanged(isolated_db):
+    item = _old_database()
+    before = open_db(migrate=False)
+    assert "outside_period" in json.loads(before["queue_items"].get(item["id"])["suggestion"])["flags"]
+    old_item = before["queue_items"].get(item["id"])
+    decisions = list(before["decisions"].rows)
+    before.conn.close()
+
+    db = open_db()
+    new = ["ungrounded", "outside-period", "excluded:border_enforcement"]
+    by_model = {r["model"]: json.loads(r["flags"]) for r in db["classifications"].rows}
+    assert by_model == {"m-old": [], "m-new": new}
+    upgraded = db["queue_items"].get(item["id"])
+    assert json.loads(upgraded["suggestion"])["flags"] == [*new, "backends-disagree"]
+    assert upgraded["suggestion_sha"] != old_item["suggestion_sha"]
+    assert {k: upgraded[k] for k in ("version", "state", "attention")} == {
+        k: old_item[k] for k in ("version", "state", "attention")
+    }
+    assert list(db["decisions"].rows) == decisions
+    # the stored hash is the one filling computes: the next fill finds the item unchanged
+    assert review.fill(db) == {"added": 0, "updated": 0, "unchanged": 1, "changed_after_decision": 0}
+    assert [r["id"] for r in review.list_items(db, flag="outside-period")] == [item["id"]]
+    assert [r["id"] for r in review.list_items(db, flag="outside_period")] == [item["id"]]  # the old word
+    predictions = [json.loads(r["prediction"]) for r in db["eval_predictions"].rows]
+    assert predictions[0]["flags"] == new and predictions[0]["summary"] == "outside_period stays in a summary"
+    assert predictions[1] is None
+
+
+def test_blank_database_gets_kebab_case_flags_only(isolated_db):
+    from classifier.flags import Flag
+    from classifier.migrations import migrations
+
+    db = open_db()
+    assert "m011_kebab_case_flags" in {m.name for m in migrations.applied(db)}
+    assert db["classifications"].count == 0 and db["queue_items"].count == 0
+    assert all(f.value == f.value.lower() and "_" not in f.value for f in Flag)
+
+
+def test_states_and_the_state_rule_are_one(db):
+    """The state a decision sets is the same read item by item, in bulk, for scoring and in the column."""
+    ids = [r["id"] for r in review.list_items(db, limit=3)]
+    assert len(ids) == 3
+    for item, action, extra in zip(
+        ids, ("accept", "reject", "note"), ({}, {"reason": "no"}, {"note": "n"}), strict=True
+    ):
+        review.decide(db, item, "ana", action, review.state_of(db, item).version, **extra)
+    expected = {ids[0]: "accepted", ids[1]: "rejected", ids[2]: "pending"}
+    assert {i: review.state_of(db, i).state for i in ids} == expected
+    assert {s.item["id"]: s.state for s in review.states(db) if s.item["id"] in ids} == expected
+    assert {i: st for i, _, st, _ in review.label_states(db) if i in ids} == expected
+    assert {r["id"]: r["state"] for r in review.list_items(db, limit=500) if r["id"] in ids} == expected
+    with pytest.raises(review.QueueError, match="state must be pending, accepted or rejected"):
+        review.check_state("done")

@@ -67,7 +67,7 @@ def build(db, items: int, rubrics) -> None:
         labels = {d: rng.choice(["strong", "weak", "none"]) for d in rubric.dimension_ids}
         dims = {d: {"label": v, "rationale": "r", "quotes": [{"quote": "seized boats", "start": 24, "end": 36,
                 "method": "exact", "score": 100.0}], "grounded": True} for d, v in labels.items()}  # fmt: skip
-        flags = rng.choice([[], [], ["ungrounded"], ["outside_period"]])
+        flags = rng.choice([[], [], ["ungrounded"], ["outside-period"]])
         suggestion = {"labels": labels, "dimensions": dims, "summary": f"On 4 July 2024, item {i}.",
                       "action_date": "2024-07-04", "confidence": rng.random(), "flags": flags, "relevant": True,
                       "backend": "baseline", "model": "m", "prompt": "classify-v1", "members": []}  # fmt: skip
