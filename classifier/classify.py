@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from . import instructions
 from .config import Config
-from .dates import now_utc
+from .dates import new_run_id, now_utc
 from .flags import Flag, excluded
 from .grounding import locate
 from .llm import CallResult, make_backend, unexpected
@@ -123,7 +123,7 @@ class ClassifySummary:
     cached_tokens: int = 0
     cost: float = 0.0
     elapsed: float = 0.0
-    run_id: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f"))
+    run_id: str = field(default_factory=new_run_id)
 
     @property
     def failures(self) -> int:

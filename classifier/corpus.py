@@ -15,7 +15,6 @@ import datetime as dt
 import hashlib
 import json
 import time
-import uuid
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -30,7 +29,7 @@ import sqlite_utils
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from .config import Config
-from .dates import now_utc
+from .dates import new_run_id, now_utc
 from .extract import Extracted, ExtractionFailed, ExtractionSkipped, extract
 from .fetch import Fetcher, FetchResult, InvalidURL, host_of, normalize_url
 from .files import first_problem, read_toml
@@ -112,7 +111,7 @@ class Summary:
     discovered: int = 0
     requests: int = 0
     elapsed: float = 0.0
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    run_id: str = field(default_factory=new_run_id)
 
     @property
     def failures(self) -> int:

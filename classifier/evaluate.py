@@ -35,6 +35,7 @@ from sklearn.metrics import (
 
 from .classify import Classifier, text_item
 from .config import Config
+from .dates import new_run_id
 from .flags import Flag
 from .gold import current_commitments, evidence_items
 from .rubric import Rubric, average_of, format_average, score
@@ -367,8 +368,7 @@ def run_eval(
             "latency_ms": latency,
         },
     }
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")[:-3]
-    run_id = f"{stamp}-{mode}-{classifier.backend.name}"
+    run_id = new_run_id(mode, classifier.backend.name)
     record = {
         "id": run_id,
         "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
