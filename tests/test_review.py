@@ -507,3 +507,19 @@ def test_states_and_the_state_rule_are_one(db):
     assert {r["id"]: r["state"] for r in review.list_items(db, limit=500) if r["id"] in ids} == expected
     with pytest.raises(review.QueueError, match="state must be pending, accepted or rejected"):
         review.check_state("done")
+
+
+def test_cli_and_web_mark_the_same_quote_text(db):
+    """`queue show` brackets exactly the stretches the web marks: one highlighting rule."""
+    item = next(
+        s
+        for s in review.states(db)
+        if any(q.get("start") is not None for d in s.suggestion["dimensions"].values() for q in d["quotes"])
+    )
+    text = review.source_of(db, item.item)["text"]
+    marked = {g.text for g in review.quote_segments(text, item.suggestion["dimensions"]) if g.dims}
+    shown = cli("queue", "show", str(item.item["id"])).output
+    bracketed = set(re.findall(r"\[\[(.*?)\]\]", shown, flags=re.S))
+    assert marked and bracketed
+    # each bracketed quote is one quote; the web's marks are those quotes cut where they overlap
+    assert all(any(m in b for b in bracketed) for m in marked)
