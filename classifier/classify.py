@@ -23,8 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from . import instructions
 from .config import Config
-from .dates import now_utc
+from .dates import new_run_id, now_utc
 from .documents import CURRENT_VERSIONS
+from .flags import Flag, excluded
 from .grounding import locate
 from .llm import Backend, CallResult, make_backend, unexpected
 from .models import ClassificationBase, DimensionLabel
@@ -68,7 +69,7 @@ def ground(
 
     ``planted`` are the document's instruction-like sentences (:mod:`classifier.instructions`,
     found when not given): a quote that falls in one is marked and grounds nothing, and the
-    item is flagged ``instruction-like-text``.
+    item is flagged ``instruction-like-text``. The flags are :class:`classifier.flags.Flag`.
     """
     planted = instructions.find(document) if planted is None else planted
     dims = {}
@@ -91,16 +92,16 @@ def ground(
             "grounded": grounded,
         }
     if any(not d["grounded"] for d in dims.values()):
-        flags.append("ungrounded")
+        flags.append(Flag.UNGROUNDED)
     when = output.get("action_date")
     outside = output.get("outside_period", False)
     if when:
         outside = not (rubric.period_start <= dt.date.fromisoformat(when) <= rubric.period_end)
     if outside:
-        flags.append("outside_period")
-    flags += [f"excluded:{e}" for e in output.get("exclusions", [])]
+        flags.append(Flag.OUTSIDE_PERIOD)
+    flags += [excluded(e) for e in output.get("exclusions", [])]
     if truncated:
-        flags.append("truncated")
+        flags.append(Flag.TRUNCATED)
     if planted:
         flags.append(instructions.FLAG)
     return dims, flags
@@ -122,7 +123,7 @@ class ClassifySummary:
     cached_tokens: int = 0
     cost: float = 0.0
     elapsed: float = 0.0
-    run_id: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f"))
+    run_id: str = field(default_factory=new_run_id)
 
     @property
     def failures(self) -> int:

@@ -20,9 +20,9 @@ from .config import ConfigError, load_config
 from .gold import ManifestError
 from .models import MEMBER_CODES, MEMBERS, resolve_member
 from .prompts import PromptError
-from .queue import QueueError
 from .redaction import redact
 from .reports import ReportParseError
+from .review import STATES, QueueError, check_state
 from .rubric import RubricError, format_score, load_rubrics, rubrics_for, score_gold, score_range
 from .sources import SourcesError
 from .store import StoreError, corpus_dir, open_db, resolve_db_path, results_dir
@@ -42,6 +42,8 @@ USER_ERRORS = (
     ValueError,
     FileNotFoundError,
 )
+
+STATE_HELP = f"{', '.join(STATES[:-1])} or {STATES[-1]}."  # the --state options' help
 
 app = typer.Typer(
     help="Evidence classifier for G7 compliance monitoring: gold from compliance reports, "
@@ -638,9 +640,9 @@ def classify_command(
         stop()
     for line in summary.lines():
         typer.echo(line)
-    from . import queue as queue_lib
+    from . import review
 
-    counts = queue_lib.fill(db)
+    counts = review.fill(db)
     typer.echo(
         f"queue: {counts['added']} new items, {counts['updated']} updated, "
         f"{counts['changed_after_decision']} changed after a decision"
@@ -728,21 +730,21 @@ ForceOption = Annotated[
 def _decide(
     item_id: int, analyst: str | None, action: str, version: int | None, force: bool = False, **payload
 ) -> None:
-    from . import queue as queue_lib
+    from . import review
 
     db = _db()
-    who = queue_lib.resolve_analyst(analyst)
+    who = review.resolve_analyst(analyst)
     try:
         if version is None:
-            decision = queue_lib.decide_current(db, item_id, who, action, force=force, **payload)
+            decision = review.decide_current(db, item_id, who, action, force=force, **payload)
         else:
-            decision = queue_lib.decide(db, item_id, who, action, version, **payload)
-    except queue_lib.UnseenDecisions as exc:
+            decision = review.decide(db, item_id, who, action, version, **payload)
+    except review.UnseenDecisions as exc:
         typer.echo(f"item {item_id}'s decisions:", err=True)
         for d in exc.state.history:
             typer.echo(f"  {_history_line(d)}", err=True)
         raise
-    state = queue_lib.state_of(db, item_id)
+    state = review.state_of(db, item_id)
     typer.echo(
         f"decision {decision}: {who} {action} item {item_id} (now {state.state}, version {state.version})"
     )
@@ -765,9 +767,9 @@ def _history_line(d: dict) -> str:
 @handled
 def queue_fill() -> None:
     """Turn classifications into queue items (also done by `evidence classify`)."""
-    from . import queue as queue_lib
+    from . import review
 
-    counts = queue_lib.fill(_db())
+    counts = review.fill(_db())
     typer.echo(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items()))
 
 
@@ -776,10 +778,10 @@ def queue_fill() -> None:
 def queue_list(
     member: Annotated[str | None, typer.Option("--member", "-m", help="Member code or name.")] = None,
     commitment: Annotated[int | None, typer.Option("--commitment", "-c", help="Commitment number.")] = None,
-    state: Annotated[str | None, typer.Option("--state", help="pending, accepted or rejected.")] = None,
+    state: Annotated[str | None, typer.Option("--state", help=STATE_HELP)] = None,
     flag: Annotated[
         str | None,
-        typer.Option("--flag", help="Only items with this flag (e.g. ungrounded, outside_period)."),
+        typer.Option("--flag", help="Only items with this flag (e.g. ungrounded, outside-period)."),
     ] = None,
     order: Annotated[
         str, typer.Option("--order", help="attention (needs attention first), member, commitment or date.")
@@ -788,9 +790,9 @@ def queue_list(
     offset: Annotated[int, typer.Option("--offset", help="Skip this many (paging).")] = 0,
 ) -> None:
     """Queue items: id, state, member, commitment, date, flags, claim, summary."""
-    from . import queue as queue_lib
+    from . import review
 
-    rows = queue_lib.list_items(
+    rows = review.list_items(
         _db(),
         member=resolve_member(member),
         commitment=commitment,
@@ -812,17 +814,19 @@ def queue_list(
         typer.echo("no queue items match")
 
 
-def _highlight(text: str, quotes: list[dict], width: int = 160) -> list[str]:
+def _highlight(text: str, dim: str, quotes: list[dict], width: int = 160) -> list[str]:
     """Each located quote with the text around it, the quote in [[double brackets]]."""
+    from .review import quote_segments
+
     out = []
     for q in quotes:
         if q.get("start") is None:
             out.append(f'      NOT IN THE DOCUMENT: "{q["quote"]}"')
             continue
         s, e = q["start"], q["end"]
-        before = text[max(0, s - width // 2) : s].replace("\n", " ")
-        after = text[e : e + width // 2].replace("\n", " ")
-        out.append(f"      …{before}[[{text[s:e]}]]{after}…  ({q['method']}, {s}-{e})")
+        around = quote_segments(text, {dim: {"quotes": [q]}}, s - width // 2, e + width // 2)
+        shown = "".join(f"[[{g.text}]]" if g.dims else g.text.replace("\n", " ") for g in around)
+        out.append(f"      …{shown}…  ({q['method']}, {s}-{e})")
     return out
 
 
@@ -830,12 +834,12 @@ def _highlight(text: str, quotes: list[dict], width: int = 160) -> list[str]:
 @handled
 def queue_show(item_id: Annotated[int, typer.Argument(help="Queue item id.")]) -> None:
     """One item: summary, labels with their quotes highlighted in the text, source, date, history."""
-    from . import queue as queue_lib
+    from . import review
 
     db = _db()
-    st = queue_lib.state_of(db, item_id)
+    st = review.state_of(db, item_id)
     item, sug = st.item, st.suggestion
-    doc = queue_lib.source_of(db, item) or {"url": None, "text": "", "published": None}
+    doc = review.source_of(db, item) or {"url": None, "text": "", "published": None}
     url, text, published = doc["url"], doc["text"], doc["published"]
     typer.echo(
         f"item {item_id}: {item['member']}, commitment {item['commitment']}, {st.state}, version {st.version}"
@@ -852,7 +856,7 @@ def queue_show(item_id: Annotated[int, typer.Argument(help="Queue item id.")]) -
         detail = sug["dimensions"].get(dim, {})
         changed = "" if label == sug["labels"].get(dim) else f" (suggested {sug['labels'].get(dim)})"
         typer.echo(f"  {dim}: {label}{changed} — {detail.get('rationale', '')}")
-        for line in _highlight(text, detail.get("quotes", [])):
+        for line in _highlight(text, dim, detail.get("quotes", [])):
             typer.echo(line)
     for d in st.history:
         typer.echo(
@@ -937,11 +941,11 @@ def queue_claim(
     analyst: AnalystOption = None,
 ) -> None:
     """Claim a batch of pending items (needs attention first); claims expire."""
-    from . import queue as queue_lib
+    from . import review
 
-    ids = queue_lib.claim(
+    ids = review.claim(
         _db(),
-        queue_lib.resolve_analyst(analyst),
+        review.resolve_analyst(analyst),
         count,
         minutes,
         member=resolve_member(member),
@@ -954,9 +958,9 @@ def queue_claim(
 @handled
 def queue_stats() -> None:
     """Pending, accepted and rejected items per commitment and member."""
-    from . import queue as queue_lib
+    from . import review
 
-    rows = queue_lib.stats(_db())
+    rows = review.stats(_db())
     typer.echo(f"{'commitment':>10}  {'member':<18}{'pending':>8}{'accepted':>9}{'rejected':>9}{'total':>7}")
     for r in rows:
         typer.echo(
@@ -968,19 +972,18 @@ def queue_stats() -> None:
 @handled
 def queue_export(
     format: Annotated[str, typer.Option("--format", "-f", help="csv or jsonl.")] = "jsonl",
-    state: Annotated[str | None, typer.Option("--state", help="pending, accepted or rejected.")] = None,
+    state: Annotated[str | None, typer.Option("--state", help=STATE_HELP)] = None,
 ) -> None:
     """Every item with its current state, labels, summary and decisions, as CSV or JSON lines."""
     import csv
 
-    from . import queue as queue_lib
+    from . import review
 
     if format not in ("csv", "jsonl"):
         raise ValueError(f"--format must be csv or jsonl, not {format!r}")
-    if state not in (None, "pending", "accepted", "rejected"):
-        raise QueueError("state must be pending, accepted or rejected")
+    check_state(state)
     records = []
-    for st in queue_lib.states(_db()):
+    for st in review.states(_db()):
         if state and st.state != state:
             continue
         records.append(
@@ -1024,9 +1027,9 @@ def queue_next(
     commitment: Annotated[int | None, typer.Option("--commitment", "-c", help="Commitment number.")] = None,
 ) -> None:
     """Triage in the terminal, one key per action: a accept, r reject, l relabel, e edit, n note, s skip, q quit."""
-    from . import queue as queue_lib
+    from . import review
 
-    who = queue_lib.resolve_analyst(analyst)
+    who = review.resolve_analyst(analyst)
     if not who:
         raise QueueError("a decision needs an analyst: --analyst NAME or EVIDENCE_ANALYST")
     db = _db()
@@ -1034,8 +1037,8 @@ def queue_next(
     while True:
         rows = [
             r
-            for r in queue_lib.list_items(
-                db, member=resolve_member(member), commitment=commitment, state="pending", limit=200
+            for r in review.list_items(
+                db, member=resolve_member(member), commitment=commitment, state=review.PENDING, limit=200
             )
             if r["id"] not in skipped and r["claimed_by"] in (None, who)
         ]
@@ -1044,7 +1047,7 @@ def queue_next(
             return
         item_id = rows[0]["id"]
         queue_show(item_id)
-        version = queue_lib.state_of(db, item_id).version
+        version = review.state_of(db, item_id).version
         key = (
             typer.prompt("[a]ccept [r]eject re[l]abel [e]dit [n]ote [s]kip [q]uit", default="s")
             .strip()
@@ -1056,11 +1059,11 @@ def queue_next(
             if key == "s":
                 skipped.add(item_id)
             elif key == "a":
-                queue_lib.decide(db, item_id, who, "accept", version)
+                review.decide(db, item_id, who, "accept", version)
             elif key == "r":
-                queue_lib.decide(db, item_id, who, "reject", version, reason=typer.prompt("reason"))
+                review.decide(db, item_id, who, "reject", version, reason=typer.prompt("reason"))
             elif key == "l":
-                queue_lib.decide(
+                review.decide(
                     db,
                     item_id,
                     who,
@@ -1070,9 +1073,9 @@ def queue_next(
                     label=typer.prompt("label"),
                 )
             elif key == "e":
-                queue_lib.decide(db, item_id, who, "edit", version, summary=typer.prompt("summary"))
+                review.decide(db, item_id, who, "edit", version, summary=typer.prompt("summary"))
             elif key == "n":
-                queue_lib.decide(db, item_id, who, "note", version, note=typer.prompt("note"))
+                review.decide(db, item_id, who, "note", version, note=typer.prompt("note"))
             else:
                 typer.echo("unknown key")
         except QueueError as exc:

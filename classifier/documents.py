@@ -9,14 +9,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import uuid
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 
 import sqlite_utils
 
-from .dates import now_utc
+from .dates import new_run_id, now_utc
 from .extract import Extracted, ExtractionFailed, ExtractionSkipped, extract
 from .fetch import FetchResult, InvalidURL, host_of, normalize_url
 
@@ -40,7 +39,7 @@ class Summary:
     discovered: int = 0
     requests: int = 0
     elapsed: float = 0.0
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    run_id: str = field(default_factory=new_run_id)
 
     @property
     def failures(self) -> int:

@@ -17,6 +17,7 @@ import sqlite_utils
 from .classify import Classifier, text_item
 from .config import Config
 from .dataset import FLATTERY, build_dataset, dataset_sha, without_gold
+from .dates import new_run_id
 from .metrics import action_metrics, dimension_metrics, score_metrics, strongest_labels
 from .rubric import Rubric
 
@@ -91,8 +92,7 @@ def run_eval(
             "latency_ms": latency,
         },
     }
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")[:-3]
-    run_id = f"{stamp}-{mode}-{classifier.backend.name}"
+    run_id = new_run_id(mode, classifier.backend.name)
     record = {
         "id": run_id,
         "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -14,6 +14,7 @@ from sklearn.metrics import (
 )
 
 from .dataset import EvalItem
+from .flags import Flag
 from .rubric import Rubric, average_of, format_average, score
 
 LABELS = ["strong", "weak", "none"]
@@ -39,7 +40,7 @@ def action_metrics(items: list[EvalItem], predictions: dict[str, dict]) -> dict:
     dated = [i for i in found if predictions[i.id]["action_date"]]
     dates_ok = [i for i in dated if predictions[i.id]["action_date"] == i.date]
     relevant = [p for p in predictions.values() if p["relevant"]]
-    ungrounded = [p for p in relevant if "ungrounded" in p["flags"]]
+    ungrounded = [p for p in relevant if Flag.UNGROUNDED in p["flags"]]
     other = [i for i in items if i.kind == "other_commitment" and i.id in predictions]
     outside = [i for i in scored if i.kind == "out_of_period"]
     return {
@@ -53,7 +54,7 @@ def action_metrics(items: list[EvalItem], predictions: dict[str, dict]) -> dict:
         "date_coverage": round(len(dated) / len(found), 4) if found else None,
         "grounding_failure_rate": round(len(ungrounded) / len(relevant), 4) if relevant else None,
         "out_of_period_flagged": round(
-            sum(1 for i in outside if "outside_period" in predictions[i.id]["flags"]) / len(outside), 4
+            sum(1 for i in outside if Flag.OUTSIDE_PERIOD in predictions[i.id]["flags"]) / len(outside), 4
         )
         if outside
         else None,

@@ -24,7 +24,7 @@ def queue_gold(db: sqlite_utils.Database, items: list[EvalItem]) -> dict[str, in
     """
     from .gold import evidence_items
     from .prompts import sha256
-    from .queue import fill
+    from .review import fill
 
     stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     current = {f"gold:{row['key']}" for row in evidence_items(db)}

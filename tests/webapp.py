@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from classifier import crawl, queue, users
+from classifier import crawl, review, users
 from classifier.classify import Classifier, document_items
 from classifier.config import Config, LLMConfig
 from classifier.rubric import rubrics_for
@@ -115,7 +115,7 @@ def build_review_db(path: Path, documents: int = 4) -> None:
                 stub.answer_for(f"Classification{rubric.number}", answer(rubric, hostile))
             items = [i for i in document_items(db, rubrics_for()) if (HOSTILE_SENTENCE in i.text) == hostile]
             asyncio.run(Classifier(db, config).run(items))
-    queue.fill(db)
+    review.fill(db)
     users.add_user(db, "ana", PASSWORD, "analyst")
     users.add_user(db, "ben", PASSWORD, "analyst")
     users.add_user(db, "rita", PASSWORD, "reader")
