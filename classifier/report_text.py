@@ -936,6 +936,7 @@ def _split_publishers(parsed: dict[int, Footnote]) -> None:
 
 _SENTENCE_ENDS = (*TERMINAL, "\ue001")
 _DATE_START = re.compile(rf"^\d{{1,2}} (?:{MONTH_RE})")
+_ANALYST_LINE = re.compile(r"^(?:Lead\s+)?Analysts?\s*:")
 _DATED_ACTION = re.compile(rf"^On \d{{1,2}}(?:\s*[-–]\s*\d{{1,2}})? (?:{MONTH_RE})\b")
 
 
@@ -991,7 +992,8 @@ def rejoin_paragraphs(entries: list[Entry], warnings: Warnings) -> list[Entry]:
         if entry.kind == "para":
             out.append(entry)
             end = entry.text.rstrip()
-            if end and not end.endswith(_SENTENCE_ENDS):  # not is_terminated(entry.text)
+            # (not is_terminated(entry.text); an analyst line is whole without a full stop)
+            if end and not end.endswith(_SENTENCE_ENDS) and not _ANALYST_LINE.match(end):
                 pending = entry
                 pieces = [entry.text.rstrip()]
                 tail = pieces[0][-40:]
