@@ -54,7 +54,7 @@ from .report_text import (
     strip_markers,
     tokenize,
 )
-from .rubric import format_average
+from .rubric import format_average, format_score
 
 __all__ = [
     "ReportParseError",
@@ -593,8 +593,8 @@ def _parse_chapter(entries: list[Entry], ctx: _Context, *, ends_file: bool) -> C
             ctx.warn(
                 "assessed-conflict",
                 f"{section.member}: the assessment table has the member not assessed, its section "
-                f"scores it {section.score:+d}".replace("+0", "0")
-                + "; the section's score is kept (the table's average leaves the member out)",
+                f"scores it {format_score(section.score or 0)}; the section's score is kept "
+                "(the table's average leaves the member out)",
                 line=section.line,
                 commitment=number,
                 member=section.member,
@@ -640,8 +640,9 @@ _LINK_RESIDUE = re.compile(r"[\[<]h?ttps?://|\]\(")
 
 def _check_complete(chapter: Chapter, texts: list[Entry], ctx: _Context, *, ends_file: bool) -> None:
     """Refuse a chapter that falls short of what it announces itself: a member section for each
-    member of its assessment table, a score sentence in each section, every footnote it cites
-    printed, and (for the chapter that ends the file) a last footnote that is not cut off.
+    assessed member of its assessment table, a conclusion in each section and the score
+    sentence in the last one when the others have theirs, every footnote it cites printed, and
+    (for the chapter that ends the file) a last footnote that is not cut off.
 
     What a truncated file loses is the end of its last chapter; refusing it (with one line
     naming what is missing) keeps a partial copy out of the gold, where it would otherwise
@@ -652,13 +653,16 @@ def _check_complete(chapter: Chapter, texts: list[Entry], ctx: _Context, *, ends
     # A chapter whose sections end in 'Thus, X receives a score of' loses the last one's when the
     # file is cut inside it; one whose analysts write no such sentence is scored by its headings.
     # A section without one that another section follows was not cut: a warning, not a refusal.
+    # Either way a section must end in a conclusion: a file that lost its paragraph breaks has
+    # one paragraph per section, and nothing to score it by but its heading.
     with_sentence = sum(s.sentence_score is not None for s in assessed)
     for k, section in enumerate(assessed):
-        if section.sentence_score is not None or not with_sentence:
+        if section.sentence_score is not None:
             continue
-        if ends_file and k + 1 == len(assessed):
-            problems.append((section.line, f"{section.member} has no 'receives a score of' sentence"))
-        else:
+        if not section.conclusions or (with_sentence and ends_file and k + 1 == len(assessed)):
+            lacks = "" if section.conclusions else " and no concluding paragraph"
+            problems.append((section.line, f"{section.member} has no 'receives a score of' sentence{lacks}"))
+        elif with_sentence:
             ctx.warn(
                 "no-score-sentence",
                 f"{section.member}: no 'receives a score of' sentence; the heading's score is taken",

@@ -233,3 +233,14 @@ def test_any_combination_of_variations_parses_to_its_expected_gold(
     if years:
         variant = rv.yearless_dates(variant)
     check(variant)
+
+
+def test_a_member_the_table_has_not_assessed_but_its_section_scores_is_a_warning():
+    variant = doc(18)
+    variant.expected.members[4].score = None  # Japan's row printed as N/A; its section says 0
+    report = variant.parse()
+    japan = next(s for s in report.chapters[0].members if s.member == "Japan")
+    assert (japan.table_score, japan.score) == (None, 0)
+    (warning,) = [w for w in report.warnings if w.code == "assessed-conflict"]
+    assert warning.member == "Japan" and "scores it 0" in warning.message
+    assert "average-mismatch" not in {w.code for w in report.warnings}  # seven members averaged
