@@ -295,6 +295,7 @@ def _score_sentence(text: str) -> tuple[int, int] | None:
 _NOT_ASSESSED = re.compile(NOT_ASSESSED, re.I)
 # 'Analyst: A', 'Analysts: A and B', 'Analysts: A, B & C' (one line or several per section).
 _ANALYSTS = re.compile(r"^Analysts?\s*:\s*(.+)$")
+_NEXT_ANALYST_LINE = re.compile(r"\s+(?=Analysts?\s*:)")
 _ANALYST_SEPARATORS = re.compile(r"\s*[,;&]\s*(?:and\s+)?|\s+and\s+")
 
 
@@ -312,12 +313,14 @@ def _parse_member(heading: Entry, body: list[Entry], number: int, ctx: _Context)
     after: list[Entry] = []
     for para in paras:
         text = para.text.strip()
-        am = _ANALYSTS.match(text)
-        if am:
-            names = _ANALYST_SEPARATORS.split(strip_markers(am[1]).strip().rstrip("."))
-            section.analysts.extend(
-                n.strip() for n in names if n.strip() and n.strip() not in section.analysts
-            )
+        if _ANALYSTS.match(text):
+            # (two analyst lines with no blank line between them are one paragraph)
+            for line in _NEXT_ANALYST_LINE.split(strip_markers(text)):
+                am = _ANALYSTS.match(line)
+                names = _ANALYST_SEPARATORS.split(am[1].strip().rstrip(".")) if am else []
+                section.analysts.extend(
+                    n.strip() for n in names if n.strip() and n.strip() not in section.analysts
+                )
             continue
         if re.match(r"^(Compliance Director|Lead Analyst)", text):
             continue

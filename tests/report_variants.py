@@ -334,13 +334,14 @@ def _replace_section(lines: list[str], name: str, new: list[str], fmt: str) -> l
 
 
 ANALYST_NAMES = ["Ana Lima", "Kenji Sato", "Priya Raman", "Tomás Ruiz", "Léa Martin", "Omar Haddad"]
-ANALYST_FORMS = ("one", "two-in-one", "three-in-one", "two-lines", "none")
+ANALYST_FORMS = ("one", "two-in-one", "three-in-one", "two-lines", "two-adjacent-lines", "none")
 _ANALYST_LINE = re.compile(r"^\s*\*?Analysts?:.*$")
 
 
 def analysts(doc: ChapterDoc, forms: list[str]) -> ChapterDoc:
     """Each member section's analyst line(s) rewritten in one of ``ANALYST_FORMS`` (cycling):
-    'Analyst: A', 'Analysts: A and B', 'Analysts: A, B and C', two 'Analyst:' lines, or none."""
+    'Analyst: A', 'Analysts: A and B', 'Analysts: A, B and C', two 'Analyst:' lines (apart or
+    adjacent), or none."""
     doc = doc.copy()
     italic = doc.fmt == "markdown"  # the markdown chapter prints them in italics
     for k, block in enumerate(doc.blocks):
@@ -353,6 +354,7 @@ def analysts(doc: ChapterDoc, forms: list[str]) -> ChapterDoc:
             "two-in-one": ([f"Analysts: {a} and {b}"], [a, b]),
             "three-in-one": ([f"Analysts: {a}, {b} and {c}"], [a, b, c]),
             "two-lines": ([f"Analyst: {a}", "", f"Analyst: {b}"], [a, b]),
+            "two-adjacent-lines": ([f"Analyst: {a}", f"Analyst: {b}"], [a, b]),
             "none": ([], []),
         }[form]
         if italic:
