@@ -246,10 +246,14 @@ def _enumerate(names: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def dimensions(doc: ChapterDoc, count: int, *, table_count: int | None = None) -> ChapterDoc:
+def dimensions(
+    doc: ChapterDoc, count: int, *, table_count: int | None = None, named: bool = True
+) -> ChapterDoc:
     """Rewrite the Commitment Features, the General Interpretive Guidelines and the Scoring
     Guidelines for ``count`` dimensions (the table for ``table_count`` when given: the report
-    then disagrees with itself). Footnote definitions printed inside those sections stay."""
+    then disagrees with itself). With ``named`` False they are counted ('two main dimensions',
+    'all two commitment dimensions') but never enumerated. Footnote definitions printed inside
+    those sections stay."""
     doc = doc.copy()
     names = DIMENSION_NAMES[:count]
     table_names = DIMENSION_NAMES[: table_count or count]
@@ -278,6 +282,10 @@ def dimensions(doc: ChapterDoc, count: int, *, table_count: int | None = None) -
         "weak action in fewer than all of the commitment's dimensions.",
     ]
     t = _enumerate(table_names)
+    if not named:  # the counts only
+        features = [re.sub(r": 1\).*", ".", line) for line in features]
+        guidelines = [re.sub(r": 1\).*", ".", line) for line in guidelines]
+        t = f"all {_WORDS[table_count or count]} commitment dimensions"
     table = [
         f"-1\tThe G7 member has taken no action, or only weak action in some of: {t}.",
         f"0\tThe G7 member has taken strong action in some, or weak action in all, of: {t}.",
@@ -287,6 +295,10 @@ def dimensions(doc: ChapterDoc, count: int, *, table_count: int | None = None) -
     doc.middle = _replace_section(doc.middle, "General Interpretive Guidelines", guidelines, doc.fmt)
     doc.middle = _replace_section(doc.middle, "Scoring Guidelines", table, doc.fmt)
     doc.expected.dimensions = max([names, table_names], key=len)
+    if not named:
+        title = next(line for line in reversed(doc.head) if re.match(rf"^[#\s]*{doc.number}\. ", line))
+        subject = title.rsplit(":", 1)[-1].strip()
+        doc.expected.dimensions = [subject] if count == 1 else [f"dimension {k}" for k in range(1, count + 1)]
     if table_count is not None and table_count != count:
         doc.expected.warnings.add("dimension-count")
     else:

@@ -134,6 +134,12 @@ def test_dimensions_counted_alike_in_features_guidelines_and_table(number, count
     check(rv.dimensions(doc(number), count))
 
 
+@pytest.mark.parametrize("number", [18, 19])
+@pytest.mark.parametrize("count", [1, 2, 4])
+def test_dimensions_counted_but_never_enumerated(number, count):
+    check(rv.dimensions(doc(number), count, named=False))
+
+
 @pytest.mark.parametrize(("count", "table_count"), [(2, 3), (4, 1), (5, 3)])
 def test_dimension_counts_that_disagree_are_a_warning(count, table_count):
     report = check(rv.dimensions(doc(19), count, table_count=table_count))
