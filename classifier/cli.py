@@ -249,7 +249,7 @@ def gold_show(
                 "commitment_id = ? and member = ?", [c["id"], s["member"]]
             )
             typer.echo(
-                f"    {s['member']:<16} {format_score(s['score']):>3}  {count:>3} actions  "
+                f"    {s['member']:<16} {gold_lib.printed_score(s['score']):>3}  {count:>3} actions  "
                 f"{', '.join(json.loads(s['analysts']))}"
             )
         typer.echo("")
