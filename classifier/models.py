@@ -90,7 +90,6 @@ def member_code(name: str) -> str:
     return MEMBER_CODES[name]
 
 
-
 def resolve_member(value: str | None) -> str | None:
     """'UK', 'uk', 'United Kingdom' -> 'United Kingdom'; None passes through."""
     if value is None:
