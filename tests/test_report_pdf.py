@@ -1,0 +1,253 @@
+"""Compliance reports as published PDFs: extraction, the published layout, bad PDFs.
+
+The PDFs are made by ``tests/report_pdfs.py`` (fpdf2) from the two bundled chapters, in the
+layout the G7 Research Group publishes. Each test names the layout feature it covers.
+"""
+
+from __future__ import annotations
+
+import io
+import zlib
+
+import pytest
+import sqlite_utils
+from fpdf import FPDF
+from typer.testing import CliRunner
+
+from classifier import gold
+from classifier.cli import app
+from classifier.report_pdf import pdf_pages, read_pdf_report
+from classifier.reports import ReportParseError, parse_report, parse_report_file
+from classifier.store import open_db
+
+from . import report_pdfs
+from .conftest import FINAL_19, INTERIM_18
+
+runner = CliRunner()
+
+LAYOUTS = {"a4": report_pdfs.A4, "narrow": report_pdfs.NARROW, "wide": report_pdfs.WIDE}
+
+
+@pytest.fixture(scope="session")
+def pdf_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("report-pdfs")
+
+
+_made: dict = {}
+
+
+def chapter_pdf(pdf_dir, source, layout: str):
+    key = (source.name, layout)
+    if key not in _made:
+        out = pdf_dir / f"chapter-{'18' if source == INTERIM_18 else '19'}-{layout}.pdf"
+        _made[key] = report_pdfs.render_chapter(source, out, LAYOUTS[layout])
+    return _made[key]
+
+
+def gold_of(report):
+    actions = [(m.member, i.date, i.text) for c in report.chapters for m in c.members for i in m.actions]
+    urls = {n: f.url for n, f in report.footnotes.items()}
+    scores = [(c.number, m.member, m.score) for c in report.chapters for m in c.members]
+    return actions, urls, scores
+
+
+@pytest.fixture(scope="session")
+def text_gold():
+    return {source: gold_of(parse_report_file(source)) for source in (INTERIM_18, FINAL_19)}
+
+
+def parse_pdf(path):
+    return parse_report(read_pdf_report(path).text, file_name=path.name, source_format="pdf-text")
+
+
+CASES = [
+    pytest.param(INTERIM_18, "a4", id="18-a4"),
+    pytest.param(FINAL_19, "a4", id="19-a4"),
+    pytest.param(INTERIM_18, "narrow", id="18-narrow", marks=pytest.mark.slow),
+    pytest.param(FINAL_19, "narrow", id="19-narrow", marks=pytest.mark.slow),
+    pytest.param(FINAL_19, "wide", id="19-wide", marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize(("source", "layout"), CASES)
+def test_published_layout_pdf_gives_the_text_gold(pdf_dir, text_gold, source, layout):
+    """Layout: running headers and page numbers on every page, footnotes at the page foot with
+    glued and spaced numbers, footnotes and URLs continuing overleaf, superscript markers glued
+    to words, quotes and punctuation, bold headings wrapped at narrow widths, the assessment
+    and scoring tables flattened, compound words broken at their hyphen, URLs broken anywhere.
+    Each page width wraps every paragraph differently; the gold is the text file's."""
+    path = chapter_pdf(pdf_dir, source, layout)
+    actions, urls, scores = gold_of(parse_pdf(path))
+    want_actions, want_urls, want_scores = text_gold[source]
+    assert len(actions) == len(want_actions) == (198 if source == INTERIM_18 else 200)
+    assert actions == want_actions
+    assert urls == want_urls
+    assert scores == want_scores and len(scores) == 8
+
+
+def test_running_headers_and_page_numbers_are_dropped(pdf_dir):
+    """Layout: running header (title, 'G7 Research Group / <date>') and page number on every page."""
+    path = chapter_pdf(pdf_dir, FINAL_19, "a4")
+    pages = pdf_pages(path)
+    assert len(pages) > 20
+    # the extraction sees them on every page ...
+    assert all("G7 Research Group / 9 June 2025" in p.lines[0].text for p in pages)
+    assert all(p.lines[-1].text == str(p.number) for p in pages)
+    laid = read_pdf_report(path)
+    # ... the text keeps the report's title once and no page header or page number line
+    assert laid.text.count("G7 Research Group / 9 June 2025") == 0
+    assert laid.text.splitlines()[0] == "2024 G7 Apulia Summit Final Compliance Report"
+    assert laid.running == ["2024 G7 Apulia Summit Final Compliance Report G7 Research Group / 9 June 2025"]
+    numbers = {str(p.number) for p in pages}
+    assert not [line for line in laid.text.splitlines() if line.strip() in numbers]
+
+
+def test_footnote_markers_become_superscripts_and_feet_become_footnotes(pdf_dir):
+    """Layout: superscript markers glued to words and punctuation; footnote numbers glued
+    ('4417Communiqué') or spaced at the page foot; a footnote continued on the next page."""
+    path = chapter_pdf(pdf_dir, FINAL_19, "a4")
+    raw = [line.text for page in pdf_pages(path) for line in page.lines]
+    assert any(line.startswith("⁴⁴¹⁷C") for line in raw)  # glued
+    assert any(line.startswith("⁴⁴¹⁸ ") for line in raw)  # spaced
+    laid = read_pdf_report(path).text
+    assert "⁴⁴¹⁷Communiqué, G7 Information Centre (Toronto) 17 May 1998." in laid
+    # a citation split over two pages comes out whole, with its URL
+    report = parse_pdf(path)
+    assert (
+        report.footnotes[4641].url
+        == "https://www.eurojust.europa.eu/publication/eurojust-meeting-migrant-smuggling-2024"
+    )
+
+
+def test_gold_import_of_a_pdf(pdf_dir, isolated_db):
+    """`evidence gold import FILE.pdf`: the chapter imports, gold show lists it, a second
+    import is unchanged; errors and warnings name pages, not lines of the rebuilt text."""
+    path = chapter_pdf(pdf_dir, INTERIM_18, "a4")
+    result = runner.invoke(app, ["gold", "import", str(path)])
+    assert result.exit_code == 0, result.output
+    assert (
+        "new" in result.output
+        and "commitment 18 v1" in result.output
+        and "198 cited actions" in result.output
+    )
+    db = sqlite_utils.Database(isolated_db)
+    assert db["gold_evidence"].count == 198
+    assert [r["file_name"] for r in db["reports"].rows] == [path.name]
+    warnings = list(db["parse_warnings"].rows)
+    assert all(w["message"].startswith("page ") for w in warnings if w["line"] is not None)
+    again = runner.invoke(app, ["gold", "import", str(path)])
+    assert again.exit_code == 0 and again.output.startswith("unchanged")
+    show = runner.invoke(app, ["gold", "show", "--no-warnings"])
+    assert path.name in show.output and "Migration and Refugees: Border Management" in show.output
+
+
+# ---------------------------------------------------------------------------
+# Bad PDFs: one line naming the file (and the page), nothing written
+
+
+def _import_fails(path, isolated_db, *needles):
+    result = runner.invoke(app, ["gold", "import", str(path)])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith(f"error: {path}")
+    for needle in needles:
+        assert needle in lines[0]
+    assert "Traceback" not in result.output
+    db = open_db()
+    for table in ("reports", "commitments", "gold_evidence", "footnotes", "parse_warnings"):
+        assert table not in db.table_names() or db[table].count == 0
+    return lines[0]
+
+
+def _text_pdf(text: str, **encrypt) -> bytes:
+    pdf = FPDF()
+    if encrypt:
+        pdf.set_encryption(**encrypt)
+    pdf.add_page()
+    pdf.set_font("helvetica", size=11)
+    pdf.multi_cell(0, 6, text)
+    return bytes(pdf.output())
+
+
+def test_encrypted_pdf_is_refused(tmp_path, isolated_db):
+    path = tmp_path / "locked.pdf"
+    path.write_bytes(
+        _text_pdf("2024 G7 Apulia Summit Final Compliance Report", owner_password="o", user_password="u")
+    )
+    _import_fails(path, isolated_db, "encrypted")
+
+
+def _png(width: int, height: int) -> bytes:
+    """A grey image as PNG bytes (a page scan stands in for any image)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+    rows = b"".join(b"\x00" + bytes([(x * 7 + y) % 256 for x in range(width)]) for y in range(height))
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + b"\x08\x00\x00\x00\x00"
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_scan_without_text_layer_is_refused(tmp_path, isolated_db):
+    pdf = FPDF()
+    for _ in range(3):
+        pdf.add_page()
+        pdf.image(io.BytesIO(_png(120, 160)), x=10, y=10, w=190)
+    path = tmp_path / "scan.pdf"
+    path.write_bytes(bytes(pdf.output()))
+    _import_fails(path, isolated_db, "no text layer", "page 1")
+
+
+def test_pdf_that_is_not_a_compliance_report_is_refused(tmp_path, isolated_db):
+    path = tmp_path / "minutes.pdf"
+    path.write_bytes(
+        _text_pdf("Minutes of the annual meeting.\n\nThe committee met on 4 July 2024 and agreed the budget.")
+    )
+    _import_fails(path, isolated_db, "no compliance-report chapter found")
+
+
+def test_truncated_and_damaged_pdfs_are_refused(pdf_dir, tmp_path, isolated_db):
+    whole = chapter_pdf(pdf_dir, INTERIM_18, "a4").read_bytes()
+    cut = tmp_path / "cut.pdf"
+    cut.write_bytes(whole[: len(whole) // 2])
+    _import_fails(cut, isolated_db)
+    garbage = tmp_path / "garbage.pdf"
+    garbage.write_bytes(b"%PDF-1.7\n" + bytes(range(256)) * 40)
+    _import_fails(garbage, isolated_db, "PDF")
+
+
+def test_pdf_errors_are_report_parse_errors(tmp_path):
+    """The library raises only its own error for a bad PDF (the CLI's one line comes from it)."""
+    path = tmp_path / "empty.pdf"
+    path.write_bytes(b"%PDF-1.4\n%%EOF\n")
+    with pytest.raises(ReportParseError) as info:
+        gold.parse_with_manifest(path)
+    assert str(info.value).startswith(str(path))
+
+
+def test_words_hyphenated_at_line_ends_are_rejoined(pdf_dir):
+    """Layout: hyphenation at the line's end ("an-" / "nounced") beside compound words broken at
+    their own hyphen ("cross-" / "border"): the first loses its hyphen, the second keeps it."""
+    path = chapter_pdf(pdf_dir, FINAL_19, "a4")
+    source = FINAL_19.read_text(encoding="utf-8")
+    lines = [line.text for page in pdf_pages(path) for line in page.lines]
+    broken = []
+    for k, line in enumerate(lines[:-1]):
+        if line.endswith("-") and line[-2:-1].isalpha() and lines[k + 1][:1].islower():
+            head = line.rsplit(" ", 1)[-1][:-1]
+            tail = lines[k + 1].split(" ", 1)[0].rstrip(".,;:")
+            broken.append((head, tail))
+    soft = [(h, t) for h, t in broken if f"{h}{t}" in source and f"{h}-{t}" not in source]
+    compound = [(h, t) for h, t in broken if f"{h}-{t}" in source]
+    assert len(soft) >= 5 and len(compound) >= 1
+    text = read_pdf_report(path).text
+    for head, tail in soft:
+        assert f"{head}{tail}" in text
+    for head, tail in compound:
+        assert f"{head}-{tail}" in text
