@@ -21,6 +21,7 @@ import sqlite_utils
 from .dates import long_date, now_utc
 from .files import read_toml
 from .models import MEMBER_CODES, MEMBERS, Chapter, Report
+from .report_book import check_front_matter, read_front_matter
 from .report_pdf import is_pdf, read_pdf_report
 from .reports import ReportParseError, parse_report, read_report_text
 from .rubric import format_average, format_score
@@ -115,10 +116,14 @@ def parse_with_manifest(path: Path) -> Report:
         if laid_out is not None and exc.line is not None:
             exc.path, exc.line = f"{path}, page {laid_out.page_of(exc.line)}", None
         raise
+    # A whole report's front matter (contents, Tables A-D) checked against its chapters.
+    first_line = min((c.line for c in report.chapters), default=None)
+    report.warnings.extend(check_front_matter(read_front_matter(text, first_line), report))
     if laid_out is not None:
         for warning in report.warnings:
-            if warning.line is not None:
+            if warning.line is not None:  # a line of the rebuilt text means nothing to a reader
                 warning.message = f"page {laid_out.page_of(warning.line)}: {warning.message}"
+                warning.line = None
     if report.kind is None or report.period_start is None or report.period_end is None:
         raise ReportParseError(
             "report kind and compliance period are unknown: the title page does not give them "

@@ -201,7 +201,7 @@ def layout_text(pages: list[Page]) -> LaidOut:
         nonlocal para, section
         if not para:
             return
-        if section in ("assessment", "scoring", "contents") and not para_heading:
+        if section in ("assessment", "scoring", "contents", "front-table") and not para_heading:
             for row in rows_from_flat_lines(para, section):
                 out.append(row)
                 out_pages.append(para_page)
@@ -210,7 +210,9 @@ def layout_text(pages: list[Page]) -> LaidOut:
             out_pages.append(para_page)
         if para_heading:
             heading = _join(para, vocabulary).strip().lower()
-            section = _SECTION_TABLES.get(heading)
+            section = _SECTION_TABLES.get(heading) or (
+                "front-table" if heading.startswith("table ") else None
+            )
         para = []
 
     def flush_note() -> None:
@@ -247,7 +249,7 @@ def layout_text(pages: list[Page]) -> LaidOut:
             else:
                 gap = line.top - previous.top
                 new = gap > 1.35 * max(leading, line.size * 1.1) or heading != para_heading
-                if section in ("assessment", "contents") and not heading:
+                if section in ("assessment", "contents", "front-table") and not heading:
                     new = True  # a table line is a row of its own
             if new:
                 flush_para()

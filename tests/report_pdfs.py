@@ -31,6 +31,7 @@ from pathlib import Path
 import matplotlib
 from fpdf import FPDF
 
+from classifier.models import MEMBERS
 from classifier.report_text import MARK_RE, detect_format
 from classifier.reports import read_fragment, scoring_table
 
@@ -53,6 +54,7 @@ PERIODS = {
     "final": "15 June 2024 to 15 May 2025",
 }
 
+MEMBER_NAMES = list(MEMBERS.values())
 PT = 0.3528  # mm per point
 BODY, NOTE, HEAD, RUNNING = 10.0, 7.5, 12.0, 8.0
 SUP = 0.6  # superscript size, as a fraction of the text's
@@ -117,7 +119,7 @@ def read_chapter(path: Path, *, front_matter: bool = True) -> Chapter:
                     blocks.append(Block("scoring"))
                 continue
             cells = [c.strip(" .") for c in entry.cells]
-            kind = "contents" if len([c for c in cells if c]) == 2 and cells[-1].isdecimal() else "table"
+            kind = "table" if section == "assessment" or not cells[-1].isdecimal() else "contents"
             if not blocks or blocks[-1].kind != kind:
                 blocks.append(Block(kind))
             blocks[-1].rows.append(cells)
@@ -132,7 +134,10 @@ def read_chapter(path: Path, *, front_matter: bool = True) -> Chapter:
         first = next(
             i
             for i, b in enumerate(blocks[:-1])
-            if b.kind == "heading" and _is_chapter_heading(b.text) and blocks[i + 1].text[:1] in "“\"'"
+            if b.kind == "heading"
+            and _is_chapter_heading(b.text)
+            and blocks[i + 1].kind == "para"
+            and blocks[i + 1].text[:1] in "“\"'"
         )
         blocks = blocks[first:]
     notes = {}
@@ -458,6 +463,17 @@ class Typesetter:
                 if not runs:
                     continue
                 self._row(runs, gap=BODY * PT * (0.8 if k == 0 else 0.2))
+        elif block.kind == "lines":  # a table of one column: each row a line of its own
+            for k, row in enumerate(block.rows):
+                self._row([(lay.margin, row[0])], gap=BODY * PT * (0.8 if k == 0 else 0.2))
+        elif block.kind == "grid":  # cells at even intervals after a wider first column
+            first = lay.text_width * 0.3
+            step = (lay.text_width - first) / max(1, max(len(r) for r in block.rows) - 1)
+            for k, row in enumerate(block.rows):
+                cells = [
+                    (lay.margin + (first + step * (c - 1) if c else 0.0), cell) for c, cell in enumerate(row)
+                ]
+                self._row(cells, gap=BODY * PT * (0.8 if k == 0 else 0.2))
         elif block.kind == "scoring":
             for k, (label, text) in enumerate(block.rows):
                 lines = self.wrap(text, BODY, width=lay.text_width - 14)
@@ -517,31 +533,123 @@ def render_chapter(source: Path, out: Path, layout: Layout = A4, *, kind: str | 
     return setter.output(out)
 
 
-def render_whole_report(
-    sources: Iterable[Path], out: Path, layout: Layout = A4, *, kind: str = "final", scores=None
-) -> Path:
-    """Several chapters as one report: title page, contents, Tables A-D, then the chapters."""
-    chapters = [read_chapter(s, front_matter=False) for s in sources]
+def renumber(chapter: Chapter, number: int, offset: int) -> Chapter:
+    """A copy of the chapter as chapter ``number``, its footnotes numbered ``offset`` higher."""
+
+    def marks(text: str) -> str:
+        return MARK_RE.sub(lambda m: f"\ue000{int(m[1]) + offset}\ue001", text)
+
+    blocks = []
+    for block in chapter.blocks:
+        text = marks(block.text)
+        if block.kind == "heading" and _is_chapter_heading(text):
+            text = re.sub(r"^\d{1,2}\.", f"{number}.", text)
+        blocks.append(Block(block.kind, text, [list(r) for r in block.rows]))
+    return Chapter(blocks, {n + offset: t for n, t in chapter.footnotes.items()})
+
+
+def chapter_scores(chapter: Chapter) -> dict[str, int]:
+    """The member scores of a chapter's assessment table, as the generator prints them."""
+    scores = {}
+    for block in chapter.blocks:
+        if block.kind == "table":
+            for row in block.rows:
+                values = [c for c in row[1:] if c]
+                if row and row[0] in MEMBER_NAMES and values:
+                    scores[row[0]] = int(values[0].replace("−", "-"))
+    return scores
+
+
+def _average(values: list[int]) -> str:
+    from classifier.rubric import format_average
+
+    return format_average(values)
+
+
+def front_matter(chapters: list[Chapter], kind: str, *, change=None) -> list[Block]:
+    """Contents, Introduction with the overall score, Tables A-D, from the chapters' own scores.
+    ``change(table, number_or_member, value) -> value`` lets a test print a disagreement."""
+    change = change or (lambda table, key, value: value)
     title, date = PUBLISHED[kind]
+    summit = title.split(" Summit")[0].replace("G7 ", "")
+    headings = [
+        next(b.text for b in c.blocks if b.kind == "heading" and _is_chapter_heading(b.text))
+        for c in chapters
+    ]
+    numbers = [int(h.split(".")[0]) for h in headings]
+    scores = [chapter_scores(c) for c in chapters]
+    label = kind.capitalize()
+    tables = [
+        f"Table A: {summit[:4]} Priority Commitments Selected for Assessment",
+        f"Table B: {summit} {label} Compliance Scores",
+        f"Table C: {summit} {label} Compliance Scores by Member",
+        f"Table D: {summit} {label} Compliance Scores by Commitment",
+    ]
+    blocks = [
+        Block("heading", title),
+        Block("para", PERIODS[kind]),
+        Block("para", f"Prepared by the G7 Research Group {date}"),
+    ]
+    rows = [["Introduction", "3"]] + [[t, str(4 + k)] for k, t in enumerate(tables)]
+    # Page numbers as the report prints them; the parser does not rely on them.
+    rows += [[h, str(10 + 36 * k)] for k, h in enumerate(headings)]
+    blocks += [Block("heading", "Contents"), Block("contents", rows=rows)]
+    every = [v for s in scores for v in s.values()]
+    overall = change("overall", None, _average(every))
+    blocks += [
+        Block("heading", "Introduction"),
+        Block(
+            "para",
+            f"The {kind} compliance score of the {summit} Summit is {overall}, across {len(chapters)} commitments.",
+        ),
+    ]
+    blocks += [Block("heading", tables[0]), Block("lines", rows=[[h] for h in headings])]
+    codes = ["CAN", "FRA", "GER", "ITA", "JPN", "UK", "US", "EU"]
+    b_rows = [["Commitment", *codes, "Average"]]
+    for number, s in zip(numbers, scores, strict=True):
+        values = [change("B", (number, m), s.get(m)) for m in MEMBER_NAMES]
+        b_rows.append([str(number), *(f"{v:+d}" if v else "0" for v in values), _average(list(s.values()))])
+    blocks += [Block("heading", tables[1]), Block("grid", rows=b_rows)]
+    c_rows = [[m, change("C", m, _average([s[m] for s in scores if m in s]))] for m in MEMBER_NAMES]
+    blocks += [Block("heading", tables[2]), Block("grid", rows=c_rows)]
+    d_rows = [
+        [h, change("D", n, _average(list(s.values())))]
+        for h, n, s in zip(headings, numbers, scores, strict=True)
+    ]
+    blocks += [Block("heading", tables[3]), Block("lines", rows=[[f"{h} {v}"] for h, v in d_rows])]
+    return blocks
+
+
+def render_whole_report(
+    sources: Iterable[Path] | Iterable[Chapter],
+    out: Path,
+    layout: Layout = A4,
+    *,
+    kind: str = "final",
+    change=None,
+) -> Path:
+    """Several chapters as one report: title page, contents list, Tables A-D, then the chapters,
+    each starting on a new page."""
+    chapters = [c if isinstance(c, Chapter) else read_chapter(c, front_matter=False) for c in sources]
     setter = _setter(layout, kind)
     setter.hyphenate = _words_printed_twice(chapters)
-    # Title page
-    setter.block(Block("heading", title))
-    setter.block(Block("para", PERIODS[kind]))
-    setter.block(Block("para", f"Prepared by the G7 Research Group {date}"))
-    headings = [next(b.text for b in c.blocks if b.kind == "heading") for c in chapters]
-    # Contents: page numbers are estimates printed as the report prints them; not read back.
-    setter.block(Block("heading", "Contents"))
-    rows = [["Introduction", "3"], ["Table A: 2024 Priority Commitments Selected for Assessment", "4"]]
-    rows += [[h, str(10 + 40 * k)] for k, h in enumerate(headings)]
-    setter.block(Block("contents", rows=rows))
-    if scores is not None:
-        for block in scores:
-            setter.block(block)
+    for block in front_matter(chapters, kind, change=change):
+        setter.block(block)
     for chapter in chapters:
-        setter.notes(chapter.footnotes)
+        setter.flush_notes()
         setter._new_page()
+        setter.notes(chapter.footnotes)
         for block in chapter.blocks:
             setter.block(block)
     setter.flush_notes()
     return setter.output(out)
+
+
+def long_report(pages: int, out: Path, layout: Layout = A4) -> Path:
+    """A whole report of about ``pages`` pages: the two chapters again and again, renumbered."""
+    base = [read_chapter(CHAPTER_18, front_matter=False), read_chapter(CHAPTER_19, front_matter=False)]
+    chapters = []
+    per_chapter = 33 if layout is A4 else 45  # pages one chapter takes, measured
+    for k in range(max(1, round(pages / per_chapter))):
+        chapters.append(renumber(base[k % 2], k + 1, 10_000 + 1_000 * k))
+    return render_whole_report(chapters, out, layout)

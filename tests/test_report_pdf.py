@@ -134,7 +134,8 @@ def test_gold_import_of_a_pdf(pdf_dir, isolated_db):
     assert db["gold_evidence"].count == 198
     assert [r["file_name"] for r in db["reports"].rows] == [path.name]
     warnings = list(db["parse_warnings"].rows)
-    assert all(w["message"].startswith("page ") for w in warnings if w["line"] is not None)
+    paged = [w for w in warnings if w["message"].startswith("page ")]
+    assert paged and all(w["line"] is None for w in warnings)
     again = runner.invoke(app, ["gold", "import", str(path)])
     assert again.exit_code == 0 and again.output.startswith("unchanged")
     show = runner.invoke(app, ["gold", "show", "--no-warnings"])
@@ -251,3 +252,88 @@ def test_words_hyphenated_at_line_ends_are_rejoined(pdf_dir):
         assert f"{head}{tail}" in text
     for head, tail in compound:
         assert f"{head}-{tail}" in text
+
+
+# ---------------------------------------------------------------------------
+# Whole reports: front matter, contents list, numbered chapters
+
+
+@pytest.fixture(scope="session")
+def whole_report(pdf_dir):
+    return report_pdfs.render_whole_report([INTERIM_18, FINAL_19], pdf_dir / "whole-report.pdf")
+
+
+def test_whole_report_imports_every_chapter(whole_report, text_gold, isolated_db):
+    """Layout: a whole report (title page, contents list, Tables A-D, chapters on new pages,
+    footnote numbering running on): every chapter is imported with the text files' gold."""
+    result = runner.invoke(app, ["gold", "import", str(whole_report)])
+    assert result.exit_code == 0, result.output
+    assert "commitment 18 v1, 19 v1" in result.output and "398 cited actions" in result.output
+    report = gold.parse_with_manifest(whole_report)
+    actions, urls, scores = gold_of(report)
+    want = [text_gold[INTERIM_18], text_gold[FINAL_19]]
+    assert actions == want[0][0] + want[1][0] and len(actions) == 398
+    assert urls == {**want[0][1], **want[1][1]}
+    assert scores == want[0][2] + want[1][2] and len(scores) == 16
+    assert not [w for w in report.warnings if w.code == "front-matter"]
+    show = runner.invoke(app, ["gold", "show", "--no-warnings"])
+    assert "2024 Apulia final 18. Migration and Refugees: Border Management" in show.output
+    assert "2024 Apulia final 19. Migration and Refugees: Preventing Migrant Smuggling" in show.output
+
+
+def test_front_matter_tables_are_read(whole_report):
+    """Layout: the contents list and Tables A-D flattened to lines ("18 +1 +1 ... +0.88 (94%)")."""
+    from classifier.report_book import read_front_matter
+
+    laid = read_pdf_report(whole_report)
+    front = read_front_matter(laid.text)
+    assert sorted(front.contents) == sorted(front.selected) == [18, 19]
+    assert front.scores[18]["Japan"] == 0 and front.scores[19]["United Kingdom"] == 1
+    assert front.by_commitment == {18: "+0.88 (94%)", 19: "+0.38 (69%)"}
+    assert front.by_member["Japan"] == "0.00 (50%)" and len(front.by_member) == 8
+    assert front.overall == "+0.63 (81%)"
+
+
+def test_front_matter_disagreeing_with_the_chapters_is_a_warning(pdf_dir, isolated_db):
+    """Whole report: Table B, C, D and the overall score printed differently from the chapters."""
+
+    def change(table, key, value):
+        if table == "B" and key == (18, "Japan"):
+            return 1
+        if table == "D" and key == 19:
+            return "+0.50 (75%)"
+        if table == "C" and key == "Canada":
+            return "+0.25 (63%)"
+        if table == "overall":
+            return "+0.70 (85%)"
+        return value
+
+    path = report_pdfs.render_whole_report([INTERIM_18, FINAL_19], pdf_dir / "disagrees.pdf", change=change)
+    result = runner.invoke(app, ["gold", "import", str(path)])
+    assert result.exit_code == 0, result.output  # warnings, not a refusal
+    rows = list(open_db()["parse_warnings"].rows_where("code = ?", ["front-matter"]))
+    messages = sorted(r["message"] for r in rows)
+    assert len(messages) == 4, messages
+    assert any("Table B gives Japan +1 on commitment 18, the chapter +0" in m for m in messages)
+    assert any("Table D prints commitment 19's average as +0.50 (75%)" in m for m in messages)
+    assert any(
+        "Table C prints Canada's average as +0.25 (63%), the chapters give +0.50 (75%)" in m for m in messages
+    )
+    assert any("overall score as +0.70 (85%), the chapters give +0.63 (81%)" in m for m in messages)
+
+
+def test_chapter_listed_but_missing_is_a_warning(pdf_dir):
+    """Whole report: the contents list and Table A name a chapter the file does not hold."""
+    from classifier.report_book import check_front_matter, read_front_matter
+
+    path = report_pdfs.render_whole_report([FINAL_19], pdf_dir / "one-chapter.pdf")
+    text = read_pdf_report(path).text.replace("Table A: 2024 Priority", "Table A: 2024 Priority", 1)
+    text = text.replace(
+        "\n19. Migration and Refugees: Preventing Migrant Smuggling and Trafficking\n",
+        "\n18. Migration and Refugees: Border Management\n\n19. Migration and Refugees: Preventing Migrant Smuggling and Trafficking\n",
+        1,
+    )
+    report = parse_report(text, source_format="pdf-text")
+    warnings = check_front_matter(read_front_matter(text, report.chapters[0].line), report)
+    assert [w.commitment for w in warnings] == [18]
+    assert "no such chapter was found" in warnings[0].message
