@@ -12,11 +12,15 @@ import zlib
 import pytest
 import sqlite_utils
 from fpdf import FPDF
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from classifier import gold
 from classifier.cli import app
+from classifier.report_layout import Line, Page, Run, layout_text
 from classifier.report_pdf import pdf_pages, read_pdf_report
+from classifier.report_text import _is_pdf_heading
 from classifier.reports import ReportParseError, parse_report, parse_report_file
 from classifier.store import open_db
 
@@ -337,3 +341,159 @@ def test_chapter_listed_but_missing_is_a_warning(pdf_dir):
     warnings = check_front_matter(read_front_matter(text, report.chapters[0].line), report)
     assert [w.commitment for w in warnings] == [18]
     assert "no such chapter was found" in warnings[0].message
+
+
+# ---------------------------------------------------------------------------
+# Properties: re-wrapping and page headers never change the parse; only our own error
+
+
+# No shrinking: a failing example is a whole chapter, and its parameters are printed as found.
+PROPERTY = settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+)
+
+
+@pytest.fixture(scope="session")
+def laid_out_19(pdf_dir):
+    return read_pdf_report(chapter_pdf(pdf_dir, FINAL_19, "a4")).text
+
+
+def _line(text: str, top: float, size: float, bold: bool = False) -> Line:
+    return Line([Run(text, 60.0, top, size, bold)], top, size, bold, text)
+
+
+def _wrap(text: str, width: int, *, break_anywhere: bool) -> list[str]:
+    lines, current = [], ""
+    for word in text.split(" "):
+        while break_anywhere and len(word) > width:  # a URL broken anywhere
+            room = max(1, width - len(current) - 1)
+            head, word = word[:room], word[room:]
+            lines.append(f"{current} {head}".strip())
+            current = ""
+        if current and len(current) + 1 + len(word) > width:
+            lines.append(current)
+            current = word
+        else:
+            current = f"{current} {word}".strip()
+    if current:
+        lines.append(current)
+    return lines
+
+
+def synthetic_pages(text: str, width: int, page_lines: int, header: bool, split_notes: bool) -> list[Page]:
+    """The rebuilt text laid out again: paragraphs wrapped at ``width`` characters, ``page_lines``
+    body lines a page, its footnotes at the foot in a smaller font (the last one continuing
+    overleaf when ``split_notes``), a running header and page number on every page."""
+    pages: list[Page] = []
+    body: list[tuple[str, bool, bool]] = []  # (line, starts a paragraph, heading)
+    notes: list[str] = []
+    lines_used = 0
+
+    def close(carry: list[str]) -> None:
+        number = len(pages) + 1
+        page = Page(number)
+        top = 40.0
+        if header:
+            page.lines.append(_line("2024 G7 Apulia Summit Final Compliance Report", top, 8.0))
+            page.lines.append(_line("G7 Research Group / 9 June 2025", top + 10, 8.0))
+        top = 70.0
+        for k, (line, starts, heading) in enumerate(body):
+            top += 18.0 if starts and k > 0 else 13.0
+            if starts and k == 0:
+                top += 6.0
+            page.lines.append(_line(line, top, 11.0 if heading else 10.0, heading))
+        top += 20.0
+        for note_line in notes:
+            top += 9.0
+            page.lines.append(_line(note_line, top, 7.5))
+        page.lines.append(_line(str(number), top + 30.0, 8.0))
+        pages.append(page)
+        body.clear()
+        notes.clear()
+        notes.extend(carry)
+
+    for paragraph in text.split("\n\n"):
+        paragraph = paragraph.strip()
+        if not paragraph or paragraph == "2024 G7 Apulia Summit Final Compliance Report":
+            continue
+        if paragraph[:1] in "⁰¹²³⁴⁵⁶⁷⁸⁹":
+            notes.extend(_wrap(paragraph, width + 30, break_anywhere=True))
+            continue
+        heading = "\t" not in paragraph and _is_pdf_heading(paragraph)  # printed in bold
+        rows = paragraph.split("\n") if "\t" in paragraph else [paragraph]
+        for row in rows:
+            # a table row flattened ("Japan 0"), a paragraph wrapped
+            wrapped = [" ".join(row.split())] if "\t" in row else _wrap(row, width, break_anywhere=False)
+            for k, line in enumerate(wrapped):
+                if lines_used >= page_lines:
+                    carry = []
+                    if split_notes and len(notes) > 1:
+                        carry = notes[-1:]
+                        del notes[-1:]
+                    close(carry)
+                    lines_used = 0
+                body.append((line, k == 0 or bool(rows[1:]), heading))
+                lines_used += 1
+    close([])
+    return pages
+
+
+@PROPERTY
+@given(
+    width=st.integers(min_value=45, max_value=140),
+    page_lines=st.integers(min_value=25, max_value=70),
+    header=st.booleans(),
+    split_notes=st.booleans(),
+)
+def test_rewrapping_and_page_headers_never_change_the_parse(
+    laid_out_19, text_gold, width, page_lines, header, split_notes
+):
+    """Layout: lines re-wrapped at any width, pages of any length, running headers and page
+    numbers inserted or not, the last footnote of a page continued overleaf: the same gold."""
+    pages = synthetic_pages(laid_out_19, width, page_lines, header, split_notes)
+    text = layout_text(pages).text
+    actions, urls, scores = gold_of(parse_report(text, source_format="pdf-text"))
+    want_actions, want_urls, want_scores = text_gold[FINAL_19]
+    assert actions == want_actions
+    assert urls == want_urls
+    assert scores == want_scores
+
+
+@PROPERTY
+@given(data=st.data())
+def test_mangled_pages_raise_only_our_error(laid_out_19, data):
+    """Pages with lines dropped, sizes and positions scrambled and random text inserted: the
+    layout never fails, and the parser raises only ReportParseError."""
+    pages = synthetic_pages(laid_out_19, 90, 50, True, True)
+    for page in pages[: data.draw(st.integers(1, len(pages)))]:
+        for line in list(page.lines):
+            action = data.draw(st.sampled_from(["keep", "keep", "drop", "size", "top", "text"]))
+            if action == "drop":
+                page.lines.remove(line)
+            elif action == "size":
+                line.size = data.draw(st.floats(0.0, 30.0))
+            elif action == "top":
+                line.top = data.draw(st.floats(-1000.0, 1000.0))
+            elif action == "text":
+                line.text = data.draw(st.text(max_size=40))
+    try:
+        parse_report(layout_text(pages).text, source_format="pdf-text")
+    except ReportParseError as exc:
+        assert str(exc)  # a message to print, whatever the damage
+
+
+@PROPERTY
+@given(cut=st.integers(min_value=0, max_value=100), noise=st.binary(max_size=200))
+def test_damaged_pdf_bytes_raise_only_our_error(pdf_dir, tmp_path_factory, cut, noise):
+    """Bad input: a rendered PDF cut anywhere and followed by noise, read by the PDF path."""
+    whole = chapter_pdf(pdf_dir, FINAL_19, "a4").read_bytes()
+    path = tmp_path_factory.mktemp("damaged") / "damaged.pdf"
+    path.write_bytes(whole[: len(whole) * cut // 100] + noise)
+    try:
+        laid = read_pdf_report(path)
+        parse_report(laid.text, source_format="pdf-text")
+    except ReportParseError as exc:
+        assert str(exc)
