@@ -22,6 +22,7 @@ from .dates import long_date, now_utc
 from .files import read_toml
 from .models import MEMBER_CODES, MEMBERS, Chapter, Report
 from .report_book import check_front_matter, read_front_matter
+from .report_layout import layout_text, looks_published, pages_from_text
 from .report_pdf import is_pdf, read_pdf_report
 from .reports import ReportParseError, parse_report, read_report_text
 from .rubric import format_average, format_score
@@ -102,6 +103,10 @@ def parse_with_manifest(path: Path) -> Report:
         text, source_format = laid_out.text, "pdf-text"
     else:
         text, source_format = read_report_text(path), entry.get("format")
+        if looks_published(text):
+            # Text a PDF library extracted page by page, running headers and page feet included.
+            laid_out = layout_text(pages_from_text(text))
+            text, source_format = laid_out.text, "pdf-text"
     try:
         report = parse_report(
             text,

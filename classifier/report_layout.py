@@ -394,3 +394,143 @@ def rows_from_flat_lines(lines: list[str], section: str) -> list[str]:
         else:
             rows.append(text)
     return rows
+
+
+# ---------------------------------------------------------------------------
+# Plain text extracted from a published PDF (no positions, no sizes)
+
+_NOTE_NUMBER = re.compile(r"^(\d{3,5}) ?(?=\S)")
+_GLUED_NUMBER = re.compile(r"(?<=[^\s\d])(\d{3,5})(?=[\s,.;:!?)”\"’]|$)")
+_TERMINAL_END = re.compile(r"[.!?:;”\"’)\]]$|[.!?”\"’)][⁰¹²³⁴⁵⁶⁷⁸⁹]+$")
+_BODY, _NOTE, _HEADER = 10.0, 7.5, 8.0
+
+
+def looks_published(text: str) -> bool:
+    """Whether extracted text still carries the published layout: a 'G7 Research Group / <date>'
+    running header on several pages."""
+    return len(_RESEARCH_GROUP.findall(text[:400_000])) >= 2
+
+
+def pages_from_text(text: str) -> list[Page]:
+    """Pages of lines, with positions and sizes inferred, from text a PDF library extracted page
+    after page: a page starts at each running header ('… G7 Research Group / <date>'), or at a
+    form feed. On each page the footnotes begin at the first line that starts with the number
+    following the last footnote read (glued, '4417Communiqué', or spaced); the numbers of a
+    page's footnotes glued to its text are its markers. A line ends its paragraph when it ends
+    a sentence and the next line's first word would have fitted after it.
+    """
+    raw_pages: list[list[str]] = [[]]
+    for line in text.replace("\f", "\n\f").split("\n"):
+        if line.startswith("\f"):
+            line = line[1:]
+            if raw_pages[-1]:
+                raw_pages.append([])
+        elif _RESEARCH_GROUP.search(line) and raw_pages[-1] and any(s.strip() for s in raw_pages[-1]):
+            raw_pages.append([])
+        if line.strip():
+            raw_pages[-1].append(line.rstrip())
+    pages: list[Page] = []
+    last_note: int | None = None
+    unfinished = False  # the last footnote read has no URL yet: it may go on overleaf
+    for number, lines in enumerate(raw_pages, start=1):
+        foot = len(lines)
+        expected = None if last_note is None else last_note + 1
+        for j, line in enumerate(lines):
+            start = _note_start(line, expected)
+            if start is None or j == 0:
+                continue
+            n = start[0]
+            cited = any(str(n) in body for body in lines[:j])
+            if (expected is not None and n == expected) or (cited and (expected is None or n >= expected)):
+                foot = j
+                break
+        notes = set()
+        starts: dict[int, tuple[int, int]] = {}  # foot line -> (footnote number, where its text starts)
+        running = None if foot == len(lines) else expected
+        for j in range(foot, len(lines)):
+            start = _note_start(lines[j], running)
+            if start is not None and (running is None or start[0] >= running):
+                starts[j] = start
+                notes.add(start[0])
+                running = start[0] + 1
+        # Lines just above the first footnote that continue the last page's URL belong to it.
+        # (or its citation, when the last page's footnote stopped before its URL)
+        while foot > 1 and last_note is not None:
+            above = lines[foot - 1]
+            if (_URL_PIECE.match(above) and "/" in above) or (
+                unfinished and ("Access Date" in above or _URL_START.search(above))
+            ):
+                foot -= 1
+            else:
+                break
+        if notes:
+            last_note = max(notes)
+        if foot < len(lines):
+            last_start = max((j for j in starts), default=foot)
+            unfinished = not any(_URL_START.search(line) for line in lines[last_start:])
+        page = Page(number)
+        width = max((len(line) for line in lines[:foot]), default=1)
+        # A heading wrapped over two lines: the second line is heading too, in the same paragraph.
+        headings = [_looks_heading(line.strip()) for line in lines[:foot]]
+        wrapped = [False] * len(headings)
+        for k in range(len(headings) - 1):
+            nxt = lines[k + 1].strip()
+            if (
+                headings[k]
+                and not headings[k + 1]
+                and len(nxt) < 60
+                and nxt[:1].isupper()
+                and _looks_heading(f"{lines[k].strip()} {nxt}")
+                and not _TERMINAL_END.search(nxt)
+            ):
+                headings[k + 1] = wrapped[k + 1] = True
+        top = 0.0
+        previous_ends = True
+        for k, line in enumerate(lines[:foot]):
+            glued = _GLUED_NUMBER.sub(
+                lambda m, notes=notes: m[1].translate(_TO_SUPERSCRIPT) if int(m[1]) in notes else m[1], line
+            )
+            stripped = glued.strip()
+            heading = headings[k]
+            top += 18.0 if previous_ends and k > 0 else 12.0
+            if k == 0:
+                top = 20.0 if not previous_ends else 30.0
+            size = _HEADER if (k == 0 and _RESEARCH_GROUP.search(line)) else _BODY
+            page.lines.append(Line([Run(stripped, 0.0, top, size, heading)], top, size, heading, stripped))
+            nxt = lines[k + 1] if k + 1 < foot else ""
+            first = nxt.split(" ", 1)[0] if nxt else ""
+            continued = k + 1 < foot and wrapped[k + 1]
+            previous_ends = (not continued and (heading or (k + 1 < foot and headings[k + 1]))) or bool(
+                _TERMINAL_END.search(stripped)
+                and (len(line) + 1 + len(first) < 0.97 * width or _starts_action(nxt.strip()))
+            )
+            if k == 0 and size == _HEADER:
+                previous_ends = True
+        top += 20.0
+        for j in range(foot, len(lines)):
+            line = lines[j]
+            text_line = line
+            if j in starts:
+                n, end = starts[j]
+                text_line = str(n).translate(_TO_SUPERSCRIPT) + line[end:]
+            top += 9.0
+            page.lines.append(Line([Run(text_line, 0.0, top, _NOTE)], top, _NOTE, False, text_line.strip()))
+        pages.append(page)
+    return pages
+
+
+def _note_start(line: str, expected: int | None) -> tuple[int, int] | None:
+    """A footnote's number at the start of a line, and where its text starts; the number the
+    last footnote leads to wins where the text glued to it starts with digits ('44817th …')."""
+    if expected is not None and line.startswith(str(expected)):
+        end = len(str(expected))
+        if (end < len(line) and not line[end : end + 1].isspace()) or line[end : end + 1] == " ":
+            return expected, end
+    m = _NOTE_NUMBER.match(line)
+    return (int(m[1]), m.end(1)) if m else None
+
+
+def _looks_heading(text: str) -> bool:
+    from .report_text import _is_pdf_heading
+
+    return bool(text) and _is_pdf_heading(text)

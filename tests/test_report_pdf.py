@@ -497,3 +497,24 @@ def test_damaged_pdf_bytes_raise_only_our_error(pdf_dir, tmp_path_factory, cut, 
         parse_report(laid.text, source_format="pdf-text")
     except ReportParseError as exc:
         assert str(exc)
+
+
+def test_text_extracted_from_a_published_pdf_imports(pdf_dir, text_gold, tmp_path, isolated_db):
+    """Layout, as plain text (pypdf's extract_text, page after page): running headers, page
+    numbers, footnotes at the page foot with glued numbers ('44817th Budapest …' is footnote
+    4481), markers as plain digits glued to words, a wrapped chapter heading, flattened tables.
+    Without positions, paragraph ends are guessed from sentence ends and line lengths; measured
+    here on chapter 19: the chapter imports, its scores are the text file's, and at least 95%
+    of its cited actions and footnote URLs are."""
+    from pypdf import PdfReader
+
+    reader = PdfReader(chapter_pdf(pdf_dir, FINAL_19, "a4"))
+    path = tmp_path / "chapter-19-extracted.txt"
+    path.write_text("\n".join(page.extract_text() for page in reader.pages), encoding="utf-8")
+    result = runner.invoke(app, ["gold", "import", str(path)])
+    assert result.exit_code == 0, result.output
+    actions, urls, scores = gold_of(gold.parse_with_manifest(path))
+    want_actions, want_urls, want_scores = text_gold[FINAL_19]
+    assert scores == want_scores
+    assert sum(a in want_actions for a in actions) >= 0.95 * len(want_actions)
+    assert sum(urls.get(n) == u for n, u in want_urls.items()) >= 0.95 * len(want_urls)
