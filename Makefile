@@ -25,6 +25,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python eval/bench/gold_import.py
+	$(VENV)/bin/python eval/bench/report_pdf.py
 	$(VENV)/bin/python eval/bench/report_scaling.py
 	$(VENV)/bin/python eval/bench/fetch_extract.py
 	$(VENV)/bin/python eval/bench/classify_stub.py

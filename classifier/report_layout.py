@@ -435,12 +435,14 @@ def pages_from_text(text: str) -> list[Page]:
     for number, lines in enumerate(raw_pages, start=1):
         foot = len(lines)
         expected = None if last_note is None else last_note + 1
+        glued_above: set[int] = set()  # numbers glued to the text of the lines read so far
         for j, line in enumerate(lines):
-            start = _note_start(line, expected)
-            if start is None or j == 0:
+            start = _note_start(line, expected) if j else None
+            if start is None:
+                glued_above.update(int(g) for g in _GLUED_NUMBER.findall(line))
                 continue
             n = start[0]
-            cited = any(str(n) in body for body in lines[:j])
+            cited = n in glued_above
             if (expected is not None and n == expected) or (cited and (expected is None or n >= expected)):
                 foot = j
                 break

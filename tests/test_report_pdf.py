@@ -518,3 +518,38 @@ def test_text_extracted_from_a_published_pdf_imports(pdf_dir, text_gold, tmp_pat
     assert scores == want_scores
     assert sum(a in want_actions for a in actions) >= 0.95 * len(want_actions)
     assert sum(urls.get(n) == u for n, u in want_urls.items()) >= 0.95 * len(want_urls)
+
+
+@PROPERTY
+@given(
+    lines=st.lists(
+        st.one_of(
+            st.text(max_size=60),
+            st.sampled_from(
+                [
+                    "2024 G7 Apulia Summit Final Compliance Report G7 Research Group / 9 June 2025",
+                    "4417Communiqué, G7 Information Centre (Toronto) 17 May 1998.",
+                    "4418 https://www.g7.utoronto.ca/summit/",
+                    "19. Migration and Refugees: Preventing Migrant Smuggling and",
+                    "Trafficking",
+                    "Assessment",
+                    "Japan 0",
+                    "Average +0.63 (81%)",
+                    "smuggling.4417 Next words",
+                    "12",
+                ]
+            ),
+        ),
+        max_size=80,
+    )
+)
+def test_published_plain_text_raises_only_our_error(tmp_path_factory, lines):
+    """Bad input: any text with running headers goes through the plain-text layout path to
+    ReportParseError or a report, nothing else."""
+    path = tmp_path_factory.mktemp("plain") / "extracted.txt"
+    header = "2024 G7 Apulia Summit Final Compliance Report G7 Research Group / 9 June 2025"
+    path.write_text("\n".join([header, *lines, header, *lines[::-1]]), encoding="utf-8")
+    try:
+        gold.parse_with_manifest(path)
+    except ReportParseError as exc:
+        assert str(exc).startswith(str(path))
