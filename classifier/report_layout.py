@@ -443,7 +443,7 @@ def pages_from_text(text: str) -> list[Page]:
                 continue
             n = start[0]
             cited = n in glued_above
-            if (expected is not None and n == expected) or (cited and (expected is None or n >= expected)):
+            if (expected is not None and n == expected) or (cited and _follows(n, expected)):
                 foot = j
                 break
         notes = set()
@@ -451,7 +451,7 @@ def pages_from_text(text: str) -> list[Page]:
         running = None if foot == len(lines) else expected
         for j in range(foot, len(lines)):
             start = _note_start(lines[j], running)
-            if start is not None and (running is None or start[0] >= running):
+            if start is not None and _follows(start[0], running):
                 starts[j] = start
                 notes.add(start[0])
                 running = start[0] + 1
@@ -519,6 +519,12 @@ def pages_from_text(text: str) -> list[Page]:
             page.lines.append(Line([Run(text_line, 0.0, top, _NOTE)], top, _NOTE, False, text_line.strip()))
         pages.append(page)
     return pages
+
+
+def _follows(number: int, expected: int | None) -> bool:
+    """Whether a footnote number can come next: the expected one or a few after it (a URL's
+    digits at a line's start, '307772', are not footnote 30777)."""
+    return expected is None or expected <= number < expected + 20
 
 
 def _note_start(line: str, expected: int | None) -> tuple[int, int] | None:
