@@ -646,10 +646,10 @@ def render_whole_report(
 
 
 def long_report(pages: int, out: Path, layout: Layout = A4) -> Path:
-    """A whole report of about ``pages`` pages: the two chapters again and again, renumbered."""
+    """A whole report of at least ``pages`` pages: the two chapters again and again, renumbered."""
     base = [read_chapter(CHAPTER_18, front_matter=False), read_chapter(CHAPTER_19, front_matter=False)]
     chapters = []
     per_chapter = 36 if layout is A4 else 59  # pages one chapter takes, measured
-    for k in range(max(1, round(pages / per_chapter))):
+    for k in range(max(1, -(-pages // per_chapter))):  # at least ``pages`` pages
         chapters.append(renumber(base[k % 2], k + 1, 10_000 + 1_000 * k))
     return render_whole_report(chapters, out, layout)

@@ -8,7 +8,7 @@ and the parse recovered against the text files' gold: cited actions (member, dat
 footnote URLs and member scores that match. A library that is not installed is named and left
 out (pip install pdfplumber pypdfium2; neither is a runtime dependency).
 
-Part 2 renders a whole report of about 650 pages (the chapters again and again, renumbered)
+Part 2 renders a whole report of at least 650 pages (the chapters again and again, renumbered)
 and times `gold import` of it end to end (extraction, layout, parse, store) with the runtime
 path (pypdf), and the pages per second of that.
 
@@ -193,7 +193,7 @@ def part_one(work: Path) -> None:
 
 
 def part_two(work: Path, pages: int) -> None:
-    print(f"\nPart 2: a whole report of about {pages} pages, `gold import` end to end (pypdf)")
+    print(f"\nPart 2: a whole report of at least {pages} pages, `gold import` end to end (pypdf)")
     path = work / "long-report.pdf"
     start = time.perf_counter()
     report_pdfs.long_report(pages, path)
