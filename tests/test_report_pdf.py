@@ -553,3 +553,27 @@ def test_published_plain_text_raises_only_our_error(tmp_path_factory, lines):
         gold.parse_with_manifest(path)
     except ReportParseError as exc:
         assert str(exc).startswith(str(path))
+
+
+def test_flattened_tables_with_unicode_minus_and_any_spacing():
+    """Layout: the assessment table flattened to lines with the column lost, a Unicode minus
+    ('−1'), and the Scoring Guidelines table with its label on the first line of a cell."""
+    from classifier.report_layout import rows_from_flat_lines
+
+    rows = rows_from_flat_lines(
+        ["No Compliance Partial Compliance Full Compliance", "Japan −1", "United Kingdom  +1", "Average +0.63 (81%)"],
+        "assessment",
+    )
+    assert rows == [
+        "\tNo Compliance\tPartial Compliance\tFull Compliance",
+        "Japan\t−1",
+        "United Kingdom\t\t\t+1",
+        "Average\t+0.63 (81%)",
+    ]
+    scoring = rows_from_flat_lines(["−1 The G7 member has not", "taken any action.", "0 The G7 member"], "scoring")
+    assert scoring == ["−1\tThe G7 member has not", "\ttaken any action.", "0\tThe G7 member"]
+    # the row as rebuilt reads as a score of -1 in the no-compliance column
+    text = FINAL_19.read_text(encoding="utf-8").replace("Japan\t\t0", rows[1], 1)
+    report = parse_report(text, source_format="pdf-text")
+    japan = next(row for row in report.chapters[0].assessment if row.member == "Japan")
+    assert (japan.score, japan.column) == (-1, "no")
