@@ -561,7 +561,12 @@ def test_flattened_tables_with_unicode_minus_and_any_spacing():
     from classifier.report_layout import rows_from_flat_lines
 
     rows = rows_from_flat_lines(
-        ["No Compliance Partial Compliance Full Compliance", "Japan −1", "United Kingdom  +1", "Average +0.63 (81%)"],
+        [
+            "No Compliance Partial Compliance Full Compliance",
+            "Japan −1",
+            "United Kingdom  +1",
+            "Average +0.63 (81%)",
+        ],
         "assessment",
     )
     assert rows == [
@@ -570,7 +575,9 @@ def test_flattened_tables_with_unicode_minus_and_any_spacing():
         "United Kingdom\t\t\t+1",
         "Average\t+0.63 (81%)",
     ]
-    scoring = rows_from_flat_lines(["−1 The G7 member has not", "taken any action.", "0 The G7 member"], "scoring")
+    scoring = rows_from_flat_lines(
+        ["−1 The G7 member has not", "taken any action.", "0 The G7 member"], "scoring"
+    )
     assert scoring == ["−1\tThe G7 member has not", "\ttaken any action.", "0\tThe G7 member"]
     # the row as rebuilt reads as a score of -1 in the no-compliance column
     text = FINAL_19.read_text(encoding="utf-8").replace("Japan\t\t0", rows[1], 1)
