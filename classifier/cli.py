@@ -193,11 +193,15 @@ def _print_imports(results: list[gold_lib.ImportResult]) -> None:
 @handled
 def gold_import(
     paths: Annotated[
-        list[Path], typer.Argument(help="Report files, or directories of them (with manifest.toml).")
+        list[Path],
+        typer.Argument(
+            help="Report files (.txt, .md or .pdf: a chapter or a whole report), or directories of them."
+        ),
     ],
 ) -> None:
-    """Import compliance-report chapters. A chapter is identified by summit, report kind and commitment: another
-    file of it is a new version of it; the same text twice changes nothing; an incomplete chapter is refused."""
+    """Import compliance-report chapters, from text or PDF (a chapter or a whole report). A chapter is identified by
+    summit, report kind and commitment: another file of it is a new version of it; the same text twice changes
+    nothing; an incomplete chapter is refused."""
     db = _db()
     results = []
     for path in gold_lib.expand_paths(paths):
