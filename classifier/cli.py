@@ -355,7 +355,8 @@ def _agreement(rubric, against: Path) -> str:
     lines = [
         f"  against {against}: dimensions {'same' if a.dimensions_same else 'DIFFER'} "
         f"({a.ids_same} of {a.dimensions} ids equal), rule {'same' if a.rule_same else 'DIFFERS'}, "
-        f"member readings {a.readings_same} of {a.readings} ({a.readings_share:.0%})"
+        f"member readings {a.readings_same} of {a.readings} ({a.readings_share:.0%}), "
+        f"examples {a.examples_same} of {a.examples} word for word"
     ]
     lines += [f"    {d}" for d in a.differences]
     return "\n".join(lines)

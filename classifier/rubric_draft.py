@@ -216,6 +216,12 @@ def enumeration(text: str) -> list[str]:
     return items
 
 
+# Words in -ing that name a thing ('smuggling and trafficking networks'), not a second action.
+NOUN_ING = {"trafficking", "smuggling", "training", "funding", "monitoring", "laundering", "financing",
+            "policing", "raising", "processing", "screening", "offending", "building", "housing"}  # fmt: skip
+TRAILERS = re.compile(r"^(?:such as|including|e\.g\.|in particular|notably|to this end)\b", re.I)
+
+
 def example_items(sentence: str) -> list[str]:
     """The list after 'include' / 'involve' in an examples sentence, one item per example."""
     m = re.search(r"\b(?:include|includes|including|involve|involves|are|is)\b:?\s*(.*)$", sentence)
@@ -223,8 +229,24 @@ def example_items(sentence: str) -> list[str]:
     parts = re.split(r",\s*(?:as well as|and|or)\s+|,\s*|;\s*|\s+as well as\s+", body)
     items: list[str] = []
     for part in parts:
-        # 'a and undertaking b': split before a second verb in -ing, not inside 'smuggling and trafficking'
-        items += re.split(r"\s+(?:and|or)\s+(?=[a-z]+ing\s(?!and\b|or\b))", part)
+        part = part.strip()
+        if not part:
+            continue
+        if items and TRAILERS.match(part):
+            if not re.match(r"to this end\b", part, re.I):
+                items[-1] += f", {part}"
+            continue
+        # 'networks and undertaking b' is two actions; 'smuggling and trafficking', 'joining or
+        # forming' and 'enacting and/or amending' are one
+        pieces = re.split(r"\s+(and|or)\s+(?=[a-z]+ing\s)", part)
+        merged = [pieces[0]]
+        for joiner, piece in zip(pieces[1::2], pieces[2::2], strict=True):
+            before = merged[-1].split()[-1].lower()
+            if piece.split()[0].lower() in NOUN_ING or before.endswith("ing"):
+                merged[-1] = f"{merged[-1]} {joiner} {piece}"
+            else:
+                merged.append(piece)
+        items += merged
     return [re.sub(r"^(?:and|or)\s+", "", i).strip() for i in items if i.strip()]
 
 
@@ -869,6 +891,8 @@ class Agreement:
     rule_same: bool
     readings_same: int
     readings: int
+    examples_same: int  # checked strong and weak examples the draft has word for word
+    examples: int
     differences: list[str]
 
     @property
@@ -889,6 +913,12 @@ def compare(drafted: Rubric, checked: Rubric) -> Agreement:
     rule_same = same_count and same_rule(drafted.scoring, checked.scoring, len(checked.dimensions))
     if not rule_same:
         diffs.append("scoring rule: gives other scores than the checked rule")
+    examples_same = examples = 0
+    for a, b in pairs:
+        for kind in ("strong_examples", "weak_examples"):
+            wanted = getattr(b, kind)
+            examples += len(wanted)
+            examples_same += sum(e in getattr(a, kind) for e in wanted)
     same = total = 0
     for cg in checked.gold:
         dg = drafted.gold_for(cg.member)
@@ -902,4 +932,14 @@ def compare(drafted: Rubric, checked: Rubric) -> Agreement:
                 diffs.append(
                     f"{cg.member} {cid}: drafted {dlabel.label if dlabel else '-'}, checked {clabel.label}"
                 )
-    return Agreement(same_count and matched, ids_same, len(checked.dimensions), rule_same, same, total, diffs)
+    return Agreement(
+        same_count and matched,
+        ids_same,
+        len(checked.dimensions),
+        rule_same,
+        same,
+        total,
+        examples_same,
+        examples,
+        diffs,
+    )

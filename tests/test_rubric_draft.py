@@ -63,7 +63,8 @@ def test_drafts_reproduce_the_hand_checked_dimensions_rules_and_readings(drafts)
         assert agreement.rule_same, (number, agreement.differences)
         print(
             f"commitment {number}: member readings {agreement.readings_same}/{agreement.readings} "
-            f"({agreement.readings_share:.0%}); dimension ids equal {agreement.ids_same}/{agreement.dimensions}"
+            f"({agreement.readings_share:.0%}); dimension ids equal {agreement.ids_same}/{agreement.dimensions}; "
+            f"examples word for word {agreement.examples_same}/{agreement.examples}"
         )
         for difference in agreement.differences:
             print("   ", difference)
