@@ -377,6 +377,12 @@ def rubric_draft(
         typer.Option("--out", help="Where to write (default: corpus/commitments/<summit>-<N>.toml)."),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend", help="rules, or openai: the member readings by the configured model endpoint."
+        ),
+    ] = "rules",
 ) -> None:
     """Draft a rubric from an imported chapter, every value marked draft until an analyst confirms it."""
     from . import rubric_draft as draft_lib
@@ -386,7 +392,12 @@ def rubric_draft(
     path = out or corpus_dir() / "commitments" / source.default_name
     if path.exists() and not force:
         raise draft_lib.DraftError(f"{path} exists: not overwritten (use --force to replace it, or --out)")
-    draft = draft_lib.draft_rubric(source)
+    if backend == "rules":
+        draft = draft_lib.draft_rubric(source)
+    elif backend == "openai":
+        draft = draft_lib.draft_with_model(source, load_config(state.config).llm, db=db)
+    else:
+        raise ValueError(f"--backend must be rules or openai, not {backend!r}")
     draft_lib.write_draft(draft, path, force=force)
     rubric = draft.rubric
     typer.echo(

@@ -131,6 +131,7 @@ class DraftMark(Model):
     prompt: str | None = None  # prompt name and sha, for a model's draft
     source: str  # the chapter it was drafted from: file name and content id
     drafted_utc: str
+    calls: list[int] = Field(default_factory=list)  # llm_calls rows of a model's draft
     fields: list[str] = Field(default_factory=list)
 
 

@@ -26,13 +26,14 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import sqlite_utils
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError, create_model, model_validator
 
 from .dates import now_utc
 from .files import first_problem
+from .models import Model
 from .rubric import Rubric, RubricError, Scoring, ScoringRule, score_gold, score_range
 
 NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
@@ -673,11 +674,16 @@ class Draft:
 
 
 def draft_rubric(
-    source: ChapterSource, *, readings: dict[str, dict] | None = None, mark: dict | None = None
+    source: ChapterSource,
+    *,
+    readings: dict[str, dict] | None = None,
+    mark: dict | None = None,
+    said: list[str] | None = None,
 ) -> Draft:
     """Draft a rubric from an imported chapter by rules. ``readings`` (member -> labels), when
-    given, replaces the rules' member readings (a model's); ``mark`` adds to the [draft] table."""
-    log = Drafting()
+    given, replaces the rules' member readings (a model's); ``mark`` adds to the [draft] table,
+    ``said`` to what the draft could not do."""
+    log = Drafting(list(said or []))
     dims = draft_dimensions(source, log)
     exclusions = draft_exclusions(source)
     scoring = draft_scoring(source, len(dims), log)
@@ -827,8 +833,8 @@ def to_toml(rubric: Rubric, source: ChapterSource) -> str:
         lines.append("exclusions = []")
     draft = data["draft"]
     lines += ["", "[draft]"]
-    for key in ("backend", "model", "prompt", "source", "drafted_utc"):
-        if key in draft:
+    for key in ("backend", "model", "prompt", "source", "drafted_utc", "calls"):
+        if draft.get(key):
             lines.append(f"{key} = {_value(draft[key])}")
     lines.append("fields = [\n" + "".join(f"    {_short(f)},\n" for f in draft["fields"]) + "]")
     lines += ["", "[features]", f"text = {_str(data['features']['text'])}"]
@@ -942,4 +948,153 @@ def compare(drafted: Rubric, checked: Rubric) -> Agreement:
         examples_same,
         examples,
         diffs,
+    )
+
+
+# ---------------------------------------------------------------------------
+# The member readings by a model (--backend openai)
+
+PROMPT_ID = "rubric-draft"
+
+
+class _ReadingBase(Model):
+    """One member's readings as a model gives them; quotes must be the conclusion's own words."""
+
+    conclusion_text: ClassVar[str] = ""
+
+    @model_validator(mode="after")
+    def _quotes_in_conclusion(self) -> _ReadingBase:
+        for name in type(self).model_fields:
+            reading = getattr(self, name)
+            if reading.label == "unclear":
+                continue
+            quote = reading.quote.strip().strip('"“”')
+            if not quote or quote not in type(self).conclusion_text:
+                raise ValueError(
+                    f"{name}: the quote must be copied verbatim from the conclusion, not {reading.quote[:80]!r}"
+                )
+        return self
+
+
+class ModelReading(Model):
+    label: Literal["strong", "weak", "none", "unclear"]
+    quote: str
+    why: str
+
+
+def reading_model(dimension_ids: list[str], conclusion: str) -> type[BaseModel]:
+    """The response model for one member: a reading per dimension id, quotes checked."""
+    fields: dict[str, Any] = {dim: (ModelReading, ...) for dim in dimension_ids}
+    model = create_model("MemberReadings", __base__=_ReadingBase, **fields)
+    model.conclusion_text = conclusion
+    return model
+
+
+def _labels(output: dict) -> dict[str, dict]:
+    labels = {}
+    for dim, reading in output.items():
+        if reading["label"] == "unclear":
+            labels[dim] = {
+                "label": "unclear",
+                "quote": "",
+                "why": reading["why"].strip() or "the model gave no reason",
+            }
+        else:
+            labels[dim] = {"label": reading["label"], "quote": reading["quote"].strip().strip('"“”')}
+    return labels
+
+
+def draft_with_model(
+    source: ChapterSource,
+    config: Any,
+    *,
+    db: sqlite_utils.Database | None = None,
+    backend: Any = None,
+) -> Draft:
+    """Draft by rules, then have the configured OpenAI-compatible model read each member's
+    conclusion. An answer that fails validation (after the backend's bounded re-asks) is
+    reported in the draft's notes, and that member keeps the rules' reading."""
+    import asyncio
+
+    from .llm import make_backend
+    from .prompts import check_unchanged, load_prompt, render
+
+    ruled = draft_rubric(source)
+    template = load_prompt(prompt_id=PROMPT_ID)
+    if db is not None:
+        check_unchanged(db, template)
+    backend = backend or make_backend(config, "openai")
+    members = [g for g in ruled.rubric.gold]
+
+    async def read(gold) -> Any:
+        document = f"Member: {gold.member}\n\n{gold.conclusion}"
+        prompt = render(template, ruled.rubric, document)
+        output_model = reading_model(ruled.rubric.dimension_ids, gold.conclusion)
+        result = await backend.classify(prompt, output_model, ruled.rubric, document)
+        return gold, prompt, document, result
+
+    async def read_all() -> list:
+        return await asyncio.gather(*(read(g) for g in members))
+
+    readings: dict[str, dict] = {}
+    said: list[str] = []
+    calls: list[int] = []
+    for gold, prompt, document, result in asyncio.run(read_all()):
+        if db is not None:
+            calls.append(_log_call(db, backend, template.name, prompt.sha, document, source.number, result))
+        if result.outcome == "ok" and result.output is not None:
+            readings[gold.member] = _labels(result.output)
+        else:
+            error = " ".join((result.error or "").split())
+            first = re.search(r"Value error, (.*?)(?: \[type=|$)", error)
+            error = (f"{error.split(':')[0]}: {first[1]}" if first else error)[:300]
+            said.append(
+                f"{gold.member}: the model's answer was not used ({result.outcome}: {error}); "
+                "the rules' reading is kept"
+            )
+    said.append(
+        f"member readings drafted by {backend.model} for {len(readings)} of {len(members)} members; "
+        "a model's readings are drafts like any other"
+    )
+    mark = {
+        "backend": "openai",
+        "model": backend.model,
+        "prompt": f"{template.name} ({template.sha})",
+        "calls": calls,
+    }
+    return draft_rubric(source, readings=readings, mark=mark, said=said)
+
+
+def _log_call(db, backend, prompt_name: str, prompt_sha: str, document: str, number: int, result) -> int:
+    """The call in the model call log (`evidence calls list`), as classification logs its calls."""
+    import hashlib
+
+    from .redaction import redact
+
+    return (
+        db["llm_calls"]
+        .insert(
+            {
+                "backend": backend.name,
+                "model": backend.model,
+                "prompt_name": prompt_name,
+                "prompt_sha": prompt_sha,
+                "input_sha": "sha256:" + hashlib.sha256(document.encode("utf-8")).hexdigest(),
+                "commitment": number,
+                "request": json.dumps(result.request, ensure_ascii=False),
+                "raw_response": redact(result.raw_response),
+                "parsed": redact(json.dumps(result.output)) if result.output is not None else None,
+                "outcome": result.outcome,
+                "error": redact(result.error),
+                "tokens_in": result.tokens_in,
+                "tokens_out": result.tokens_out,
+                "cached_tokens": result.cached_tokens,
+                "cost": result.cost,
+                "latency_ms": int(result.latency * 1000),
+                "retries": result.retries,
+                "run_id": None,
+                "created_utc": now_utc(),
+            }
+        )
+        .last_pk
     )

