@@ -416,9 +416,10 @@ def rubric_draft(
 def rubric_list() -> None:
     """The rubrics in corpus/commitments: commitment, title, period, dimensions."""
     for rubric in load_rubrics(corpus_dir() / "commitments"):
+        drafted = f"  DRAFT: {len(rubric.draft_fields)} values to confirm" if rubric.draft_fields else ""
         typer.echo(
             f"{rubric.number:>3}  {rubric.title}  {rubric.period_start} to {rubric.period_end}  "
-            f"[{', '.join(rubric.dimension_ids)}]"
+            f"[{', '.join(rubric.dimension_ids)}]{drafted}"
         )
 
 

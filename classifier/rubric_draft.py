@@ -415,7 +415,22 @@ def _rule(score: int, strength: str, low: int, high: int, n_dims: int) -> Scorin
     return ScoringRule(score=score, min_acted=low, max_acted=high if high < n_dims else None)
 
 
-def draft_scoring(source: ChapterSource, n_dims: int, log: Drafting) -> Scoring:
+def named_rule(score: int, text: str, dimensions: list[dict], ids: list[str]) -> ScoringRule | None:
+    """A row that names dimensions instead of counting them: 'strong action to prevent and at
+    least weak action to counter' -> strong_in [prevent], acted_in [counter]."""
+    cues = _cues(dimensions)
+    strong: list[str] = []
+    acted: list[str] = []
+    for m in re.finditer(r"\b(strong|weak)\b(.*?)(?=\bstrong\b|\bweak\b|$)", text, re.I | re.S):
+        span = m[2]
+        for k in _named(span, cues, []):
+            (strong if m[1].lower() == "strong" else acted).append(ids[k])
+    if not strong and not acted:
+        return None
+    return ScoringRule(score=score, strong_in=strong, acted_in=[d for d in acted if d not in strong])
+
+
+def draft_scoring(source: ChapterSource, n_dims: int, log: Drafting, ids: list[str] | None = None) -> Scoring:
     """The rule from the Scoring Guidelines table (the guideline paragraphs where there is no table)."""
     table = source.scoring_guidelines
     g = source.guidelines
@@ -433,7 +448,10 @@ def draft_scoring(source: ChapterSource, n_dims: int, log: Drafting) -> Scoring:
             # the +1 guideline paragraph goes on to list examples; its first sentence is the rule
             text = text.split(". ")[0] if not table.get("+1") else text
         found = quantifiers(text, n_dims)
-        if not found:
+        named = None if found or not ids else named_rule(score, text, source.dimensions, ids)
+        if named is not None:
+            rules.append(named)
+        elif not found:
             log.say(
                 f"the {key} row names no count of strong or weak dimensions; no rule drafted for it: {text[:120]!r}"
             )
@@ -686,7 +704,7 @@ def draft_rubric(
     log = Drafting(list(said or []))
     dims = draft_dimensions(source, log)
     exclusions = draft_exclusions(source)
-    scoring = draft_scoring(source, len(dims), log)
+    scoring = draft_scoring(source, len(dims), log, [d["id"] for d in dims])
     if not exclusions:
         log.say("no exclusion found in the guidelines (none may be stated)")
     gold = []

@@ -380,3 +380,54 @@ def test_model_draft_answers_are_validated_STUB(imported, tmp_path, monkeypatch)
     assert "drafted by smollm2-135m-instruct for 1 of 8 members" in " ".join(draft.could_not)
     outcomes = [r["outcome"] for r in db.query("select outcome from llm_calls order by id")]
     assert outcomes.count("ok") == 1 and outcomes.count("invalid-output") == 7
+
+
+# ---------------------------------------------------------------------------
+# Chapters unlike the bundled two (made by changing an imported chapter's rows)
+
+
+def test_a_table_that_counts_two_of_three_and_names_dimensions(imported):
+    import dataclasses
+
+    source = chapter_source(open_db(imported), 18)
+    table = {
+        "-1": "The G7 member has taken no action or only weak action.",
+        "0": "The G7 member has taken strong action to enhance border management and at least weak action "
+        "to curb transnational organized crime.",
+        "+1": "The G7 member has taken strong action in at least two of the three commitment dimensions.",
+    }
+    changed = dataclasses.replace(source, scoring_guidelines=table)
+    draft = draft_rubric(changed)
+    ids = draft.rubric.dimension_ids
+    assert draft.rubric.scoring == Scoring(
+        default=-1,
+        rules=[
+            ScoringRule(score=1, min_strong=2),
+            ScoringRule(score=0, strong_in=[ids[0]], acted_in=[ids[1]]),
+        ],
+    )
+    assert check(draft.rubric).to_confirm  # still a draft
+
+
+def test_readings_without_a_verdict_sentence_and_with_five_dimensions(imported):
+    import dataclasses
+
+    from classifier.rubric_draft import MemberSource
+
+    source = chapter_source(open_db(imported), 19)
+    five = [*source.dimensions, {"number": 5, "name": "Protect victims", "description": None}]
+    conclusion = (
+        "Canada took strong action to protect victims and to prevent trafficking. It has taken weak "
+        "action to counter smuggling; it has not addressed the dismantling of networks."
+    )
+    members = [MemberSource("Canada", 0, [conclusion])]
+    draft = draft_rubric(dataclasses.replace(source, dimensions=five, members=members))
+    labels = {d: v.label for d, v in draft.rubric.gold_for("Canada").labels.items()}
+    assert labels == {
+        "prevent": "strong",
+        "counter": "weak",
+        "dismantle_networks": "none",
+        "disrupt_business_models": "unclear",
+        "protect_victims": "strong",
+    }
+    assert "the +1 row counts 4 dimensions but 5 are enumerated" in draft.could_not
