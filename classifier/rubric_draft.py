@@ -1064,7 +1064,9 @@ def draft_with_model(
             readings[gold.member] = _labels(result.output)
         else:
             error = " ".join((result.error or "").split())
-            first = re.search(r"Value error, (.*?)(?: \[type=|$)", error)
+            first = re.search(r"Value error, (.*?)(?: \[type=|$)", error) or re.search(
+                r"validation errors? for \w+ (.*?)(?: \[type=|$)", error
+            )
             error = (f"{error.split(':')[0]}: {first[1]}" if first else error)[:300]
             said.append(
                 f"{gold.member}: the model's answer was not used ({result.outcome}: {error}); "

@@ -329,6 +329,9 @@ def test_model_draft_on_real_model_output(imported, tmp_path, monkeypatch):
         member = note.split(":")[0]
         assert rubric.gold_for(member).labels == ruled.gold_for(member).labels  # the rules' reading kept
         assert "invalid-output" in note or "http-error" in note or "timeout" in note
+        assert (
+            "Invalid JSON" in note or "verbatim" in note or "invalid-output" not in note
+        )  # the reason, named
     calls = list(open_db(db_path).query("select * from llm_calls where prompt_name = 'rubric-draft-v1'"))
     assert sorted(c["id"] for c in calls) == sorted(rubric.draft.calls) and len(calls) == 8
     assert sum(c["outcome"] == "ok" for c in calls) == used
