@@ -23,14 +23,15 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from . import instructions
 from .config import Config
-from .dates import now_utc
+from .dates import new_run_id, now_utc
+from .documents import CURRENT_VERSIONS
+from .flags import Flag, excluded
 from .grounding import locate
-from .llm import CallResult, make_backend, unexpected
+from .llm import Backend, CallResult, make_backend, unexpected
 from .models import ClassificationBase, DimensionLabel
 from .prompts import PromptTemplate, RenderedPrompt, check_unchanged, load_prompt, render, sha256
 from .redaction import redact
-from .rubric import Rubric, load_rubrics
-from .store import corpus_dir
+from .rubric import Rubric
 
 # Length limits applied after validation (see DimensionLabel for why not in the schema).
 MAX_QUOTES = 6
@@ -68,7 +69,7 @@ def ground(
 
     ``planted`` are the document's instruction-like sentences (:mod:`classifier.instructions`,
     found when not given): a quote that falls in one is marked and grounds nothing, and the
-    item is flagged ``instruction-like-text``.
+    item is flagged ``instruction-like-text``. The flags are :class:`classifier.flags.Flag`.
     """
     planted = instructions.find(document) if planted is None else planted
     dims = {}
@@ -91,16 +92,16 @@ def ground(
             "grounded": grounded,
         }
     if any(not d["grounded"] for d in dims.values()):
-        flags.append("ungrounded")
+        flags.append(Flag.UNGROUNDED)
     when = output.get("action_date")
     outside = output.get("outside_period", False)
     if when:
         outside = not (rubric.period_start <= dt.date.fromisoformat(when) <= rubric.period_end)
     if outside:
-        flags.append("outside_period")
-    flags += [f"excluded:{e}" for e in output.get("exclusions", [])]
+        flags.append(Flag.OUTSIDE_PERIOD)
+    flags += [excluded(e) for e in output.get("exclusions", [])]
     if truncated:
-        flags.append("truncated")
+        flags.append(Flag.TRUNCATED)
     if planted:
         flags.append(instructions.FLAG)
     return dims, flags
@@ -122,7 +123,7 @@ class ClassifySummary:
     cached_tokens: int = 0
     cost: float = 0.0
     elapsed: float = 0.0
-    run_id: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f"))
+    run_id: str = field(default_factory=new_run_id)
 
     @property
     def failures(self) -> int:
@@ -184,13 +185,13 @@ class Classifier:
         prompt: str | int | None = None,
         cost_cap: float | None = None,
         token_cap: int | None = None,
-        backend_object: Any = None,
+        backend_object: Backend | None = None,
     ):
         self.db = db
         self.config = config
         self.template: PromptTemplate = load_prompt(prompt)
         check_unchanged(db, self.template)
-        self.backend = backend_object or make_backend(config.llm, backend, model)
+        self.backend: Backend = backend_object or make_backend(config.llm, backend, model)
         self.cost_cap = cost_cap if cost_cap is not None else config.llm.cost_cap
         self.token_cap = token_cap if token_cap is not None else config.llm.token_cap
         self.summary = ClassifySummary(self.backend.name, self.backend.model, self.template.name)
@@ -205,10 +206,7 @@ class Classifier:
 
     def _estimate(self, prompt: RenderedPrompt) -> float:
         """A call's likely cost, from its likely tokens."""
-        price = getattr(self.backend, "price", None)
-        if price is None:
-            return 0.0
-        return price(*self._estimate_tokens(prompt), 0)
+        return self.backend.price(*self._estimate_tokens(prompt), 0)
 
     def _output_model(self, rubric: Rubric) -> type[BaseModel]:
         if rubric.number not in self._models:
@@ -355,13 +353,8 @@ class Classifier:
 
     async def run(self, items: list[Item], on_done=None) -> ClassifySummary:
         started = time.monotonic()
-        if self.backend.name != "baseline":
-            # Items of one rubric share the static prompt prefix: together, the provider caches it.
-            # (The baseline wants the opposite: one document's items together, embedded once.)
-            items = sorted(items, key=lambda i: i.rubric.number)
-        semaphore = asyncio.Semaphore(
-            max(1, self.config.llm.concurrency) if self.backend.name != "baseline" else 1
-        )
+        items = self.backend.order(items)
+        semaphore = asyncio.Semaphore(max(1, self.config.llm.concurrency) if self.backend.concurrent else 1)
 
         async def one(item: Item) -> None:
             async with semaphore:
@@ -382,11 +375,11 @@ def document_items(
     limit: int | None = None,
 ) -> list[Item]:
     """The current version of every stored document (published since ``since``) x every rubric."""
-    sql = """
-        select d.id, v.version, v.content_sha256, v.text, v.published
-        from documents d join document_versions v on v.document_id = d.id and v.version = d.current_version
-        where (:since is null or v.published >= :since) and d.kind != 'gold'
-        order by v.published desc, d.id desc
+    sql = f"""
+        select v.document_id as id, v.version, v.content_sha256, v.text, v.published
+        from ({CURRENT_VERSIONS}) v
+        where (:since is null or v.published >= :since) and v.kind != 'gold'
+        order by v.published desc, v.document_id desc
     """
     rows = list(db.query(sql, {"since": since.isoformat() if since else None}))
     if limit is not None:
@@ -420,14 +413,14 @@ def pending_items(
     by an earlier (even killed) run is not, so a rerun picks up where the last one stopped.
     """
     keys = {r.number: render(classifier.template, r, "").system_sha for r in rubrics}
-    sql = """
-        select d.id, v.version, v.content_sha256, v.published
-        from documents d join document_versions v on v.document_id = d.id and v.version = d.current_version
-        where d.kind != 'gold' and not exists (
+    sql = f"""
+        select v.document_id as id, v.version, v.content_sha256, v.published
+        from ({CURRENT_VERSIONS}) v
+        where v.kind != 'gold' and not exists (
             select 1 from classifications c
             where c.content_sha = v.content_sha256 and c.commitment = :commitment and c.model = :model
               and c.system_sha = :system_sha and c.status = 'ok')
-        order by v.published desc, d.id desc
+        order by v.published desc, v.document_id desc
     """
     pending: dict[int, tuple[dict, list[Rubric]]] = {}
     for rubric in rubrics:
@@ -445,8 +438,8 @@ def pending_items(
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         sql = (
-            "select v.document_id, v.version, v.text from document_versions v join documents d"
-            f" on d.id = v.document_id and v.version = d.current_version where d.id in ({','.join('?' * len(chunk))})"
+            f"select v.document_id, v.version, v.text from ({CURRENT_VERSIONS}) v"
+            f" where v.document_id in ({','.join('?' * len(chunk))})"
         )
         texts |= {(r[0], r[1]): r[2] for r in db.execute(sql, chunk).fetchall()}
     items = [
@@ -466,12 +459,3 @@ def pending_items(
 
 def text_item(text: str, rubric: Rubric, **kwargs: Any) -> Item:
     return Item(text=text, content_sha=sha256(text), rubric=rubric, **kwargs)
-
-
-def rubrics_for(commitment: int | None = None) -> list[Rubric]:
-    rubrics = load_rubrics(corpus_dir() / "commitments")
-    if commitment is not None:
-        rubrics = [r for r in rubrics if r.number == commitment]
-        if not rubrics:
-            raise ValueError(f"no rubric for commitment {commitment} in corpus/commitments")
-    return rubrics

@@ -28,6 +28,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from .files import first_problem, read_toml
 from .models import MEMBERS, Model
+from .store import corpus_dir
 
 GoldLabelValue = Literal["strong", "weak", "none", "unclear"]
 
@@ -456,3 +457,13 @@ def render_check(result: RubricCheck) -> str:
         lines.append("  the draft could not:")
         lines += [f"    - {text}" for text in result.could_not]
     return "\n".join(lines)
+
+
+def rubrics_for(commitment: int | None = None) -> list[Rubric]:
+    """The corpus's rubrics (``corpus/commitments``), or the one of ``commitment``."""
+    rubrics = load_rubrics(corpus_dir() / "commitments")
+    if commitment is not None:
+        rubrics = [r for r in rubrics if r.number == commitment]
+        if not rubrics:
+            raise ValueError(f"no rubric for commitment {commitment} in corpus/commitments")
+    return rubrics
