@@ -377,7 +377,7 @@ class Fetcher:
             retry=retry_if_result(should_retry),
             retry_error_callback=lambda state: state.outcome.result(),  # type: ignore[union-attr]
         )
-        response = await retrying(once)
+        response: _Response = await retrying(once)
         attempts = counter["n"]
         return response, attempts
 
@@ -438,4 +438,4 @@ class Fetcher:
 async def _resolve(host: str, port: int) -> list[str]:
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return sorted({info[4][0] for info in infos})
+    return sorted({str(info[4][0]) for info in infos})  # (an address, never the int of a raw socket)
