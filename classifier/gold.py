@@ -97,6 +97,7 @@ def parse_with_manifest(path: Path) -> Report:
     if "period_start" in entry and "period_end" in entry:
         period = (entry["period_start"], entry["period_end"])
     laid_out = None
+    source_format: str | None
     if path.suffix.lower() == ".pdf" or is_pdf(path):
         # A PDF: its pages' text rebuilt into the PDF-text shape; errors and warnings name pages.
         laid_out = read_pdf_report(path)

@@ -9,7 +9,7 @@ so a typo in a field name is an error, not a silently ignored value.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, overload
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -90,6 +90,12 @@ def member_code(name: str) -> str:
     return MEMBER_CODES[name]
 
 
+@overload
+def resolve_member(value: str) -> str: ...
+@overload
+def resolve_member(value: None) -> None: ...
+@overload
+def resolve_member(value: str | None) -> str | None: ...
 def resolve_member(value: str | None) -> str | None:
     """'UK', 'uk', 'United Kingdom' -> 'United Kingdom'; None passes through."""
     if value is None:

@@ -551,7 +551,7 @@ def count_items(
 
 
 def claim(
-    db: sqlite_utils.Database, analyst: str, count: int = 20, minutes: int = 60, **filters: Any
+    db: sqlite_utils.Database, analyst: str | None, count: int = 20, minutes: int = 60, **filters: Any
 ) -> list[int]:
     """Claim up to ``count`` pending, unclaimed items (expired claims are free again)."""
     if not analyst:
