@@ -351,6 +351,7 @@ class Fetcher:
         config = self.config
 
         def wait(state: RetryCallState) -> float:
+            # tenacity types outcome as optional; it is set before wait and retry_error_callback run
             response: _Response = state.outcome.result()  # type: ignore[union-attr]
             wait_for = retry_after(response.headers.get("retry-after")) if response.headers else None
             backoff = config.backoff * (2 ** (state.attempt_number - 1))

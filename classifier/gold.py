@@ -402,13 +402,13 @@ def evidence_items(
             where s.commitment_id = e.commitment_id and s.member = e.member), e.seq
     """
     rows = list(db.query(sql, {"n": commitment, "m": member}))
-    notes: dict[tuple[str, int], dict] = {}
+    notes: dict[tuple[str, int], dict | None] = {}  # None: a footnote number the report lacks
     for row in rows:
         numbers = json.loads(row["footnotes"])
         missing = [(row["report_id"], n) for n in numbers if (row["report_id"], n) not in notes]
         for rid, n in missing:
             found = list(db.table("footnotes").rows_where("report_id = ? and number = ?", [rid, n]))
-            notes[(rid, n)] = found[0] if found else None  # type: ignore[assignment]
+            notes[(rid, n)] = found[0] if found else None
         out_notes = []
         for n in numbers:
             fn = notes.get((row["report_id"], n))
