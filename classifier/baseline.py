@@ -227,8 +227,8 @@ class BaselineBackend(Backend):
                 summary = _english_summary(text, spans[best_overall[1]], action_date)
         import datetime as dt
 
-        outside = bool(action_date) and not (
-            rubric.period_start <= dt.date.fromisoformat(action_date) <= rubric.period_end
+        outside = bool(
+            action_date and not rubric.period_start <= dt.date.fromisoformat(action_date) <= rubric.period_end
         )
         exclusions = (
             [e.id for e in rubric.exclusions if e.belongs_to and BORDER_ARREST.search(text)]
