@@ -202,7 +202,7 @@ def members_named(text: str, language: str | None = None) -> list[tuple[str, str
             key = (name.language != language, m.start())
             if name.member not in specific or key < specific[name.member][0]:
                 specific[name.member] = (key, m[0])
-    others = {member: [] for member in {n.member for n in MEMBER_NAMES}}
+    others: dict[str, list[re.Pattern[str]]] = {member: [] for member in {n.member for n in MEMBER_NAMES}}
     for name, pattern in _compiled():
         if not name.generic:
             others[name.member].append(pattern)
