@@ -41,6 +41,7 @@ from . import review
 from . import score as score_lib
 from . import users as users_lib
 from .dates import long_date
+from .errors import NotFound
 from .flags import Flag
 from .flags import parse as parse_flag
 from .rubric import rubrics_for
@@ -244,7 +245,7 @@ def create_app(
         rows = review.list_items(db(), **f, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
         counts = review.count_items(db(), member=f["member"], commitment=f["commitment"], flag=f["flag"])
         shown = counts[f["state"]] if f["state"] else counts["total"]
-        members = [r[0] for r in db().execute("select distinct member from queue_items order by 1")]
+        members = review.queue_members(db())
         commitments = list(rubrics)
         base = {k: v for k, v in f.items() if v is not None}
         return render(request, "queue.html", rows=rows, counts=counts, filters=f, page=page, saved=notice,
@@ -252,10 +253,7 @@ def create_app(
                       query=lambda **change: urlencode({**base, **change}))  # fmt: skip
 
     def item_context(item_id: int) -> dict[str, Any]:
-        try:
-            state = review.state_of(db(), item_id)
-        except review.NoSuchItem as exc:
-            raise HTTPException(404, str(exc)) from None
+        state = review.state_of(db(), item_id)  # NotFound: the 404 page
         source = review.source_of(db(), state.item) or {}
         rubric = rubrics.get(state.item["commitment"])
         dims = state.suggestion.get("dimensions", {})
@@ -311,8 +309,8 @@ def create_app(
             review.decide(db(), item_id, request.state.user.name, action, version, **payload)
         except review.StaleItem as exc:
             return render(request, "item.html", 409, conflict=str(exc), **item_context(item_id))
-        except review.NoSuchItem as exc:
-            raise HTTPException(404, str(exc)) from None
+        except NotFound:
+            raise
         except review.QueueError as exc:
             return render(request, "item.html", 400, problem=str(exc), **item_context(item_id))
         if action in review.STATE_AFTER:  # a decision that settles the item: on to the next
@@ -345,11 +343,10 @@ def create_app(
 
     async def eval_page(request: Request) -> Response:
         current(request)
-        from .evaluate import headline
+        from .evaluate import headline, list_runs
 
-        runs = list(db().query("select * from eval_runs order by id desc limit 100"))
+        runs = list_runs(db(), 100)
         for run in runs:
-            run["metrics"] = json.loads(run["metrics"])
             run["headline"] = headline(run)
         return render(request, "eval.html", runs=runs)
 
@@ -363,10 +360,7 @@ def create_app(
         from .evaluate import load_run
         from .evaluation_report import side_by_side, write_report
 
-        try:
-            run = load_run(db(), request.path_params["run_id"])
-        except ValueError as exc:
-            raise HTTPException(404, str(exc)) from None
+        run = load_run(db(), request.path_params["run_id"])  # NotFound: the 404 page
         plots = sorted(p.name for p in plots_dir().glob(f"{run['id']}-*.png"))
         if not plots:  # a run's figures do not change: drawn on the first view only
             write_report(run, plots_dir(), "md")
@@ -390,6 +384,10 @@ def create_app(
         response = render(request, "error.html", exc.status_code, code=exc.status_code, message=exc.detail)
         response.headers.update(exc.headers or {})  # e.g. a 405's Allow
         return response
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        """What the library could not find (a queue item, an evaluation run): the 404 page."""
+        return render(request, "error.html", 404, code=404, message=str(exc))
 
     async def server_error(request: Request, exc: Exception) -> Response:
         """Any unexpected error: the usual error page without detail (uvicorn logs the traceback)."""
@@ -439,7 +437,7 @@ def create_app(
     return Starlette(
         routes=routes,
         middleware=[Middleware(SecurityHeaders)],
-        exception_handlers={HTTPException: http_error, Exception: server_error},
+        exception_handlers={HTTPException: http_error, NotFound: not_found, Exception: server_error},
     )
 
 
