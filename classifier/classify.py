@@ -32,6 +32,7 @@ from .models import ClassificationBase, DimensionLabel
 from .prompts import PromptTemplate, RenderedPrompt, check_unchanged, load_prompt, render, sha256
 from .redaction import redact
 from .rubric import Rubric
+from .store import new_id
 from .summaries import RunSummary, counted
 
 # Length limits applied after validation (see DimensionLabel for why not in the schema).
@@ -43,13 +44,11 @@ MAX_REASON = 200  # characters of a failure's error in the summary lines
 
 def output_model(rubric: Rubric) -> type[BaseModel]:
     """The strict output schema for one rubric: one field per dimension, nothing else."""
-    dimensions = create_model(
-        f"Dimensions{rubric.number}",
-        __config__=ConfigDict(extra="forbid"),
-        **{d.id: (DimensionLabel, ...) for d in rubric.dimensions},
-    )
+    fields: dict[str, Any] = {d.id: (DimensionLabel, ...) for d in rubric.dimensions}
+    dimensions = create_model(f"Dimensions{rubric.number}", __config__=ConfigDict(extra="forbid"), **fields)
     ids = tuple(e.id for e in rubric.exclusions)
-    exclusions: Any = (list[Literal[ids]], ...) if ids else (list[str], Field(max_length=0))
+    # a Literal of the rubric's own exclusion ids, made at run time: no static type can name it
+    exclusions: Any = (list[Literal[ids]], ...) if ids else (list[str], Field(max_length=0))  # type: ignore[valid-type]
     return create_model(
         f"Classification{rubric.number}",
         __base__=ClassificationBase,
@@ -73,8 +72,8 @@ def ground(
     item is flagged ``instruction-like-text``. The flags are :class:`classifier.flags.Flag`.
     """
     planted = instructions.find(document) if planted is None else planted
-    dims = {}
-    flags = []
+    dims: dict[str, dict[str, Any]] = {}
+    flags: list[str] = []
     for dim_id, value in output["dimensions"].items():
         located = [locate(q, document) for q in value.get("quotes", [])[:MAX_QUOTES]]
         quotes = []
@@ -207,7 +206,7 @@ class Classifier:
 
     def cached(self, item: Item, prompt: RenderedPrompt) -> dict | None:
         rows = list(
-            self.db["classifications"].rows_where(
+            self.db.table("classifications").rows_where(
                 "content_sha = ? and commitment = ? and prompt_sha = ? and model = ? and status = 'ok'",
                 [item.content_sha, item.rubric.number, prompt.sha, self.backend.model],
                 limit=1,
@@ -310,13 +309,11 @@ class Classifier:
                 "and model = ? and status = 'failed'",
                 [item.content_sha, item.rubric.number, prompt.sha, self.backend.model],
             )
-            pk = self.db["classifications"].insert(row).last_pk
-            return self.db["classifications"].get(pk)
+            return self.db.table("classifications").get(new_id(self.db.table("classifications").insert(row)))
 
     def _log_call(self, item: Item, prompt: RenderedPrompt, result: CallResult) -> int:
-        return (
-            self.db["llm_calls"]
-            .insert(
+        return new_id(
+            self.db.table("llm_calls").insert(
                 {
                     "backend": self.backend.name,
                     "model": self.backend.model,
@@ -340,7 +337,6 @@ class Classifier:
                     "created_utc": now_utc(),
                 }
             )
-            .last_pk
         )
 
     async def run(self, items: list[Item], on_done=None) -> ClassifySummary:

@@ -423,7 +423,7 @@ def rubric_draft(
     rubric = draft.rubric
     typer.echo(
         f"{path}: drafted {rubric.summit} commitment {rubric.number} from {source.file_name} "
-        f"({draft.rubric.draft.backend}): {len(rubric.dimensions)} dimensions, "
+        f"({backend}): {len(rubric.dimensions)} dimensions, "
         f"{len(rubric.scoring.rules)} scoring rules, {len(rubric.gold)} members; "
         f"{len(rubric.draft_fields)} values to confirm"
     )
