@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import sqlite_utils
 
 from .dates import now_utc
+from .errors import NotFound
 from .extract import Extracted, ExtractionFailed, ExtractionSkipped, extract
 from .fetch import FetchResult, InvalidURL, host_of, normalize_url
 from .store import new_id
@@ -371,6 +372,28 @@ def find_document(db: sqlite_utils.Database, ref: str) -> dict | None:
         return document_by_url(db, normalize_url(ref))
     except InvalidURL:
         return None
+
+
+class NoSuchDocument(NotFound, ValueError):
+    """No document has that id or URL."""
+
+
+def document_detail(db: sqlite_utils.Database, ref: str) -> dict:
+    """One document by id or URL: the row, plus ``versions`` (oldest first), ``links`` (to members
+    and gold) and ``classifications`` (by commitment)."""
+    doc = find_document(db, ref)
+    if doc is None:
+        raise NoSuchDocument(f"no document {ref!r}: `evidence docs log {ref}` says what happened to it")
+    return {
+        **doc,
+        "versions": list(
+            db["document_versions"].rows_where("document_id = ?", [doc["id"]], order_by="version")
+        ),
+        "links": list(db["document_links"].rows_where("canonical_url = ?", [doc["canonical_url"]])),
+        "classifications": list(
+            db["classifications"].rows_where("document_id = ?", [doc["id"]], order_by="commitment, id")
+        ),
+    }
 
 
 def fetch_log(

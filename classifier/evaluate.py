@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from .classify import Classifier, text_item
 from .config import Config
 from .dataset import FLATTERY, build_dataset, dataset_sha, without_gold
 from .dates import new_run_id
+from .errors import NotFound
 from .metrics import action_metrics, dimension_metrics, score_metrics, strongest_labels
 from .rubric import Rubric
 
@@ -134,6 +136,64 @@ def run_eval(
     return record
 
 
+def evaluate_modes(
+    db: sqlite_utils.Database,
+    config: Config,
+    *,
+    modes: list[str],
+    backend: str | None = None,
+    model: str | None = None,
+    prompt: str | None = None,
+    commitment: int | None = None,
+    limit: int | None = None,
+    results_dir: Path | None = None,
+    on_notice: Callable[[str], None] | None = None,
+    on_run: Callable[[dict], None] | None = None,
+) -> list[dict]:
+    """Evaluate one classifier on each input mode in turn; the stored runs, in ``modes`` order.
+
+    Each run's file goes to ``results_dir``, by default `store.results_dir`: under the project
+    directory, never next to the corpus (that may be the installed package's copy).
+    ``on_notice`` gets the backend's line for the reader, ``on_run`` each run as it finishes.
+    """
+    from .gold import current_reports
+    from .rubric import rubrics_for
+    from .store import results_dir as default_results_dir
+
+    if not current_reports(db):
+        raise ValueError("no reports imported: run `evidence gold import corpus/reports` first")
+    rubrics = rubrics_for(commitment)
+    classifier = Classifier(db, config, backend=backend, model=model, prompt=prompt)
+    if on_notice and (notice := classifier.backend.notice()):
+        on_notice(notice)
+    runs = []
+    for mode in modes:
+        run = run_eval(
+            db,
+            config,
+            rubrics,
+            mode=mode,
+            commitment=commitment,
+            limit=limit,
+            results_dir=results_dir or default_results_dir(),
+            classifier=classifier,
+        )
+        if on_run:
+            on_run(run)
+        runs.append(run)
+    return runs
+
+
+class NoSuchRun(NotFound, ValueError):
+    """No evaluation run has that id or id prefix."""
+
+
+def list_runs(db: sqlite_utils.Database, limit: int = 20) -> list[dict]:
+    """Stored evaluation runs, newest first, each as `load_run` gives it."""
+    ids = [r["id"] for r in db.query("select id from eval_runs order by id desc limit ?", [limit])]
+    return [load_run(db, run_id) for run_id in ids]
+
+
 def load_run(db: sqlite_utils.Database, run_id: str) -> dict:
     rows = list(db.table("eval_runs").rows_where("id = ?", [run_id]))
     if not rows:
@@ -144,7 +204,7 @@ def load_run(db: sqlite_utils.Database, run_id: str) -> dict:
             )
         )
     if not rows:
-        raise ValueError(f"no evaluation run {run_id!r}: see `evidence eval list`")
+        raise NoSuchRun(f"no evaluation run {run_id!r}: see `evidence eval list`")
     run = rows[0]
     run["metrics"] = json.loads(run["metrics"])
     run["config"] = json.loads(run["config"])

@@ -372,6 +372,19 @@ def current_commitments(db: sqlite_utils.Database, commitment: int | None = None
     return list(db.query(sql, {"n": commitment}))
 
 
+def commitment_sections(db: sqlite_utils.Database, commitment: dict) -> tuple[int, list[dict]]:
+    """A stored commitment's cited actions, and its member sections in order, each with
+    ``actions``: the number of cited actions for that member."""
+    actions = db["gold_evidence"].count_where("commitment_id = ?", [commitment["id"]])
+    sections = []
+    for s in db["member_sections"].rows_where("commitment_id = ?", [commitment["id"]], order_by="position"):
+        count = db["gold_evidence"].count_where(
+            "commitment_id = ? and member = ?", [commitment["id"], s["member"]]
+        )
+        sections.append({**s, "actions": count})
+    return actions, sections
+
+
 def chapter_versions(db: sqlite_utils.Database) -> list[dict]:
     """Every version of every chapter, newest first within a chapter, ``current`` marking the one read."""
     if "commitments" not in db.table_names():

@@ -23,6 +23,7 @@ from .classify import Classifier, pending_items
 from .config import Config
 from .crawl import crawl
 from .dates import new_run_id, now_utc
+from .errors import NotFound
 from .failpoints import failpoint
 from .redaction import redact, redact_all
 from .review import fill
@@ -89,6 +90,23 @@ def acquire(path: Path) -> Lock:
             handle.write(mine)
         return Lock(path, took_over)
     raise LockHeld(f"could not take {path}")
+
+
+class NoSuchRun(NotFound, ValueError):
+    """No nightly run has that id."""
+
+
+def list_runs(db: sqlite_utils.Database, limit: int = 20) -> list[dict]:
+    """Nightly runs, newest first."""
+    return list(db.query("select * from runs order by id desc limit ?", [limit]))
+
+
+def get_run(db: sqlite_utils.Database, run_id: str) -> dict:
+    """One nightly run, its ``summary`` decoded."""
+    rows = list(db["runs"].rows_where("id = ?", [run_id]))
+    if not rows:
+        raise NoSuchRun(f"no nightly run {run_id!r}: see `evidence runs list`")
+    return {**rows[0], "summary": json.loads(rows[0]["summary"] or "{}")}
 
 
 def last_success(db: sqlite_utils.Database) -> str | None:

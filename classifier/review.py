@@ -21,6 +21,7 @@ from typing import Any
 import sqlite_utils
 
 from .dates import now_utc
+from .errors import NotFound
 from .flags import EXCLUDED, Flag
 from .flags import parse as parse_flag
 from .models import MEMBERS
@@ -54,7 +55,7 @@ def check_state(state: str | None) -> None:
         raise QueueError(f"state must be {', '.join(STATES[:-1])} or {STATES[-1]}")
 
 
-class NoSuchItem(QueueError):
+class NoSuchItem(QueueError, NotFound):
     """No queue item has that id."""
 
     def __init__(self, item_id: int):
@@ -611,3 +612,37 @@ __all__ = [
     "state_of",
     "stats",
 ]
+
+
+def queue_members(db: sqlite_utils.Database) -> list[str]:
+    """The members that have queue items, in order (the queue page's member filter)."""
+    return [r[0] for r in db.execute("select distinct member from queue_items order by 1")]
+
+
+def export_records(db: sqlite_utils.Database, state: str | None = None) -> list[dict]:
+    """Every queue item (only those in ``state`` if given) as a record for export: its current
+    summary and labels, the suggestion's labels and flags, and each decision."""
+    check_state(state)
+    records = []
+    for st in states(db):
+        if state and st.state != state:
+            continue
+        records.append(
+            {
+                "id": st.item["id"],
+                "commitment": st.item["commitment"],
+                "member": st.item["member"],
+                "state": st.state,
+                "version": st.version,
+                "date": st.item["published"],
+                "summary": st.summary,
+                "labels": st.labels,
+                "suggested_labels": st.suggestion["labels"],
+                "flags": st.suggestion["flags"],
+                "decisions": [
+                    {k: d[k] for k in ("analyst", "action", "payload", "based_on_version", "created_utc")}
+                    for d in st.history
+                ],
+            }
+        )
+    return records

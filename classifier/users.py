@@ -67,6 +67,11 @@ def list_users(db: sqlite_utils.Database) -> list[dict]:
     return list(db.query("select id, name, role, disabled, created_utc from users order by name"))
 
 
+def has_active_users(db: sqlite_utils.Database) -> bool:
+    """Whether any account may log in."""
+    return bool(db["users"].count_where("disabled = 0"))
+
+
 def disable_user(db: sqlite_utils.Database, name: str) -> None:
     """Disable an account and end its sessions; its past decisions stay attributed to it."""
     rows = list(db.table("users").rows_where("name = ?", [name]))
