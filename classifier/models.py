@@ -1,8 +1,9 @@
-"""Pydantic schemas shared across stages.
+"""Pydantic schemas shared across stages, and the members they name.
 
 These are the parser's output (a report as data) and the shapes the database rows
-are built from. Everything is ``extra="forbid"`` so a typo in a field name is an
-error, not a silently ignored value.
+are built from; the members are here with the one reading of a member's code or name
+(:func:`resolve_member`) every command and page uses. Everything is ``extra="forbid"``
+so a typo in a field name is an error, not a silently ignored value.
 """
 
 from __future__ import annotations
@@ -24,6 +25,19 @@ MEMBERS: dict[str, str] = {
     "EU": "European Union",
 }
 MEMBER_CODES: dict[str, str] = {name: code for code, name in MEMBERS.items()}
+
+
+def resolve_member(value: str | None) -> str | None:
+    """'UK', 'uk', 'United Kingdom' -> 'United Kingdom'; None passes through."""
+    if value is None:
+        return None
+    if value.upper() in MEMBERS:
+        return MEMBERS[value.upper()]
+    for name in MEMBERS.values():
+        if name.lower() == value.strip().lower():
+            return name
+    raise ValueError(f"unknown member {value!r}: use one of {', '.join(MEMBERS)} or a full name")
+
 
 ReportKind = Literal["interim", "final"]
 SourceFormat = Literal["markdown", "pdf-text"]

@@ -19,13 +19,14 @@ from pathlib import Path
 
 import sqlite_utils
 
-from .classify import Classifier, pending_items, rubrics_for
+from .classify import Classifier, pending_items
 from .config import Config
 from .corpus import Source, crawl
 from .dates import now_utc
 from .failpoints import failpoint
 from .queue import fill
 from .redaction import redact, redact_all
+from .rubric import rubrics_for
 
 log = logging.getLogger("evidence.nightly")
 

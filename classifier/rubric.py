@@ -21,6 +21,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from .files import first_problem, read_toml
 from .models import MEMBERS, Model
+from .store import corpus_dir
 
 GoldLabelValue = Literal["strong", "weak", "none", "unclear"]
 
@@ -235,3 +236,13 @@ def load_rubrics(directory: Path | str) -> list[Rubric]:
     if len(set(numbers)) != len(numbers):
         raise RubricError(f"{directory}: two rubrics for the same commitment: {numbers}")
     return sorted(rubrics, key=lambda r: r.number)
+
+
+def rubrics_for(commitment: int | None = None) -> list[Rubric]:
+    """The corpus's rubrics (``corpus/commitments``), or the one of ``commitment``."""
+    rubrics = load_rubrics(corpus_dir() / "commitments")
+    if commitment is not None:
+        rubrics = [r for r in rubrics if r.number == commitment]
+        if not rubrics:
+            raise ValueError(f"no rubric for commitment {commitment} in corpus/commitments")
+    return rubrics

@@ -36,11 +36,12 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from . import draft as draft_lib
 from . import queue as queue_lib
 from . import score as score_lib
 from . import users as users_lib
-from .classify import rubrics_for
 from .dates import long_date
+from .rubric import rubrics_for
 from .store import open_db
 
 HERE = Path(__file__).resolve().parent
@@ -356,7 +357,7 @@ def create_app(
         rubric = rubrics.get(parse_number(request.path_params["commitment"], "commitment", status=404))
         if rubric is None:
             raise HTTPException(404, "no such commitment")
-        return render(request, "report.html", sections=score_lib.draft(db(), rubric), rubric=rubric)
+        return render(request, "report.html", sections=draft_lib.draft(db(), rubric), rubric=rubric)
 
     async def eval_page(request: Request) -> Response:
         current(request)

@@ -8,10 +8,13 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from classifier.classify import Classifier, ground, output_model, rubrics_for, text_item
-from classifier.config import Config
+from classifier.baseline import BaselineBackend
+from classifier.classify import Classifier, ground, output_model, text_item
+from classifier.config import Config, ConfigError, LLMConfig
 from classifier.grounding import locate
+from classifier.llm import BACKENDS, Backend, CallResult, make_backend
 from classifier.prompts import PromptError, check_unchanged, load_prompt, render
+from classifier.rubric import rubrics_for
 from classifier.store import open_db
 
 STRONG = (
@@ -221,3 +224,52 @@ def test_enormous_document_is_classified_on_its_budget_and_flagged(baseline, rub
         baseline.config.llm.max_doc_chars = before
     assert row["status"] == "ok" and row["truncated"] == 1
     assert "truncated" in json.loads(row["flags"])
+
+
+# --- choosing a backend ----------------------------------------------------------
+
+
+class OrderingStubBackend(Backend):
+    """A STUB backend (no model): records the order and overlap of its calls, answers none.
+
+    It stands for the next backend a project adds; the real backends run through the same
+    Classifier in the tests above (baseline) and in test_llm_* (endpoint)."""
+
+    name = "ordering-stub"
+    model = "ordering-stub-1"
+    concurrent = False
+
+    def __init__(self):
+        self.calls: list[int] = []
+        self.in_flight = self.most_in_flight = 0
+
+    def order(self, items):
+        return sorted(items, key=lambda i: -i.rubric.number)
+
+    async def classify(self, prompt, output_model, rubric, document, *, published=None):
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        await asyncio.sleep(0.01)
+        self.in_flight -= 1
+        self.calls.append(rubric.number)
+        return CallResult("refused", request={"model": self.model}, error="a stub answers nothing")
+
+
+def test_backends_are_chosen_by_name_from_the_registry(monkeypatch, rubrics, tmp_path):
+    assert isinstance(make_backend(LLMConfig()), BaselineBackend)
+    with pytest.raises(ConfigError, match=r"^unknown backend 'nope': use baseline or openai$"):
+        make_backend(LLMConfig(), "nope")
+    # a new backend is one subclass and one registry entry; the classifier follows its interface
+    monkeypatch.setitem(BACKENDS, "ordering-stub", f"{__name__}:OrderingStubBackend")
+    config = Config()
+    config.llm.concurrency = 4
+    classifier = Classifier(open_db(tmp_path / "evidence.db"), config, backend="ordering-stub")
+    assert isinstance(classifier.backend, OrderingStubBackend) and classifier.backend.notice() is None
+    items = [text_item(f"{STRONG} {n}", rubrics[n]) for n in (18, 19, 18, 19)]
+    summary = asyncio.run(classifier.run(items))
+    assert classifier.backend.calls == [19, 19, 18, 18] and classifier.backend.most_in_flight == 1
+    assert summary.backend == "ordering-stub" and summary.failed == {"refused": 4}
+    rows = list(classifier.db["classifications"].rows)
+    assert {(r["backend"], r["model"], r["status"]) for r in rows} == {
+        ("ordering-stub", "ordering-stub-1", "failed")
+    }

@@ -8,8 +8,9 @@ import json
 import pytest
 
 from classifier import evaluate, gold
-from classifier.classify import Classifier, rubrics_for
+from classifier.classify import Classifier
 from classifier.config import Config
+from classifier.rubric import rubrics_for
 from classifier.store import open_db
 
 from .conftest import REPORTS, ROOT

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from classifier import corpus, instructions, queue
-from classifier.classify import Classifier, document_items, ground, rubrics_for, text_item
+from classifier.classify import Classifier, document_items, ground, text_item
 from classifier.config import Config
 from classifier.prompts import load_prompt, render
+from classifier.rubric import rubrics_for
 from classifier.store import open_db
 
 from .conftest import fetch_config
@@ -241,7 +242,7 @@ def test_the_prompt_frames_the_document_as_data_and_names_what_was_found(rubrics
 def test_the_model_is_told_from_outside_the_document(rubrics):
     """The request the openai backend sends, seen by the local STUB endpoint (tests/llm_stub.py)."""
     from classifier.config import LLMConfig
-    from classifier.llm import OpenAIBackend
+    from classifier.endpoint import OpenAIBackend
 
     from .llm_stub import OpenAIStub
 

@@ -20,10 +20,11 @@ import pytest
 import vcr
 import yaml
 
-from classifier.classify import Classifier, output_model, rubrics_for, text_item
+from classifier.classify import Classifier, output_model, text_item
 from classifier.config import Config, LLMConfig
-from classifier.llm import OpenAIBackend
+from classifier.endpoint import OpenAIBackend
 from classifier.prompts import load_prompt, render
+from classifier.rubric import rubrics_for
 from classifier.store import open_db
 
 CASSETTES = Path(__file__).parent / "cassettes"

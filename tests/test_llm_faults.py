@@ -2,7 +2,7 @@
 
 The stub is not a model: it plays back scripted answers and failures (429 with Retry-After,
 5xx, slow answers, bodies that are not JSON, schema-invalid tool calls, refusals) in the
-OpenAI wire format, so every outcome of :class:`classifier.llm.OpenAIBackend` and of the
+OpenAI wire format, so every outcome of :class:`classifier.endpoint.OpenAIBackend` and of the
 classifier around it (grounding, cache, cost cap, concurrency, secrets) is exercised
 without a key or a network.
 """
@@ -18,10 +18,11 @@ import time
 import openai
 import pytest
 
-from classifier.classify import Classifier, rubrics_for, text_item
+from classifier.classify import Classifier, text_item
 from classifier.config import Config, LLMConfig, Price
-from classifier.llm import OpenAIBackend
+from classifier.endpoint import OpenAIBackend
 from classifier.prompts import load_prompt, render
+from classifier.rubric import rubrics_for
 from classifier.store import open_db
 
 from .llm_stub import OpenAIStub, prompt_tokens

@@ -26,9 +26,11 @@ import tracemalloc
 import pytest
 from typer.testing import CliRunner
 
-from classifier.classify import Classifier, rubrics_for, text_item
+from classifier.classify import Classifier, text_item
 from classifier.cli import app
 from classifier.config import Config
+from classifier.llm import Backend
+from classifier.rubric import rubrics_for
 from classifier.store import open_db
 
 from . import newsroom
@@ -168,7 +170,7 @@ async def backend(stub: OpenAIStub, **changes):
     """The openai backend with this module's key; its HTTP client closed in the loop that used it."""
     import openai
 
-    from classifier.llm import OpenAIBackend
+    from classifier.endpoint import OpenAIBackend
 
     http = openai.DefaultAsyncHttpxClient()
     try:
@@ -195,7 +197,7 @@ def one_call(stub: OpenAIStub, **changes):
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_each_reply_is_an_invalid_response_with_a_bounded_redacted_excerpt(stub, shape):
-    import classifier.llm
+    from classifier.endpoint import EXCERPT_BYTES
 
     step, says = REPLIES[shape]
     stub.script([step] * 3)
@@ -205,7 +207,7 @@ def test_each_reply_is_an_invalid_response_with_a_bounded_redacted_excerpt(stub,
     assert result.output is None
     # what is kept of the body is its start, never the whole of a large one
     assert result.raw_response is not None
-    assert len(result.raw_response.encode("utf-8", "replace")) <= classifier.llm.EXCERPT_BYTES * 3
+    assert len(result.raw_response.encode("utf-8", "replace")) <= EXCERPT_BYTES * 3
     assert {r["headers"]["authorization"] for r in stub.requests} == {f"Bearer {KEY}"}  # the key was sent
     assert_no_secret(repr(result))
 
@@ -277,7 +279,7 @@ def test_a_connection_dropped_mid_body_is_a_network_error_and_retried(stub):
 # -- the last resort ------------------------------------------------------------------------------------
 
 
-class RaisingStubBackend:
+class RaisingStubBackend(Backend):
     """A STUB backend (no model, no HTTP): its first call raises what no handler foresaw."""
 
     name = "openai"

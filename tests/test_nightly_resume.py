@@ -19,8 +19,8 @@ import time
 
 import pytest
 
-from classifier.classify import rubrics_for
 from classifier.queue import decide, state_of
+from classifier.rubric import rubrics_for
 from classifier.store import open_db
 
 from .llm_stub import OpenAIStub

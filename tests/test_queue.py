@@ -14,8 +14,9 @@ import textwrap
 import pytest
 
 from classifier import corpus, queue
-from classifier.classify import Classifier, document_items, rubrics_for
+from classifier.classify import Classifier, document_items
 from classifier.config import Config
+from classifier.rubric import rubrics_for
 from classifier.store import open_db
 
 from . import newsroom

@@ -23,8 +23,9 @@ from pathlib import Path
 import httpx
 
 from classifier import corpus, queue, users
-from classifier.classify import Classifier, document_items, rubrics_for
+from classifier.classify import Classifier, document_items
 from classifier.config import Config, LLMConfig
+from classifier.rubric import rubrics_for
 from classifier.store import open_db
 
 from .conftest import fetch_config

@@ -33,9 +33,10 @@ from pathlib import Path
 
 import openai
 
-from classifier.classify import Classifier, rubrics_for, text_item
+from classifier.classify import Classifier, text_item
 from classifier.config import Config, LLMConfig, Price
-from classifier.llm import OpenAIBackend
+from classifier.endpoint import OpenAIBackend
+from classifier.rubric import rubrics_for
 from classifier.store import open_db
 
 ROOT = Path(__file__).resolve().parents[2]

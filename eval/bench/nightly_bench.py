@@ -41,11 +41,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from classifier.classify import Classifier, rubrics_for, text_item
+from classifier.classify import Classifier, text_item
 from classifier.config import Config
 from classifier.corpus import Source
 from classifier.extract import extract
 from classifier.nightly import run_nightly
+from classifier.rubric import rubrics_for
 from classifier.store import open_db
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the page generator of the fetch benchmark

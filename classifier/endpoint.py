@@ -1,0 +1,526 @@
+"""The endpoint backend: any OpenAI-compatible endpoint, through openai + instructor.
+
+OpenAI, Azure, vLLM, Ollama, llama.cpp: one request shape, instructor's validation re-asks,
+our own retries (honouring Retry-After, counted), every reply's size bounded and its body
+redacted before anything of it is kept, and a reply that is not a chat completion said so in
+one line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import logging
+import os
+import random
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from .config import ConfigError, LLMConfig
+from .dates import retry_after
+from .llm import Backend, CallResult, Ordered, one_line, unexpected
+from .prompts import RenderedPrompt
+from .redaction import redact, redact_all, remember
+from .rubric import Rubric
+
+# instructor logs every API error at ERROR level before we retry it ourselves; our call log
+# records the outcome, so only its critical messages are worth a reader's attention.
+logging.getLogger("instructor").setLevel(logging.CRITICAL)
+
+# A chat completion is a few kilobytes (max_output_tokens bounds it); a body past this bound is
+# something else (a proxy's page, a runaway server), and is not read further.
+MAX_RESPONSE_BYTES = 1_000_000
+# What is kept of an endpoint's reply that is not a chat completion, for `evidence calls show`;
+# a little more is read, so that a key across the cut is redacted whole before the cut.
+EXCERPT_BYTES = 4096
+_OVERLAP = 1024
+
+
+# ---------------------------------------------------------------------------
+# What came back over HTTP: every reply's type and size, and the start of its body
+
+
+class ResponseTooLarge(Exception):
+    """A reply's body is over :data:`MAX_RESPONSE_BYTES`."""
+
+
+class ResponseUndecodable(Exception):
+    """A reply's body cannot be decompressed as its Content-Encoding says."""
+
+
+@dataclass
+class _Reply:
+    status: int
+    content_type: str
+    declared: int | None  # Content-Length, if any
+    size: int = 0  # body bytes seen so far (after decompression)
+    head: bytearray = field(default_factory=bytearray)  # the start of the body
+
+    def take(self, data: bytes) -> None:
+        self.size += len(data)
+        if len(self.head) < EXCERPT_BYTES + _OVERLAP:
+            self.head += data[: EXCERPT_BYTES + _OVERLAP - len(self.head)]
+        if self.size > MAX_RESPONSE_BYTES:
+            raise ResponseTooLarge(f"its body is over the {_size(MAX_RESPONSE_BYTES)} bound")
+
+    def excerpt(self) -> str:
+        """The body's first EXCERPT_BYTES (as text), redacted."""
+        text = redact(bytes(self.head).decode("utf-8", "replace")) or ""
+        return text[:EXCERPT_BYTES] if len(self.head) > EXCERPT_BYTES else text
+
+    def describe(self) -> str:
+        kind = self.content_type or "no content type"
+        status = f"HTTP {self.status}, " if self.status != 200 else ""
+        if self.declared is not None and self.declared != self.size:
+            size = f"{_size(self.declared)} announced"
+        elif self.size > MAX_RESPONSE_BYTES:
+            size = f"over {_size(MAX_RESPONSE_BYTES)}"
+        else:
+            size = _size(self.size)
+        return f"{status}{kind}, {size}"
+
+
+# The replies of the classification in progress (a list per call: concurrent calls share a client).
+_replies: contextvars.ContextVar[list[_Reply] | None] = contextvars.ContextVar("llm_replies", default=None)
+
+
+def _size(n: int) -> str:
+    if n < 1000:
+        return f"{n} bytes"
+    if n < 1_000_000:
+        return f"{n / 1000:.3g} KB"
+    return f"{n / 1_000_000:.3g} MB"
+
+
+class _Inflater:
+    """Measures a gzip or deflate body as it arrives, a bounded piece at a time."""
+
+    def __init__(self, encoding: str):
+        self.encoding = encoding
+        self.started = False
+        self._z = zlib.decompressobj(zlib.MAX_WBITS | 16 if encoding == "gzip" else zlib.MAX_WBITS)
+
+    def feed(self, data: bytes, reply: _Reply) -> None:
+        try:
+            while data:
+                out = self._z.decompress(data, 65536)
+                reply.take(out)
+                data = self._z.unconsumed_tail
+                self.started = True
+        except zlib.error as exc:
+            if self.encoding == "deflate" and not self.started:
+                # "deflate" is sent both zlib-wrapped and raw: try raw once, as clients do
+                self.started, self._z = True, zlib.decompressobj(-zlib.MAX_WBITS)
+                self.feed(data, reply)
+                return
+            raise ResponseUndecodable(f"its body is not valid {self.encoding} ({exc})") from None
+
+
+@cache
+def _bounded_body_type() -> type:
+    import httpx2
+
+    class BoundedBody(httpx2.AsyncByteStream):
+        """A response body that records what arrives and stops past MAX_RESPONSE_BYTES."""
+
+        def __init__(self, inner: Any, reply: _Reply, inflater: _Inflater | None):
+            self._inner, self._reply, self._inflater = inner, reply, inflater
+
+        async def __aiter__(self):
+            async for chunk in self._inner:
+                if self._inflater is not None:
+                    self._inflater.feed(chunk, self._reply)
+                else:
+                    self._reply.take(chunk)
+                if self._reply.declared is not None and self._reply.declared > MAX_RESPONSE_BYTES:
+                    # announced too large: the first chunk is enough for an excerpt
+                    raise ResponseTooLarge(f"its body is over the {_size(MAX_RESPONSE_BYTES)} bound")
+                yield chunk
+
+        async def aclose(self) -> None:
+            await self._inner.aclose()
+
+    return BoundedBody
+
+
+async def _on_request(request: Any) -> None:
+    # only what _Inflater can measure; a decompressor we cannot bound is never asked for
+    request.headers["Accept-Encoding"] = "gzip, deflate"
+
+
+async def _on_response(response: Any) -> None:
+    headers = response.headers
+    declared = headers.get("content-length")
+    reply = _Reply(
+        status=response.status_code,
+        content_type=(headers.get("content-type") or "").split(";")[0].strip().lower(),
+        declared=int(declared) if declared and declared.strip().isdigit() else None,
+    )
+    replies = _replies.get()
+    if replies is not None:
+        replies.append(reply)
+    encodings = [e.strip().lower() for e in headers.get_list("content-encoding", split_commas=True)]
+    encodings = [e for e in encodings if e and e != "identity"]
+    if len(encodings) > 1 or (encodings and encodings[0] not in ("gzip", "deflate")):
+        raise ResponseUndecodable(
+            f"its body is compressed with {', '.join(encodings)}, which was not asked for"
+        )
+    response.stream = _bounded_body_type()(
+        response.stream, reply, _Inflater(encodings[0]) if encodings else None
+    )
+
+
+def _http_client(http_client: Any = None) -> Any:
+    """The HTTP client for the endpoint (openai's default unless given), recording every reply."""
+    import openai
+
+    client = http_client if http_client is not None else openai.DefaultAsyncHttpxClient()
+    hooks = client.event_hooks
+    if _on_response in hooks.get("response", []):
+        return client  # one client shared by several backends: its replies are bounded once
+    client.event_hooks = {
+        "request": [*hooks.get("request", []), _on_request],
+        "response": [*hooks.get("response", []), _on_response],
+    }
+    return client
+
+
+def _chain(exc: BaseException):
+    """The exception and its causes and contexts, each once."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def _not_a_completion(completion: Any) -> str | None:
+    """Why ``completion`` (as openai handed it over) is not a usable chat completion, or None."""
+    from openai.types.chat import ChatCompletion
+
+    if isinstance(completion, str):
+        return "its body is empty" if not completion.strip() else "its body is not a JSON object"
+    if isinstance(completion, list):
+        return "JSON of another shape (a list)"
+    if not isinstance(completion, ChatCompletion):
+        return f"JSON of another shape ({type(completion).__name__})"
+    choices = getattr(completion, "choices", None)
+    if not isinstance(choices, list):
+        return "JSON of another shape (no choices)"
+    if not choices:
+        return "no choices"
+    message = getattr(choices[0], "message", None)
+    if message is None or isinstance(message, (str, int, float, list, dict)):
+        return "JSON of another shape (its first choice has no message)"
+    calls = getattr(message, "tool_calls", None)
+    if calls is not None and (
+        not isinstance(calls, list)
+        or any(not isinstance(getattr(c, "function", None), BaseModel) for c in calls)
+    ):
+        return "JSON of another shape (its tool calls are not a list of function calls)"
+    return None
+
+
+def _count(value: Any) -> int:
+    """A token count as the endpoint reported it, or 0 when it is not a count."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _dump(completion: Any) -> str | None:
+    if isinstance(completion, BaseModel):
+        try:
+            # warnings=False: pydantic's serializer warnings quote field values on stderr
+            return completion.model_dump_json(warnings=False)
+        except Exception:  # a constructed (unvalidated) object may not serialise: use the excerpt
+            return None
+    return None
+
+
+@dataclass
+class _Exchange:
+    """What one classification sent and received, across attempts and instructor's re-asks."""
+
+    completions: list[Any] = field(default_factory=list)
+    usages: list[Any] = field(default_factory=list)  # copied on arrival: instructor overwrites .usage
+    sent: int = 0  # HTTP requests, instructor's own re-sends included
+    replies: list[_Reply] = field(default_factory=list)
+
+    def received(self, completion: Any) -> None:
+        # runs inside instructor, which turns a handler's exception into a warning on stderr
+        # quoting the traceback: nothing here may raise
+        self.completions.append(completion)
+        usage = getattr(completion, "usage", None) if isinstance(completion, BaseModel) else None
+        try:
+            self.usages.append(usage.model_copy(deep=True) if isinstance(usage, BaseModel) else None)
+        except Exception:
+            self.usages.append(None)
+
+    def count_sent(self, *_a: Any, **_k: Any) -> None:
+        self.sent += 1
+
+    def excerpt(self) -> str | None:
+        return self.replies[-1].excerpt() if self.replies else None
+
+
+# ---------------------------------------------------------------------------
+# The backend
+
+
+class OpenAIBackend(Backend):
+    """openai + instructor against any OpenAI-compatible endpoint (OpenAI, Azure, vLLM, Ollama, llama.cpp)."""
+
+    name = "openai"
+
+    @classmethod
+    def from_config(
+        cls, config: LLMConfig, *, api_key: str | None = None, http_client: Any = None
+    ) -> OpenAIBackend:
+        return cls(config, api_key=api_key, http_client=http_client)
+
+    def __init__(self, config: LLMConfig, *, api_key: str | None = None, http_client: Any = None):
+        import instructor
+        from openai import AsyncOpenAI
+
+        key = api_key if api_key is not None else os.environ.get(config.api_key_env)
+        if not key:
+            raise ConfigError(
+                f"the openai backend needs an API key in ${config.api_key_env} "
+                "(set [llm] api_key_env to name another variable)"
+            )
+        modes = {
+            "tools": instructor.Mode.TOOLS,
+            "json": instructor.Mode.JSON,
+            "json_schema": instructor.Mode.JSON_SCHEMA,
+            "md_json": instructor.Mode.MD_JSON,
+        }
+        if config.mode not in modes:
+            raise ConfigError(f"[llm] mode must be one of {', '.join(modes)}, not {config.mode!r}")
+        self.config = config
+        self.model = config.model
+        self._mode = modes[config.mode]
+        # An endpoint or proxy that echoes the key (some 401 bodies do) must not get it into our
+        # records, logs or terminal: every string read from the endpoint goes through redact().
+        remember(key)
+        # max_retries=0: retries are ours (they honour Retry-After and are counted).
+        self._openai = AsyncOpenAI(
+            api_key=key,
+            base_url=config.base_url,
+            max_retries=0,
+            timeout=config.timeout,
+            http_client=_http_client(http_client),
+        )
+        self._semaphore = asyncio.Semaphore(config.concurrency)
+
+    def price(self, tokens_in: int, tokens_out: int, cached: int) -> float:
+        price = self.config.prices.get(self.model)
+        if price is None:
+            return 0.0
+        cached_rate = price.cached_input if price.cached_input is not None else price.input
+        return ((tokens_in - cached) * price.input + cached * cached_rate + tokens_out * price.output) / 1e6
+
+    def order(self, items: Sequence[Ordered]) -> list[Ordered]:
+        # Items of one rubric share the static prompt prefix: together, the provider caches it.
+        return sorted(items, key=lambda i: i.rubric.number)
+
+    async def classify(
+        self,
+        prompt: RenderedPrompt,
+        output_model: type[BaseModel],
+        rubric: Rubric,
+        document: str,
+        *,
+        published: str | None = None,
+    ) -> CallResult:
+        request = {
+            "model": self.model,
+            "messages": prompt.messages(),
+            "temperature": self.config.temperature,
+            "max_tokens": self.config.max_output_tokens,
+            "mode": self.config.mode,
+            "response_model": output_model.__name__,
+        }
+        result = CallResult(outcome="network-error", request=request)
+        exchange = _Exchange()
+        token = _replies.set(exchange.replies)
+        started = time.monotonic()
+        try:
+            async with self._semaphore:
+                await self._attempts(prompt, output_model, result, exchange)
+        except Exception as exc:  # the last resort: one item's failure, never the whole run's
+            result.outcome, result.output, result.error = "client-error", None, unexpected(exc)
+            result.raw_response = _dump(exchange.completions[-1]) if exchange.completions else None
+        finally:
+            _replies.reset(token)
+        result.latency = time.monotonic() - started
+        for usage in exchange.usages:
+            if usage is None:
+                continue
+            result.tokens_in += _count(getattr(usage, "prompt_tokens", 0))
+            result.tokens_out += _count(getattr(usage, "completion_tokens", 0))
+            details = getattr(usage, "prompt_tokens_details", None)
+            result.cached_tokens += _count(getattr(details, "cached_tokens", 0))
+        result.retries = max(0, exchange.sent - 1)
+        result.cost = self.price(result.tokens_in, result.tokens_out, result.cached_tokens)
+        result.error = redact(result.error)
+        result.raw_response = redact(result.raw_response)
+        result.output = redact_all(result.output)
+        return result
+
+    async def _attempts(
+        self, prompt: RenderedPrompt, output_model: type[BaseModel], result: CallResult, exchange: _Exchange
+    ) -> None:
+        import instructor
+        import openai
+        from instructor.core.exceptions import InstructorRetryException
+
+        client = instructor.from_openai(self._openai, mode=self._mode)
+        client.on("completion:response", exchange.received)
+        client.on("completion:kwargs", exchange.count_sent)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                parsed, completion = await client.chat.completions.create_with_completion(
+                    model=self.model,
+                    response_model=output_model,
+                    messages=prompt.messages(),
+                    temperature=self.config.temperature,
+                    max_tokens=self.config.max_output_tokens,
+                    max_retries=self.config.max_retries,
+                )
+                result.outcome, result.output = "ok", parsed.model_dump(mode="json")
+                result.raw_response = _dump(completion) or exchange.excerpt()
+                return
+            except Exception as exc:
+                failure = exc
+                if isinstance(exc, InstructorRetryException) and isinstance(
+                    exc.__cause__, (openai.APIStatusError, openai.APIConnectionError)
+                ):
+                    # instructor wraps the API's own errors (429, 5xx, timeouts, no connection)
+                    # and does not retry them: judge the API's error (with its own causes)
+                    failure = exc.__cause__
+                wait = self._failed(failure, attempt, output_model, result, exchange)
+                if wait is None:
+                    return
+                await asyncio.sleep(wait)
+
+    def _failed(
+        self,
+        exc: Exception,
+        attempt: int,
+        output_model: type[BaseModel],
+        result: CallResult,
+        exchange: _Exchange,
+    ) -> float | None:
+        """The one place a failed attempt is judged: record the outcome in ``result`` and return
+        None, or return how long to wait before another attempt."""
+        import openai
+        from instructor.core.exceptions import InstructorRetryException
+
+        invalid = self._invalid_response(exc, output_model, exchange)
+        if invalid is not None:
+            result.outcome, result.error = "invalid-response", invalid
+            result.raw_response = exchange.excerpt()
+            return None
+        if isinstance(exc, InstructorRetryException):
+            # a refusal fails instructor's parsing without a last_completion: use the hook's
+            last = getattr(exc, "last_completion", None) or (
+                exchange.completions[-1] if exchange.completions else None
+            )
+            result.outcome = "invalid-output"
+            result.error = one_line(f"output failed validation after {exc.n_attempts} attempts: {exc}")
+            result.raw_response = _dump(last) or exchange.excerpt()
+            if last is not None and _refused(last):
+                result.outcome, result.error = "refused", "the model refused to answer"
+            return None
+        if isinstance(exc, openai.RateLimitError):
+            wait = self._wait(exc, attempt)
+            if wait is None:
+                result.outcome, result.error = "rate-limited", one_line(f"HTTP 429: {exc.message}")
+            return wait
+        if isinstance(exc, openai.APITimeoutError):
+            if attempt > self.config.rate_limit_retries:
+                result.outcome = "timeout"
+                result.error = f"no answer within {self.config.timeout:g} s ({attempt} attempts)"
+                return None
+            return self._backoff(attempt)
+        if isinstance(exc, openai.APIStatusError):
+            if exc.status_code >= 500 and attempt <= self.config.rate_limit_retries:
+                return self._wait(exc, attempt) or self._backoff(attempt)
+            result.outcome, result.error = "http-error", one_line(f"HTTP {exc.status_code}: {exc.message}")
+            return None
+        if isinstance(exc, openai.APIConnectionError):
+            if attempt > self.config.rate_limit_retries:
+                result.outcome, result.error = "network-error", one_line(str(exc))
+                return None
+            return self._backoff(attempt)
+        result.outcome, result.error = "client-error", unexpected(exc)
+        result.raw_response = exchange.excerpt()
+        return None
+
+    def _invalid_response(
+        self, exc: Exception, output_model: type[BaseModel], exchange: _Exchange
+    ) -> str | None:
+        """Why the endpoint's reply is not a usable chat completion, if that is what ``exc`` says."""
+        import httpx2
+        import openai
+
+        problem = None
+        for cause in _chain(exc):
+            if isinstance(cause, (ResponseTooLarge, ResponseUndecodable)):
+                problem = str(cause)
+            elif isinstance(cause, httpx2.DecodingError):
+                problem = f"its body cannot be decoded ({cause})"
+            elif isinstance(cause, (json.JSONDecodeError, UnicodeDecodeError)):
+                empty = exchange.replies and exchange.replies[-1].size == 0
+                problem = "its body is empty" if empty else f"its body is not JSON ({cause})"
+            elif isinstance(cause, openai.APIResponseValidationError):
+                problem = cause.message
+            elif isinstance(cause, ValidationError) and cause.title != output_model.__name__:
+                # pydantic on the completion object, not on the model's output
+                problem = f"JSON of another shape ({cause.error_count()} errors in {cause.title})"
+            if problem is not None:
+                break
+        if problem is None and exchange.completions and not isinstance(exc, openai.APIError):
+            problem = _not_a_completion(exchange.completions[-1])
+        if problem is None:
+            return None
+        reply = exchange.replies[-1] if exchange.replies else None
+        text = (
+            f"the endpoint's reply is not a chat completion ({reply.describe()})"
+            if reply
+            else ("the endpoint's reply is not a chat completion")
+        )
+        text += f": {problem}"
+        excerpt = one_line(reply.excerpt(), 80) if reply and reply.size else ""
+        if excerpt:
+            text += f"; it begins {json.dumps(excerpt, ensure_ascii=False)}"
+        return one_line(text)
+
+    def _backoff(self, attempt: int) -> float:
+        return self.config.backoff * 2 ** (attempt - 1) * (1 + random.random() * 0.25)
+
+    def _wait(self, exc: Any, attempt: int) -> float | None:
+        """Seconds to wait before another attempt, or None when attempts or patience ran out."""
+        if attempt > self.config.rate_limit_retries:
+            return None
+        headers = getattr(getattr(exc, "response", None), "headers", {}) or {}
+        wait_for = retry_after(headers.get("retry-after"))
+        if wait_for is not None and wait_for > self.config.max_retry_after:
+            return None
+        return max(wait_for or 0.0, self._backoff(attempt))
+
+
+def _refused(completion: Any) -> bool:
+    try:
+        choice = completion.choices[0]
+        return bool(getattr(choice.message, "refusal", None)) or choice.finish_reason == "content_filter"
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return False
