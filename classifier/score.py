@@ -60,7 +60,9 @@ def member_scores(
                     strongest[dim] = label
         # unknown: evidence of action whose strength nobody confirmed, counted as weak
         value = score(
-            {d: "weak" if v == "unknown" else v for d, v in strongest.items()}, rubric.scoring, rubric.dimension_ids
+            {d: "weak" if v == "unknown" else v for d, v in strongest.items()},
+            rubric.scoring,
+            rubric.dimension_ids,
         )
         rows.append(
             {
