@@ -24,13 +24,13 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
 bench: $(STAMP)
-	$(VENV)/bin/python eval/bench/gold_import.py
-	$(VENV)/bin/python eval/bench/report_scaling.py
-	$(VENV)/bin/python eval/bench/fetch_extract.py
-	$(VENV)/bin/python eval/bench/classify_stub.py
-	$(VENV)/bin/python eval/bench/queue_bench.py
-	$(VENV)/bin/python eval/bench/nightly_bench.py --documents 1000
-	$(VENV)/bin/python eval/bench/web_bench.py
+	$(VENV)/bin/python -m bench.gold_import
+	$(VENV)/bin/python -m bench.report_scaling
+	$(VENV)/bin/python -m bench.fetch_extract
+	$(VENV)/bin/python -m bench.classify_stub
+	$(VENV)/bin/python -m bench.queue_bench
+	$(VENV)/bin/python -m bench.nightly_bench --documents 1000
+	$(VENV)/bin/python -m bench.web_bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed")'

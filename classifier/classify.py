@@ -23,7 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from . import instructions
 from .config import Config
-from .dates import now_utc
+from .dates import new_run_id, now_utc
+from .documents import CURRENT_VERSIONS
+from .flags import Flag, excluded
 from .grounding import locate
 from .llm import Backend, CallResult, make_backend, unexpected
 from .models import ClassificationBase, DimensionLabel
@@ -67,7 +69,7 @@ def ground(
 
     ``planted`` are the document's instruction-like sentences (:mod:`classifier.instructions`,
     found when not given): a quote that falls in one is marked and grounds nothing, and the
-    item is flagged ``instruction-like-text``.
+    item is flagged ``instruction-like-text``. The flags are :class:`classifier.flags.Flag`.
     """
     planted = instructions.find(document) if planted is None else planted
     dims = {}
@@ -90,16 +92,16 @@ def ground(
             "grounded": grounded,
         }
     if any(not d["grounded"] for d in dims.values()):
-        flags.append("ungrounded")
+        flags.append(Flag.UNGROUNDED)
     when = output.get("action_date")
     outside = output.get("outside_period", False)
     if when:
         outside = not (rubric.period_start <= dt.date.fromisoformat(when) <= rubric.period_end)
     if outside:
-        flags.append("outside_period")
-    flags += [f"excluded:{e}" for e in output.get("exclusions", [])]
+        flags.append(Flag.OUTSIDE_PERIOD)
+    flags += [excluded(e) for e in output.get("exclusions", [])]
     if truncated:
-        flags.append("truncated")
+        flags.append(Flag.TRUNCATED)
     if planted:
         flags.append(instructions.FLAG)
     return dims, flags
@@ -121,7 +123,7 @@ class ClassifySummary:
     cached_tokens: int = 0
     cost: float = 0.0
     elapsed: float = 0.0
-    run_id: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f"))
+    run_id: str = field(default_factory=new_run_id)
 
     @property
     def failures(self) -> int:
@@ -374,11 +376,11 @@ def document_items(
     limit: int | None = None,
 ) -> list[Item]:
     """The current version of every stored document (published since ``since``) x every rubric."""
-    sql = """
-        select d.id, v.version, v.content_sha256, v.text, v.published
-        from documents d join document_versions v on v.document_id = d.id and v.version = d.current_version
-        where (:since is null or v.published >= :since) and d.kind != 'gold'
-        order by v.published desc, d.id desc
+    sql = f"""
+        select v.document_id as id, v.version, v.content_sha256, v.text, v.published
+        from ({CURRENT_VERSIONS}) v
+        where (:since is null or v.published >= :since) and v.kind != 'gold'
+        order by v.published desc, v.document_id desc
     """
     rows = list(db.query(sql, {"since": since.isoformat() if since else None}))
     if limit is not None:
@@ -412,14 +414,14 @@ def pending_items(
     by an earlier (even killed) run is not, so a rerun picks up where the last one stopped.
     """
     keys = {r.number: render(classifier.template, r, "").system_sha for r in rubrics}
-    sql = """
-        select d.id, v.version, v.content_sha256, v.published
-        from documents d join document_versions v on v.document_id = d.id and v.version = d.current_version
-        where d.kind != 'gold' and not exists (
+    sql = f"""
+        select v.document_id as id, v.version, v.content_sha256, v.published
+        from ({CURRENT_VERSIONS}) v
+        where v.kind != 'gold' and not exists (
             select 1 from classifications c
             where c.content_sha = v.content_sha256 and c.commitment = :commitment and c.model = :model
               and c.system_sha = :system_sha and c.status = 'ok')
-        order by v.published desc, d.id desc
+        order by v.published desc, v.document_id desc
     """
     pending: dict[int, tuple[dict, list[Rubric]]] = {}
     for rubric in rubrics:
@@ -437,8 +439,8 @@ def pending_items(
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         sql = (
-            "select v.document_id, v.version, v.text from document_versions v join documents d"
-            f" on d.id = v.document_id and v.version = d.current_version where d.id in ({','.join('?' * len(chunk))})"
+            f"select v.document_id, v.version, v.text from ({CURRENT_VERSIONS}) v"
+            f" where v.document_id in ({','.join('?' * len(chunk))})"
         )
         texts |= {(r[0], r[1]): r[2] for r in db.execute(sql, chunk).fetchall()}
     items = [

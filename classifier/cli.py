@@ -12,17 +12,19 @@ from typing import Annotated
 
 import typer
 
-from . import corpus as corpus_lib
+from . import crawl as crawl_lib
+from . import documents as documents_lib
 from . import gold as gold_lib
+from . import sources as sources_lib
 from .config import ConfigError, load_config
-from .corpus import SourcesError
 from .gold import ManifestError
 from .models import MEMBER_CODES, MEMBERS, resolve_member
 from .prompts import PromptError
-from .queue import QueueError
 from .redaction import redact
 from .reports import ReportParseError
+from .review import STATES, QueueError, check_state
 from .rubric import RubricError, format_score, load_rubrics, rubrics_for, score_gold, score_range
+from .sources import SourcesError
 from .store import StoreError, corpus_dir, open_db, resolve_db_path, results_dir
 from .users import UserError
 
@@ -40,6 +42,8 @@ USER_ERRORS = (
     ValueError,
     FileNotFoundError,
 )
+
+STATE_HELP = f"{', '.join(STATES[:-1])} or {STATES[-1]}."  # the --state options' help
 
 app = typer.Typer(
     help="Evidence classifier for G7 compliance monitoring: gold from compliance reports, "
@@ -136,7 +140,8 @@ def run_command(
 ) -> None:
     """The main job on embedded defaults: import the reports, classify the gold dataset with the
     baseline, fill the review queue, print the evaluation (three levels) and the provisional scores."""
-    from . import evaluate as eval_lib
+    from . import dataset as dataset_lib
+    from . import pipeline
     from . import score as score_lib
 
     started = time.perf_counter()
@@ -152,8 +157,8 @@ def run_command(
     )
     runs = run_evaluation(modes=["title", "paragraph"], limit=limit)
     rubrics = rubrics_for()
-    paragraphs = eval_lib.build_dataset(db, rubrics, "paragraph")
-    counts = eval_lib.queue_gold(db, paragraphs[:limit] if limit else paragraphs)
+    paragraphs = dataset_lib.build_dataset(db, rubrics, "paragraph")
+    counts = pipeline.queue_gold(db, paragraphs[:limit] if limit else paragraphs)
     typer.echo("")
     typer.echo(
         f"Review queue: {counts['added']} new candidate actions, {counts['updated']} updated "
@@ -244,7 +249,7 @@ def gold_show(
                 "commitment_id = ? and member = ?", [c["id"], s["member"]]
             )
             typer.echo(
-                f"    {s['member']:<16} {format_score(s['score']):>3}  {count:>3} actions  "
+                f"    {s['member']:<16} {gold_lib.printed_score(s['score']):>3}  {count:>3} actions  "
                 f"{', '.join(json.loads(s['analysts']))}"
             )
         typer.echo("")
@@ -379,7 +384,7 @@ def _progress(total: int, label: str):
     return advance, grow, progress.stop
 
 
-def _finish(summary: corpus_lib.Summary) -> None:
+def _finish(summary: documents_lib.Summary) -> None:
     for line in summary.lines():
         typer.echo(line)
     if summary.failures:
@@ -407,24 +412,24 @@ def fetch_command(
     config = load_config(state.config)
     config.fetch.agent()  # refuse early without a contact address
     db = _db()
-    targets: list[corpus_lib.Target] = []
+    targets: list[documents_lib.Target] = []
     invalid: list[str] = []
     if from_gold:
-        targets = corpus_lib.gold_targets(db, commitment, resolve_member(member))
+        targets = crawl_lib.gold_targets(db, commitment, resolve_member(member))
         if not targets:
             raise ValueError(
                 "no cited URLs: import the reports first (`evidence gold import corpus/reports`)"
             )
     if urls:
-        more, invalid = corpus_lib.make_targets(urls)
+        more, invalid = crawl_lib.make_targets(urls)
         targets += more
-    summary = corpus_lib.Summary()
-    corpus_lib.log_invalid(db, invalid, summary)
+    summary = documents_lib.Summary()
+    crawl_lib.log_invalid(db, invalid, summary)
     for url in invalid:
         typer.echo(f"invalid URL (only http and https): {url}", err=True)
     advance, _, stop = _progress(len(targets), "fetching")
     try:
-        asyncio.run(corpus_lib.fetch_targets(db, targets, config, summary=summary, on_done=advance))
+        asyncio.run(crawl_lib.fetch_targets(db, targets, config, summary=summary, on_done=advance))
     finally:
         stop()
     _finish(summary)
@@ -450,7 +455,7 @@ def crawl_command(
 
     config = load_config(state.config)
     config.fetch.agent()
-    sources = corpus_lib.load_sources(sources_file or corpus_dir() / "sources.toml")
+    sources = sources_lib.load_sources(sources_file or corpus_dir() / "sources.toml")
     if source:
         unknown = sorted(set(source) - {s.name for s in sources})
         if unknown:
@@ -471,7 +476,7 @@ def crawl_command(
     advance, grow, stop = _progress(0, f"crawling {len(sources)} sources")
     try:
         summary = asyncio.run(
-            corpus_lib.crawl(db, sources, config, since=start, on_discovered=grow, on_done=advance)
+            crawl_lib.crawl(db, sources, config, since=start, on_discovered=grow, on_done=advance)
         )
     finally:
         stop()
@@ -490,7 +495,7 @@ def docs_list(
     import datetime as dt
 
     start = dt.date.fromisoformat(since) if since else None
-    rows = corpus_lib.list_documents(
+    rows = documents_lib.list_documents(
         _db(), member=resolve_member(member), source=source, since=start, limit=limit
     )
     for row in rows:
@@ -516,7 +521,7 @@ def docs_show(
     import json as json_lib
 
     db = _db()
-    doc = corpus_lib.find_document(db, ref)
+    doc = documents_lib.find_document(db, ref)
     if doc is None:
         raise ValueError(f"no document {ref!r}: `evidence docs log {ref}` says what happened to it")
     versions = list(db["document_versions"].rows_where("document_id = ?", [doc["id"]], order_by="version"))
@@ -569,7 +574,7 @@ def docs_log(
     limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many.")] = 50,
 ) -> None:
     """The fetch log: every attempt, its outcome, status, attempts, bytes and error, newest first."""
-    rows = corpus_lib.fetch_log(_db(), url, outcome, limit=limit, run_id=run)
+    rows = documents_lib.fetch_log(_db(), url, outcome, limit=limit, run_id=run)
     for row in rows:
         typer.echo(
             f"{row['started_utc']}  {row['outcome']:<18} {row['status'] or '-':>3}  x{row['attempts'] or 0}  "
@@ -635,9 +640,9 @@ def classify_command(
         stop()
     for line in summary.lines():
         typer.echo(line)
-    from . import queue as queue_lib
+    from . import review
 
-    counts = queue_lib.fill(db)
+    counts = review.fill(db)
     typer.echo(
         f"queue: {counts['added']} new items, {counts['updated']} updated, "
         f"{counts['changed_after_decision']} changed after a decision"
@@ -751,21 +756,21 @@ ForceOption = Annotated[
 def _decide(
     item_id: int, analyst: str | None, action: str, version: int | None, force: bool = False, **payload
 ) -> None:
-    from . import queue as queue_lib
+    from . import review
 
     db = _db()
-    who = queue_lib.resolve_analyst(analyst)
+    who = review.resolve_analyst(analyst)
     try:
         if version is None:
-            decision = queue_lib.decide_current(db, item_id, who, action, force=force, **payload)
+            decision = review.decide_current(db, item_id, who, action, force=force, **payload)
         else:
-            decision = queue_lib.decide(db, item_id, who, action, version, **payload)
-    except queue_lib.UnseenDecisions as exc:
+            decision = review.decide(db, item_id, who, action, version, **payload)
+    except review.UnseenDecisions as exc:
         typer.echo(f"item {item_id}'s decisions:", err=True)
         for d in exc.state.history:
             typer.echo(f"  {_history_line(d)}", err=True)
         raise
-    state = queue_lib.state_of(db, item_id)
+    state = review.state_of(db, item_id)
     typer.echo(
         f"decision {decision}: {who} {action} item {item_id} (now {state.state}, version {state.version})"
     )
@@ -788,9 +793,9 @@ def _history_line(d: dict) -> str:
 @handled
 def queue_fill() -> None:
     """Turn classifications into queue items (also done by `evidence classify`)."""
-    from . import queue as queue_lib
+    from . import review
 
-    counts = queue_lib.fill(_db())
+    counts = review.fill(_db())
     typer.echo(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items()))
 
 
@@ -799,10 +804,10 @@ def queue_fill() -> None:
 def queue_list(
     member: Annotated[str | None, typer.Option("--member", "-m", help="Member code or name.")] = None,
     commitment: Annotated[int | None, typer.Option("--commitment", "-c", help="Commitment number.")] = None,
-    state: Annotated[str | None, typer.Option("--state", help="pending, accepted or rejected.")] = None,
+    state: Annotated[str | None, typer.Option("--state", help=STATE_HELP)] = None,
     flag: Annotated[
         str | None,
-        typer.Option("--flag", help="Only items with this flag (e.g. ungrounded, outside_period)."),
+        typer.Option("--flag", help="Only items with this flag (e.g. ungrounded, outside-period)."),
     ] = None,
     order: Annotated[
         str, typer.Option("--order", help="attention (needs attention first), member, commitment or date.")
@@ -811,9 +816,9 @@ def queue_list(
     offset: Annotated[int, typer.Option("--offset", help="Skip this many (paging).")] = 0,
 ) -> None:
     """Queue items: id, state, member, commitment, date, flags, claim, summary."""
-    from . import queue as queue_lib
+    from . import review
 
-    rows = queue_lib.list_items(
+    rows = review.list_items(
         _db(),
         member=resolve_member(member),
         commitment=commitment,
@@ -835,17 +840,19 @@ def queue_list(
         typer.echo("no queue items match")
 
 
-def _highlight(text: str, quotes: list[dict], width: int = 160) -> list[str]:
+def _highlight(text: str, dim: str, quotes: list[dict], width: int = 160) -> list[str]:
     """Each located quote with the text around it, the quote in [[double brackets]]."""
+    from .review import quote_segments
+
     out = []
     for q in quotes:
         if q.get("start") is None:
             out.append(f'      NOT IN THE DOCUMENT: "{q["quote"]}"')
             continue
         s, e = q["start"], q["end"]
-        before = text[max(0, s - width // 2) : s].replace("\n", " ")
-        after = text[e : e + width // 2].replace("\n", " ")
-        out.append(f"      …{before}[[{text[s:e]}]]{after}…  ({q['method']}, {s}-{e})")
+        around = quote_segments(text, {dim: {"quotes": [q]}}, s - width // 2, e + width // 2)
+        shown = "".join(f"[[{g.text}]]" if g.dims else g.text.replace("\n", " ") for g in around)
+        out.append(f"      …{shown}…  ({q['method']}, {s}-{e})")
     return out
 
 
@@ -853,12 +860,12 @@ def _highlight(text: str, quotes: list[dict], width: int = 160) -> list[str]:
 @handled
 def queue_show(item_id: Annotated[int, typer.Argument(help="Queue item id.")]) -> None:
     """One item: summary, labels with their quotes highlighted in the text, source, date, history."""
-    from . import queue as queue_lib
+    from . import review
 
     db = _db()
-    st = queue_lib.state_of(db, item_id)
+    st = review.state_of(db, item_id)
     item, sug = st.item, st.suggestion
-    doc = queue_lib.source_of(db, item) or {"url": None, "text": "", "published": None}
+    doc = review.source_of(db, item) or {"url": None, "text": "", "published": None}
     url, text, published = doc["url"], doc["text"], doc["published"]
     typer.echo(
         f"item {item_id}: {item['member']}, commitment {item['commitment']}, {st.state}, version {st.version}"
@@ -875,7 +882,7 @@ def queue_show(item_id: Annotated[int, typer.Argument(help="Queue item id.")]) -
         detail = sug["dimensions"].get(dim, {})
         changed = "" if label == sug["labels"].get(dim) else f" (suggested {sug['labels'].get(dim)})"
         typer.echo(f"  {dim}: {label}{changed} — {detail.get('rationale', '')}")
-        for line in _highlight(text, detail.get("quotes", [])):
+        for line in _highlight(text, dim, detail.get("quotes", [])):
             typer.echo(line)
     for d in st.history:
         typer.echo(
@@ -960,11 +967,11 @@ def queue_claim(
     analyst: AnalystOption = None,
 ) -> None:
     """Claim a batch of pending items (needs attention first); claims expire."""
-    from . import queue as queue_lib
+    from . import review
 
-    ids = queue_lib.claim(
+    ids = review.claim(
         _db(),
-        queue_lib.resolve_analyst(analyst),
+        review.resolve_analyst(analyst),
         count,
         minutes,
         member=resolve_member(member),
@@ -977,9 +984,9 @@ def queue_claim(
 @handled
 def queue_stats() -> None:
     """Pending, accepted and rejected items per commitment and member."""
-    from . import queue as queue_lib
+    from . import review
 
-    rows = queue_lib.stats(_db())
+    rows = review.stats(_db())
     typer.echo(f"{'commitment':>10}  {'member':<18}{'pending':>8}{'accepted':>9}{'rejected':>9}{'total':>7}")
     for r in rows:
         typer.echo(
@@ -991,19 +998,18 @@ def queue_stats() -> None:
 @handled
 def queue_export(
     format: Annotated[str, typer.Option("--format", "-f", help="csv or jsonl.")] = "jsonl",
-    state: Annotated[str | None, typer.Option("--state", help="pending, accepted or rejected.")] = None,
+    state: Annotated[str | None, typer.Option("--state", help=STATE_HELP)] = None,
 ) -> None:
     """Every item with its current state, labels, summary and decisions, as CSV or JSON lines."""
     import csv
 
-    from . import queue as queue_lib
+    from . import review
 
     if format not in ("csv", "jsonl"):
         raise ValueError(f"--format must be csv or jsonl, not {format!r}")
-    if state not in (None, "pending", "accepted", "rejected"):
-        raise QueueError("state must be pending, accepted or rejected")
+    check_state(state)
     records = []
-    for st in queue_lib.states(_db()):
+    for st in review.states(_db()):
         if state and st.state != state:
             continue
         records.append(
@@ -1047,9 +1053,9 @@ def queue_next(
     commitment: Annotated[int | None, typer.Option("--commitment", "-c", help="Commitment number.")] = None,
 ) -> None:
     """Triage in the terminal, one key per action: a accept, r reject, l relabel, e edit, n note, s skip, q quit."""
-    from . import queue as queue_lib
+    from . import review
 
-    who = queue_lib.resolve_analyst(analyst)
+    who = review.resolve_analyst(analyst)
     if not who:
         raise QueueError("a decision needs an analyst: --analyst NAME or EVIDENCE_ANALYST")
     db = _db()
@@ -1057,8 +1063,8 @@ def queue_next(
     while True:
         rows = [
             r
-            for r in queue_lib.list_items(
-                db, member=resolve_member(member), commitment=commitment, state="pending", limit=200
+            for r in review.list_items(
+                db, member=resolve_member(member), commitment=commitment, state=review.PENDING, limit=200
             )
             if r["id"] not in skipped and r["claimed_by"] in (None, who)
         ]
@@ -1067,7 +1073,7 @@ def queue_next(
             return
         item_id = rows[0]["id"]
         queue_show(item_id)
-        version = queue_lib.state_of(db, item_id).version
+        version = review.state_of(db, item_id).version
         key = (
             typer.prompt("[a]ccept [r]eject re[l]abel [e]dit [n]ote [s]kip [q]uit", default="s")
             .strip()
@@ -1079,11 +1085,11 @@ def queue_next(
             if key == "s":
                 skipped.add(item_id)
             elif key == "a":
-                queue_lib.decide(db, item_id, who, "accept", version)
+                review.decide(db, item_id, who, "accept", version)
             elif key == "r":
-                queue_lib.decide(db, item_id, who, "reject", version, reason=typer.prompt("reason"))
+                review.decide(db, item_id, who, "reject", version, reason=typer.prompt("reason"))
             elif key == "l":
-                queue_lib.decide(
+                review.decide(
                     db,
                     item_id,
                     who,
@@ -1093,9 +1099,9 @@ def queue_next(
                     label=typer.prompt("label"),
                 )
             elif key == "e":
-                queue_lib.decide(db, item_id, who, "edit", version, summary=typer.prompt("summary"))
+                review.decide(db, item_id, who, "edit", version, summary=typer.prompt("summary"))
             elif key == "n":
-                queue_lib.decide(db, item_id, who, "note", version, note=typer.prompt("note"))
+                review.decide(db, item_id, who, "note", version, note=typer.prompt("note"))
             else:
                 typer.echo("unknown key")
         except QueueError as exc:
@@ -1202,6 +1208,7 @@ def run_evaluation(
     """Evaluate one classifier on each input mode; print the three levels side by side."""
     from . import classify as classify_lib
     from . import evaluate as eval_lib
+    from .evaluation_report import side_by_side
 
     config = load_config(state.config)
     db = _db()
@@ -1231,7 +1238,7 @@ def run_evaluation(
         )
         runs.append(run)
     typer.echo("")
-    typer.echo(eval_lib.side_by_side(runs))
+    typer.echo(side_by_side(runs))
     return runs
 
 
@@ -1321,9 +1328,10 @@ def eval_report(
 ) -> None:
     """Tables and plots (confusion matrix, predicted vs printed scores) for one run, as Markdown or HTML."""
     from . import evaluate as eval_lib
+    from .evaluation_report import write_report
 
     run = eval_lib.load_run(_db(), run_id)
-    path = eval_lib.write_report(run, out or _results_dir(), format)
+    path = write_report(run, out or _results_dir(), format)
     typer.echo(str(path))
 
 
@@ -1363,7 +1371,7 @@ def nightly_command(
         logs.setup(log_format)
         config = load_config(state.config)
         config.fetch.agent()
-        sources = corpus_lib.load_sources(sources_file or corpus_dir() / "sources.toml")
+        sources = sources_lib.load_sources(sources_file or corpus_dir() / "sources.toml")
         rubrics_for()
         db = _db()
     except (*USER_ERRORS, ValueError) as exc:

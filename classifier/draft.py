@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite_utils
 
 from .dates import long_date
-from .queue import source_of, states
+from .review import source_of, states
 from .rubric import Rubric
 from .score import member_scores
 

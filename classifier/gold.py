@@ -429,7 +429,7 @@ def score_tables(db: sqlite_utils.Database, commitment: int | None = None) -> li
     tables = []
     for c in current_commitments(db, commitment):
         sections = list(db["member_sections"].rows_where("commitment_id = ?", [c["id"]], order_by="position"))
-        scores = [s["score"] for s in sections]
+        scores = [s["score"] for s in sections if s["score"] is not None]  # (not assessed: left out)
         tables.append(
             {
                 "report": c["file_name"],
@@ -443,7 +443,8 @@ def score_tables(db: sqlite_utils.Database, commitment: int | None = None) -> li
                     {
                         "member": s["member"],
                         "score": s["score"],
-                        "printed": format_score(s["score"]),
+                        "assessed": s["score"] is not None,
+                        "printed": printed_score(s["score"]),
                         "column": s["table_column"],
                     }
                     for s in sections
@@ -453,6 +454,14 @@ def score_tables(db: sqlite_utils.Database, commitment: int | None = None) -> li
             }
         )
     return tables
+
+
+NOT_ASSESSED = "not assessed"
+
+
+def printed_score(score: int | None) -> str:
+    """'+1', '0', '-1' as the reports print a score; 'not assessed' for a member without one."""
+    return NOT_ASSESSED if score is None else format_score(score)
 
 
 COLUMNS = [("no", "No Compliance"), ("partial", "Partial Compliance"), ("full", "Full Compliance")]
@@ -474,6 +483,9 @@ def render_score_table(table: dict) -> str:
         ).rstrip(),
     ]
     for m in table["members"]:
+        if m["score"] is None:
+            lines.append(m["member"].ljust(name_width) + m["printed"])
+            continue
         cells = []
         for (key, _), width in zip(COLUMNS, widths, strict=True):
             cells.append((m["printed"] if SCORE_COLUMN[m["score"]] == key else "").ljust(width))

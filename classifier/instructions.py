@@ -24,7 +24,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-FLAG = "instruction-like-text"
+from .flags import Flag
+
+FLAG = Flag.INSTRUCTION_LIKE_TEXT
 
 # Who an address to a machine is made to (English, French, German, Italian, Spanish, Japanese).
 _MACHINE = (

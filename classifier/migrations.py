@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 from sqlite_utils import Database, Migrations
 
 migrations = Migrations("g7-evidence")
@@ -499,6 +502,42 @@ def m010_chapter_versions(db: Database) -> None:
 
 
 @migrations()
+def m011_kebab_case_flags(db: Database) -> None:
+    """Flags are spelt in kebab-case (``outside-period``, like ``backends-disagree``): the flags
+    stored with classifications, queue items' suggestions and evaluation predictions are
+    rewritten. A suggestion's hash is that of the suggestion as stored, so it is recomputed:
+    the next queue fill finds the item unchanged; the item's version and decisions stay."""
+    renamed = {"outside_period": "outside-period"}  # this migration's own list: never edit it
+
+    def rewrite(flags: list) -> list:
+        return [renamed.get(f, f) for f in flags]
+
+    def rows(table: str, key: str, column: str, path: str):
+        """Rows of ``table`` whose JSON ``column`` holds a flag to rename at ``path``."""
+        names = ", ".join("?" * len(renamed))
+        sql = (
+            f"select {key}, {column} from {table} where {column} is not null and json_valid({column}) "
+            f"and exists (select 1 from json_each({column}, '{path}') f where f.value in ({names}))"
+        )
+        return db.execute(sql, list(renamed)).fetchall()
+
+    for key, flags in rows("classifications", "id", "flags", "$"):
+        db.execute(
+            "update classifications set flags = ? where id = ?", [json.dumps(rewrite(json.loads(flags))), key]
+        )
+    for key, raw in rows("queue_items", "id", "suggestion", "$.flags"):
+        suggestion = json.loads(raw)
+        suggestion["flags"] = rewrite(suggestion["flags"])
+        sha = "sha256:" + hashlib.sha256(json.dumps(suggestion, sort_keys=True).encode()).hexdigest()
+        db.execute(
+            "update queue_items set suggestion = ?, suggestion_sha = ? where id = ?",
+            [json.dumps(suggestion), sha, key],
+        )
+    for key, raw in rows("eval_predictions", "id", "prediction", "$.flags"):
+        prediction = json.loads(raw)
+        prediction["flags"] = rewrite(prediction["flags"])
+        db.execute("update eval_predictions set prediction = ? where id = ?", [json.dumps(prediction), key])
+
 def m015_learned_models(db: Database) -> None:
     """Learned models, one row per commitment and version: the model itself (gzip pickle, with
     its sha256 checked before loading), its settings, what it was trained on and its held-out

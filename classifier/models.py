@@ -9,11 +9,12 @@ so a typo in a field name is an error, not a silently ignored value.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
 # The G7 members in the order the reports print them, with short codes for CLI filters.
+# (The classifier, the rubrics and the newsrooms are about these eight.)
 MEMBERS: dict[str, str] = {
     "CA": "Canada",
     "FR": "France",
@@ -24,7 +25,70 @@ MEMBERS: dict[str, str] = {
     "US": "United States",
     "EU": "European Union",
 }
-MEMBER_CODES: dict[str, str] = {name: code for code, name in MEMBERS.items()}
+
+
+class RegisteredMember(NamedTuple):
+    """A member a compliance report can assess: its code, the name the gold uses, other spellings."""
+
+    code: str
+    name: str
+    groups: tuple[str, ...]
+    aliases: tuple[str, ...] = ()
+
+
+# Every member a G7 or G20 compliance report can list in its assessment table. Countries
+# have their ISO 3166-1 alpha-2 code, except the United Kingdom (UK, as the G7 codes always
+# were); the African Union is AFU because AU is Australia's. A chapter's members are read
+# from its own assessment table; this registry only says which names are members at all,
+# and gives each one code and one spelling.
+MEMBER_REGISTRY: tuple[RegisteredMember, ...] = (
+    RegisteredMember("AR", "Argentina", ("G20",)),
+    RegisteredMember("AU", "Australia", ("G20",)),
+    RegisteredMember("BR", "Brazil", ("G20",)),
+    RegisteredMember("CA", "Canada", ("G7", "G20")),
+    RegisteredMember("CN", "China", ("G20",), ("People's Republic of China",)),
+    RegisteredMember("FR", "France", ("G7", "G20")),
+    RegisteredMember("DE", "Germany", ("G7", "G20")),
+    RegisteredMember("IN", "India", ("G20",)),
+    RegisteredMember("ID", "Indonesia", ("G20",)),
+    RegisteredMember("IT", "Italy", ("G7", "G20")),
+    RegisteredMember("JP", "Japan", ("G7", "G20")),
+    RegisteredMember("KR", "Korea", ("G20",), ("South Korea", "Republic of Korea")),
+    RegisteredMember("MX", "Mexico", ("G20",)),
+    RegisteredMember("RU", "Russia", ("G20",), ("Russian Federation",)),
+    RegisteredMember("SA", "Saudi Arabia", ("G20",)),
+    RegisteredMember("ZA", "South Africa", ("G20",)),
+    RegisteredMember("TR", "Türkiye", ("G20",), ("Turkey", "Turkiye")),
+    RegisteredMember("UK", "United Kingdom", ("G7", "G20")),
+    RegisteredMember("US", "United States", ("G7", "G20"), ("United States of America",)),
+    RegisteredMember("EU", "European Union", ("G7", "G20")),
+    RegisteredMember("AFU", "African Union", ("G20",)),
+)
+# name -> code for every registered member (the G7's codes unchanged).
+MEMBER_CODES: dict[str, str] = {m.name: m.code for m in MEMBER_REGISTRY}
+# Every spelling a report may print, lower-cased -> the registered name.
+_MEMBER_SPELLINGS: dict[str, str] = {
+    spelling.lower(): m.name for m in MEMBER_REGISTRY for spelling in (m.name, *m.aliases)
+}
+# Every spelling, longest first (so that a pattern built from them tries 'Korea' after
+# 'Republic of Korea').
+MEMBER_SPELLINGS: tuple[str, ...] = tuple(
+    sorted((s for m in MEMBER_REGISTRY for s in (m.name, *m.aliases)), key=len, reverse=True)
+)
+
+
+def registered_member(text: str) -> str | None:
+    """'the United States', 'Turkey', 'KOREA' -> the registered name; None for anything else."""
+    t = " ".join(text.split()).lower()
+    if t.startswith("the "):
+        t = t[4:]
+    return _MEMBER_SPELLINGS.get(t)
+
+
+def member_code(name: str) -> str:
+    """The registry's code of a registered member's name ('African Union' -> 'AFU')."""
+    return MEMBER_CODES[name]
+
 
 
 def resolve_member(value: str | None) -> str | None:
@@ -98,10 +162,17 @@ class Guidelines(Model):
 
 
 class AssessmentRow(Model):
+    """One member's row of the assessment table; ``score`` is None for a member the report
+    lists as not assessed ('N/A', 'not assessed'), which the printed average leaves out."""
+
     member: str
-    score: int
+    score: int | None
     column: Literal["no", "partial", "full"] | None = None
     line: int
+
+    @property
+    def assessed(self) -> bool:
+        return self.score is not None
 
 
 class EvidenceItem(Model):
@@ -111,13 +182,17 @@ class EvidenceItem(Model):
     seq: int
     date: dt.date | None = None
     date_raw: str | None = None
-    date_source: Literal["paragraph", "footnote"] | None = None
+    date_source: Literal["paragraph", "footnote", "period"] | None = None
     text: str
     footnotes: list[int] = Field(default_factory=list)
     line: int
 
 
 class MemberSection(Model):
+    """A member's section of a chapter. A member the report does not assess (the assessment
+    table and the heading print 'N/A' or 'not assessed', or the table only, with no section
+    for it) has no score at all: ``assessed`` is False."""
+
     member: str
     heading_score: int | None = None
     sentence_score: int | None = None
@@ -130,8 +205,13 @@ class MemberSection(Model):
     line: int
 
     @property
+    def assessed(self) -> bool:
+        return self.score is not None
+
+    @property
     def score(self) -> int | None:
-        """The score the analysts gave: the sentence's, else the heading's, else the table's."""
+        """The score the analysts gave: the sentence's, else the heading's, else the table's
+        (None for a member not assessed)."""
         for value in (self.sentence_score, self.heading_score, self.table_score):
             if value is not None:
                 return value

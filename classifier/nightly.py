@@ -21,12 +21,13 @@ import sqlite_utils
 
 from .classify import Classifier, pending_items
 from .config import Config
-from .corpus import Source, crawl
-from .dates import now_utc
+from .crawl import crawl
+from .dates import new_run_id, now_utc
 from .failpoints import failpoint
-from .queue import fill
 from .redaction import redact, redact_all
+from .review import fill
 from .rubric import rubrics_for
+from .sources import Source
 
 log = logging.getLogger("evidence.nightly")
 
@@ -118,7 +119,7 @@ def run_nightly(
     changed documents, earlier failures, and whatever a killed run left); fill the queue. A stage
     that breaks is recorded with its error and the next stage still runs.
     """
-    run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+    run_id = new_run_id()
     # We hold the lock, so a run still marked running died (killed, crashed): say so.
     for (dead,) in db.execute("select id from runs where status = 'running'").fetchall():
         log.warning("run %s did not finish (killed or crashed): marked crashed", dead,

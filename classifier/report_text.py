@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from .models import MEMBERS, Footnote, ParseWarning
+from .models import MEMBER_SPELLINGS, Footnote, ParseWarning
 
 MONTHS = {
     m: i
@@ -55,11 +55,18 @@ SECTION_NAMES = {
     "general interpretive guidelines": "guidelines",
     "scoring guidelines": "scoring",
 }
-MEMBER_NAMES = list(MEMBERS.values())
+MEMBER_NAMES = list(MEMBER_SPELLINGS)  # every registered member's spellings, longest first
+# What an assessment table or a member heading prints for a member it does not assess.
+NOT_ASSESSED = r"n\.?/?a\.?|not\s+assessed|not\s+applicable"
 # The sign's optional space follows the sign only: '\s*[+-]?\s*\d' would let a long run of spaces
 # be split between the two '\s*' in every way before failing (quadratic in the run's length).
 MEMBER_HEADING_RE = re.compile(
-    r"^(?:the\s+)?(" + "|".join(MEMBER_NAMES) + r")\s*:\s*((?:[+\-−–]\s*)?\d)\s*$", re.I
+    r"^(?:the\s+)?("
+    + "|".join(map(re.escape, MEMBER_NAMES))
+    + r")\s*:\s*((?:[+\-−–]\s*)?\d|"
+    + NOT_ASSESSED
+    + r")\s*$",
+    re.I,
 )
 SCORE_RE = re.compile(r"^[+\-−–]?\s*\d$")
 URL_RE = re.compile(r"h?ttps?://\S+")
@@ -929,6 +936,7 @@ def _split_publishers(parsed: dict[int, Footnote]) -> None:
 
 _SENTENCE_ENDS = (*TERMINAL, "\ue001")
 _DATE_START = re.compile(rf"^\d{{1,2}} (?:{MONTH_RE})")
+_ANALYST_LINE = re.compile(r"^(?:Lead\s+)?Analysts?\s*:")
 _DATED_ACTION = re.compile(rf"^On \d{{1,2}}(?:\s*[-–]\s*\d{{1,2}})? (?:{MONTH_RE})\b")
 
 
@@ -984,7 +992,8 @@ def rejoin_paragraphs(entries: list[Entry], warnings: Warnings) -> list[Entry]:
         if entry.kind == "para":
             out.append(entry)
             end = entry.text.rstrip()
-            if end and not end.endswith(_SENTENCE_ENDS):  # not is_terminated(entry.text)
+            # (not is_terminated(entry.text); an analyst line is whole without a full stop)
+            if end and not end.endswith(_SENTENCE_ENDS) and not _ANALYST_LINE.match(end):
                 pending = entry
                 pieces = [entry.text.rstrip()]
                 tail = pieces[0][-40:]

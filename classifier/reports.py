@@ -30,12 +30,13 @@ from .models import (
     ParsedDimension,
     ParseWarning,
     Report,
+    registered_member,
 )
 from .report_text import (
     MEMBER_HEADING_RE,
-    MEMBER_NAMES,
     MONTH_RE,
     MONTHS,
+    NOT_ASSESSED,
     NUMBER_WORDS,
     QUOTES,
     SCORE_RE,
@@ -53,7 +54,7 @@ from .report_text import (
     strip_markers,
     tokenize,
 )
-from .rubric import format_average
+from .rubric import format_average, format_score
 
 __all__ = [
     "ReportParseError",
@@ -120,7 +121,7 @@ def _report_header(text: str) -> tuple[str | None, str | None, dt.date | None, d
 def _enumeration(text: str) -> list[str]:
     """'1) prevent, 2) counter and 3) dismantle …' -> ['prevent', 'counter', 'dismantle …']."""
     marks = list(re.finditer(r"(?:^|(?<=\s))(\d)\)\s*", text))
-    if len(marks) < 2:
+    if not marks or (len(marks) == 1 and marks[0][1] != "1"):  # one dimension: '1) …' alone
         return []
     items = []
     for k, m in enumerate(marks):
@@ -291,20 +292,35 @@ def _score_sentence(text: str) -> tuple[int, int] | None:
     return (thus.start(), parse_score(m[2])) if m else None
 
 
+_NOT_ASSESSED = re.compile(NOT_ASSESSED, re.I)
+# 'Analyst: A', 'Analysts: A and B', 'Analysts: A, B & C' (one line or several per section).
+_ANALYSTS = re.compile(r"^Analysts?\s*:\s*(.+)$")
+_NEXT_ANALYST_LINE = re.compile(r"\s+(?=Analysts?\s*:)")
+_ANALYST_SEPARATORS = re.compile(r"\s*[,;&]\s*(?:and\s+)?|\s+and\s+")
+
+
 def _parse_member(heading: Entry, body: list[Entry], number: int, ctx: _Context) -> MemberSection:
     m = MEMBER_HEADING_RE.match(heading.text.strip())
     assert m is not None
-    member = next(name for name in MEMBER_NAMES if name.lower() == m[1].lower())
-    section = MemberSection(member=member, heading_score=parse_score(m[2]), line=heading.line)
+    member = registered_member(m[1])
+    assert member is not None  # the heading pattern is built from the registry's spellings
+    assessed = _NOT_ASSESSED.fullmatch(m[2].strip()) is None
+    section = MemberSection(
+        member=member, heading_score=parse_score(m[2]) if assessed else None, line=heading.line
+    )
     paras = [e for e in body if e.kind == "para"]
     actions: list[Entry] = []
     after: list[Entry] = []
     for para in paras:
         text = para.text.strip()
-        am = re.match(r"^Analysts?\s*:\s*(.+)$", text)
-        if am:
-            names = re.split(r",\s*|\s+and\s+", strip_markers(am[1]).strip().rstrip("."))
-            section.analysts.extend(n.strip() for n in names if n.strip())
+        if _ANALYSTS.match(text):
+            # (two analyst lines with no blank line between them are one paragraph)
+            for line in _NEXT_ANALYST_LINE.split(strip_markers(text)):
+                am = _ANALYSTS.match(line)
+                names = _ANALYST_SEPARATORS.split(am[1].strip().rstrip(".")) if am else []
+                section.analysts.extend(
+                    n.strip() for n in names if n.strip() and n.strip() not in section.analysts
+                )
             continue
         if re.match(r"^(Compliance Director|Lead Analyst)", text):
             continue
@@ -371,8 +387,10 @@ def _evidence(member: str, seq: int, para: Entry, number: int, ctx: _Context) ->
             source = "paragraph"
         except ValueError:
             date = None
+    first = ctx.footnotes.get(notes[0]) if notes else None
+    if date is None and m and not m[3]:
+        date, source = _year_from_period(int(m[1]), MONTHS[m[2]], first, member, seq, para, number, ctx)
     if date is None:
-        first = ctx.footnotes.get(notes[0]) if notes else None
         if first is not None and first.published is not None:
             date, source = first.published, "footnote"
             ctx.warn(
@@ -430,6 +448,58 @@ def _evidence(member: str, seq: int, para: Entry, number: int, ctx: _Context) ->
     )
 
 
+def _year_from_period(
+    day: int,
+    month: int,
+    first: Footnote | None,
+    member: str,
+    seq: int,
+    para: Entry,
+    number: int,
+    ctx: _Context,
+) -> tuple[dt.date | None, str | None]:
+    """The date of 'On 17 December, …' (no year): the year in which that day falls inside the
+    compliance period. Where the first footnote is dated that same day, its date is taken (as
+    for any incomplete date). Where the period holds the day in no year or in several, the
+    footnote's year decides if it can, else the first fitting year; either way a warning says so.
+    """
+    published = first.published if first is not None else None
+    if published is not None and (published.month, published.day) == (month, day):
+        return None, None  # the footnote's date, with its warning (below)
+    start, end = ctx.period
+    if start is None or end is None:
+        return None, None
+    fits = []
+    for year in range(start.year, end.year + 1):
+        try:
+            candidate = dt.date(year, month, day)
+        except ValueError:
+            continue
+        if start <= candidate <= end:
+            fits.append(candidate)
+    where = dict(line=para.line, commitment=number, member=member)
+    raw = f"{day} {next(k for k, v in MONTHS.items() if v == month)}"
+    if len(fits) == 1:
+        ctx.warn(
+            "date-year-from-period",
+            f"{member} action {seq}: '{raw}' has no year; the compliance period gives {fits[0].year}",
+            **where,
+        )
+        return fits[0], "period"
+    if not fits:
+        return None, None  # outside the period in every year: the footnote's date, if any
+    by_footnote = next((d for d in fits if published is not None and d.year == published.year), None)
+    chosen = by_footnote or fits[0]
+    ctx.warn(
+        "date-year-ambiguous",
+        f"{member} action {seq}: '{raw}' has no year and falls inside the compliance period in "
+        f"{' and '.join(str(d.year) for d in fits)}; {chosen.year} is taken"
+        + (f" (footnote {first.number}'s year)" if by_footnote and first is not None else " (the first)"),
+        **where,
+    )
+    return chosen, "footnote" if by_footnote else "period"
+
+
 def _parse_chapter(entries: list[Entry], ctx: _Context, *, ends_file: bool) -> Chapter:
     heading = entries[0]
     m = re.match(r"^(\d{1,2})\.\s+(.*)$", heading.text.strip())
@@ -458,10 +528,31 @@ def _parse_chapter(entries: list[Entry], ctx: _Context, *, ends_file: bool) -> C
         if name.lower().startswith("average"):
             chapter.average_printed = values[0][1] if values else None
             continue
-        member = next((n for n in MEMBER_NAMES if n.lower() == name.lower()), None)
-        if member is None or not values:
+        if not values:
             continue
         column_index, value = values[0]
+        member = registered_member(name)
+        if member is None:
+            if name and (SCORE_RE.match(value) or _NOT_ASSESSED.fullmatch(value)):
+                ctx.warn(
+                    "member-unknown",
+                    f"assessment row {name!r} scores a name that is not a G7 or G20 member; skipped",
+                    line=row.line,
+                    commitment=number,
+                )
+            continue
+        if any(r.member == member for r in chapter.assessment):
+            ctx.warn(
+                "table-duplicate",
+                f"the assessment table lists {member} twice; the first row is kept",
+                line=row.line,
+                commitment=number,
+                member=member,
+            )
+            continue
+        if _NOT_ASSESSED.fullmatch(value):
+            chapter.assessment.append(AssessmentRow(member=member, score=None, line=row.line))
+            continue
         if not SCORE_RE.match(value):
             ctx.warn(
                 "table-cell",
@@ -493,20 +584,34 @@ def _parse_chapter(entries: list[Entry], ctx: _Context, *, ends_file: bool) -> C
         dm = re.match(r"^[“\"](.+?)[”\"]\s+(?:is|are)?\s*(.*)$", strip_markers(e.text))
         if dm:
             chapter.definitions.append(Definition(term=dm[1].strip(), definition=dm[2].strip()))
-    _parse_guidelines(chapter, sections.get("guidelines", []), ctx)
     chapter.scoring_guidelines = scoring_table([e for e in sections.get("scoring", []) if e.kind == "row"])
+    _parse_guidelines(chapter, sections.get("guidelines", []), ctx)
     _compare_rules(chapter, ctx)
-    table = {row.member: row.score for row in chapter.assessment}
+    rows_by_member = {row.member: row for row in chapter.assessment}
     for head, body in member_parts:
         section = _parse_member(head, body, number, ctx)
-        section.table_score = table.get(section.member)
-        _check_member_scores(section, number, ctx)
+        row = rows_by_member.get(section.member)
+        section.table_score = row.score if row else None
+        if row is not None and not row.assessed and section.assessed:
+            ctx.warn(
+                "assessed-conflict",
+                f"{section.member}: the assessment table has the member not assessed, its section "
+                f"scores it {format_score(section.score or 0)}; the section's score is kept "
+                "(the table's average leaves the member out)",
+                line=section.line,
+                commitment=number,
+                member=section.member,
+            )
+        if section.assessed:
+            _check_member_scores(section, number, ctx)
         chapter.members.append(section)
+    _add_unassessed_members(chapter)
     texts = [e for e in entries if e.kind in ("para", "heading", "row")]
     chapter.footnotes = markers_in(" ".join(e.text for e in texts))
     _check_complete(chapter, texts, ctx, ends_file=ends_file)
-    if chapter.average_printed:
-        computed = format_average([row.score for row in chapter.assessment])
+    scores = [row.score for row in chapter.assessment if row.score is not None]
+    if chapter.average_printed and scores:
+        computed = format_average(scores)  # (a member not assessed is not in the average)
         if squash(chapter.average_printed) != computed:
             ctx.warn(
                 "average-mismatch",
@@ -517,6 +622,20 @@ def _parse_chapter(entries: list[Entry], ctx: _Context, *, ends_file: bool) -> C
     return chapter
 
 
+def _add_unassessed_members(chapter: Chapter) -> None:
+    """A member the table lists as not assessed and that has no section of its own still has a
+    place in the gold (shown as not assessed): after the section of the member the table lists
+    before it, else first."""
+    present = {s.member for s in chapter.members}
+    previous: str | None = None
+    for row in chapter.assessment:
+        if not row.assessed and row.member not in present:
+            at = next((k + 1 for k, s in enumerate(chapter.members) if s.member == previous), 0)
+            chapter.members.insert(at, MemberSection(member=row.member, line=row.line))
+            present.add(row.member)
+        previous = row.member
+
+
 # What a markdown link or <URL> leaves in a footnote's text when the file stops inside it
 # (closed ones are replaced by their target when the line is read).
 _LINK_RESIDUE = re.compile(r"[\[<]h?ttps?://|\]\(")
@@ -524,17 +643,44 @@ _LINK_RESIDUE = re.compile(r"[\[<]h?ttps?://|\]\(")
 
 def _check_complete(chapter: Chapter, texts: list[Entry], ctx: _Context, *, ends_file: bool) -> None:
     """Refuse a chapter that falls short of what it announces itself: a member section for each
-    member of its assessment table, a score sentence in each section, every footnote it cites
-    printed, and (for the chapter that ends the file) a last footnote that is not cut off.
+    assessed member of its assessment table, a conclusion in each section and the score
+    sentence in the last one when the others have theirs, every footnote it cites printed, and
+    (for the chapter that ends the file) a last footnote that is not cut off.
 
     What a truncated file loses is the end of its last chapter; refusing it (with one line
     naming what is missing) keeps a partial copy out of the gold, where it would otherwise
     become the chapter's newest version.
     """
     problems: list[tuple[int, str]] = []  # (line, what is missing)
-    for section in chapter.members:
-        if section.sentence_score is None:
-            problems.append((section.line, f"{section.member} has no 'receives a score of' sentence"))
+    assessed = [s for s in chapter.members if s.assessed]
+    # A chapter whose sections end in 'Thus, X receives a score of' loses the last one's when the
+    # file is cut inside it; one whose analysts write no such sentence is scored by its headings.
+    # A section without one that another section follows was not cut: a warning, not a refusal.
+    # Either way a section must end in a conclusion: a file that lost its paragraph breaks has
+    # one paragraph per section, and nothing to score it by but its heading.
+    with_sentence = sum(s.sentence_score is not None for s in assessed)
+    for k, section in enumerate(assessed):
+        if section.sentence_score is not None:
+            continue
+        if not section.conclusions or (with_sentence and ends_file and k + 1 == len(assessed)):
+            lacks = "" if section.conclusions else " and no concluding paragraph"
+            problems.append((section.line, f"{section.member} has no 'receives a score of' sentence{lacks}"))
+        elif with_sentence:
+            ctx.warn(
+                "no-score-sentence",
+                f"{section.member}: no 'receives a score of' sentence; the heading's score is taken",
+                line=section.line,
+                commitment=chapter.number,
+                member=section.member,
+            )
+    if assessed and not with_sentence:
+        ctx.warn(
+            "no-score-sentences",
+            f"chapter {chapter.number}: no member section has a 'receives a score of' sentence; "
+            "each member's score is its heading's (else the assessment table's)",
+            line=chapter.line,
+            commitment=chapter.number,
+        )
     found = {s.member for s in chapter.members}
     absent = [row for row in chapter.assessment if row.member not in found]
     if absent:
@@ -600,23 +746,26 @@ def _parse_guidelines(chapter: Chapter, entries: list[Entry], ctx: _Context) -> 
     g.strong_examples = [s for s in sentences if _names_examples(_STRONG_ACTIONS, s)]
     g.weak_examples = [s for s in sentences if _names_examples(_WEAK_ACTIONS, s)]
     chapter.guidelines = g
-    # Dimensions as written: the features' enumeration, the guidelines' bullets or enumeration.
+    # Dimensions as written: the features' enumeration, the guidelines' bullets or enumeration,
+    # the Scoring Guidelines table's enumeration; each place's count, to compare them.
     feature_items = _enumeration(chapter.features)
     guideline_items = max((_enumeration(p) for p in (g.full, g.partial, g.non)), key=len)
+    table_items = max((_enumeration(t) for t in chapter.scoring_guidelines.values()), key=len, default=[])
+    counts = {
+        "Commitment Features": len(feature_items) or _stated_count(chapter.features),
+        "General Interpretive Guidelines": len(bullets) or len(guideline_items),
+        "full-compliance rule": _all_count(g.full),
+        "Scoring Guidelines": len(table_items) or _all_count(chapter.scoring_guidelines.get("+1", "")),
+    }
     if bullets:
         chapter.dimensions = bullets
     else:
-        items = max([feature_items, guideline_items], key=len)
+        items = max([feature_items, guideline_items, table_items], key=len)
+        if not items and (count := max(counts.values())):
+            # counted but never named: the one dimension is the commitment's own subject
+            subject = chapter.title.rsplit(":", 1)[-1].strip()
+            items = [subject] if count == 1 else [f"dimension {k}" for k in range(1, count + 1)]
         chapter.dimensions = [ParsedDimension(number=k, name=item) for k, item in enumerate(items, start=1)]
-    counts = {
-        "Commitment Features": len(feature_items),
-        "General Interpretive Guidelines": len(bullets) or len(guideline_items),
-    }
-    m = re.search(
-        rf"\ball ({'|'.join(NUMBER_WORDS)}) (?:commitment )?(?:dimensions|criteria)", g.full.lower()
-    )
-    if m:
-        counts["full-compliance rule"] = NUMBER_WORDS[m[1]]
     known = {k: v for k, v in counts.items() if v}
     if len(set(known.values())) > 1:
         said = "; ".join(f"{k}: {v}" for k, v in known.items())
@@ -625,6 +774,26 @@ def _parse_guidelines(chapter: Chapter, entries: list[Entry], ctx: _Context) -> 
             f"chapter {chapter.number}: the report counts its dimensions differently ({said})",
             commitment=chapter.number,
         )
+
+
+_COUNT_WORDS = "|".join(NUMBER_WORDS)
+_STATED_COUNT = re.compile(
+    rf"\b({_COUNT_WORDS}|a single)\s+(?:main\s+|key\s+|distinct\s+|core\s+)?"
+    r"(?:dimensions?|components?|criteria|criterion|elements?|parts?)\b"
+)
+_ALL_COUNT = re.compile(rf"\ball ({_COUNT_WORDS}) (?:commitment )?(?:dimensions|criteria)")
+
+
+def _stated_count(text: str) -> int:
+    """'… broken down into two main dimensions' -> 2 (the first count the text states), else 0."""
+    m = _STATED_COUNT.search(text.lower())
+    return 0 if m is None else 1 if m[1] == "a single" else NUMBER_WORDS[m[1]]
+
+
+def _all_count(text: str) -> int:
+    """'strong actions in all three commitment dimensions' -> 3, else 0."""
+    m = _ALL_COUNT.search(text.lower())
+    return NUMBER_WORDS[m[1]] if m else 0
 
 
 _STRONG_ACTIONS = re.compile(r"\bstrong actions?\b", re.I)

@@ -13,7 +13,7 @@ import json
 
 import sqlite_utils
 
-from .queue import UNKNOWN_MEMBER, label_states, source_of, states
+from .review import UNKNOWN_MEMBER, label_states, source_of, states
 from .rubric import Rubric, average_of, format_average, format_score, score
 
 RANK = {"none": 0, "weak": 1, "unknown": 1.5, "strong": 2}

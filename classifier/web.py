@@ -2,7 +2,7 @@
 
 Pages: the queue, an item (the source text with each quote highlighted where it sits),
 scores with receipts, evaluation runs with plots, the report draft. Decisions go through
-:func:`classifier.queue.decide`, with the same optimistic concurrency as the CLI.
+:func:`classifier.review.decide`, with the same optimistic concurrency as the CLI.
 
 Safety: every page is rendered by Jinja2 with autoescaping (press-release text is untrusted
 and never rendered as HTML); links to sources only for http(s) URLs; a strict
@@ -37,10 +37,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from . import draft as draft_lib
-from . import queue as queue_lib
+from . import review
 from . import score as score_lib
 from . import users as users_lib
 from .dates import long_date
+from .flags import Flag
+from .flags import parse as parse_flag
 from .rubric import rubrics_for
 from .store import open_db
 
@@ -64,7 +66,7 @@ SECURITY_HEADERS = {
 }
 ORDER_LABELS = {"attention": "needs attention first", "date": "newest first", "member": "by member",
                 "commitment": "by commitment"}  # fmt: skip
-FLAGS = ("ungrounded", "outside_period", "backends-disagree", "truncated", "instruction-like-text")
+FLAGS = tuple(f.value for f in Flag)  # the queue page's flag filter
 
 
 def parse_number(
@@ -95,27 +97,6 @@ def safe_url(url: str | None) -> str | None:
     except ValueError:
         return None
     return url if scheme in ("http", "https") else None
-
-
-def highlight(text: str, dimensions: dict[str, dict]) -> list[dict]:
-    """The text cut into segments, each quote's span marked with the dimensions that cite it."""
-    marks: dict[int, set[str]] = {}
-    for dim, value in dimensions.items():
-        for q in value.get("quotes") or []:
-            start, end = q.get("start"), q.get("end")
-            if isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text):
-                for i in range(start, end):
-                    marks.setdefault(i, set()).add(dim)
-    segments: list[dict] = []
-    current: tuple[str, ...] | None = None
-    start = 0
-    for i in range(len(text) + 1):
-        here = tuple(sorted(marks.get(i, ()))) if i < len(text) else None
-        if i == len(text) or here != current:
-            if i > start:
-                segments.append({"text": text[start:i], "dims": list(current or ())})
-            start, current = i, here
-    return segments
 
 
 class _Connections(threading.local):
@@ -158,7 +139,7 @@ def create_app(
         done = request.query_params.get("done")
         raw = request.query_params.get("from")
         came_from = parse_number(raw, "from") if raw is not None else None
-        return {"action": done, "item": came_from} if done in queue_lib.ACTIONS else None
+        return {"action": done, "item": came_from} if done in review.ACTIONS else None
 
     def cookie(response: Response, name: str, value: str, max_age: int | None) -> None:
         response.set_cookie(name, value, max_age=max_age, httponly=True, samesite="strict",
@@ -239,13 +220,16 @@ def create_app(
         commitment = q.get("commitment") or None  # empty: the form's "all"
         state = q.get("state") or None
         order = q.get("order") or "attention"
-        if state not in (None, "pending", "accepted", "rejected"):
-            raise HTTPException(400, "state must be pending, accepted or rejected")
-        if order not in queue_lib.ORDERS:
-            raise HTTPException(400, f"order must be one of {', '.join(queue_lib.ORDERS)}")
+        try:
+            review.check_state(state)
+        except review.QueueError as exc:
+            raise HTTPException(400, str(exc)) from None
+        if order not in review.ORDERS:
+            raise HTTPException(400, f"order must be one of {', '.join(review.ORDERS)}")
         return {"member": q.get("member") or None,
                 "commitment": parse_number(commitment, "commitment") if commitment else None,
-                "state": state, "flag": q.get("flag") or None, "order": order}  # fmt: skip
+                "state": state, "flag": parse_flag(q["flag"]) if q.get("flag") else None,
+                "order": order}  # fmt: skip
 
     async def home(request: Request) -> Response:
         return RedirectResponse("/queue", status_code=303)
@@ -257,8 +241,8 @@ def create_app(
         # bounded so that the row offset, (page - 1) * PAGE_SIZE, still fits SQLite's integer
         page = parse_number(raw, "page", minimum=1, maximum=SQLITE_MAX_INT // PAGE_SIZE)
         notice = saved(request)
-        rows = queue_lib.list_items(db(), **f, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
-        counts = queue_lib.count_items(db(), member=f["member"], commitment=f["commitment"], flag=f["flag"])
+        rows = review.list_items(db(), **f, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+        counts = review.count_items(db(), member=f["member"], commitment=f["commitment"], flag=f["flag"])
         shown = counts[f["state"]] if f["state"] else counts["total"]
         members = [r[0] for r in db().execute("select distinct member from queue_items order by 1")]
         commitments = list(rubrics)
@@ -269,19 +253,19 @@ def create_app(
 
     def item_context(item_id: int) -> dict[str, Any]:
         try:
-            state = queue_lib.state_of(db(), item_id)
-        except queue_lib.QueueError:
-            raise HTTPException(404, f"no queue item {item_id}") from None
-        source = queue_lib.source_of(db(), state.item) or {}
+            state = review.state_of(db(), item_id)
+        except review.NoSuchItem as exc:
+            raise HTTPException(404, str(exc)) from None
+        source = review.source_of(db(), state.item) or {}
         rubric = rubrics.get(state.item["commitment"])
         dims = state.suggestion.get("dimensions", {})
         names = {d.id: d.name for d in rubric.dimensions} if rubric else {}
-        neighbours = [r["id"] for r in queue_lib.list_items(db(), state="pending", limit=2)
+        neighbours = [r["id"] for r in review.list_items(db(), state=review.PENDING, limit=2)
                       if r["id"] != item_id]  # fmt: skip
         return {
             "s": state,
             "source": source,
-            "segments": highlight(source.get("text") or "", dims) if source.get("text") else [],
+            "segments": review.quote_segments(source.get("text") or "", dims),
             "dimensions": [
                 {
                     "id": d,
@@ -324,15 +308,15 @@ def create_app(
             k: str(form[k]) for k in ("reason", "dimension", "label", "summary", "note") if form.get(k)
         }
         try:
-            queue_lib.decide(db(), item_id, request.state.user.name, action, version, **payload)
-        except queue_lib.StaleItem as exc:
+            review.decide(db(), item_id, request.state.user.name, action, version, **payload)
+        except review.StaleItem as exc:
             return render(request, "item.html", 409, conflict=str(exc), **item_context(item_id))
-        except queue_lib.QueueError as exc:
-            if "no queue item" in str(exc):
-                raise HTTPException(404, str(exc)) from None
+        except review.NoSuchItem as exc:
+            raise HTTPException(404, str(exc)) from None
+        except review.QueueError as exc:
             return render(request, "item.html", 400, problem=str(exc), **item_context(item_id))
-        if action in ("accept", "reject"):
-            following = [r["id"] for r in queue_lib.list_items(db(), state="pending", limit=1)]
+        if action in review.STATE_AFTER:  # a decision that settles the item: on to the next
+            following = [r["id"] for r in review.list_items(db(), state=review.PENDING, limit=1)]
             target = f"/items/{following[0]}" if following else "/queue"
             return RedirectResponse(f"{target}?done={action}&from={item_id}", status_code=303)
         return RedirectResponse(f"/items/{item_id}?done={action}", status_code=303)
@@ -376,7 +360,8 @@ def create_app(
 
     async def eval_run_page(request: Request) -> Response:
         current(request)
-        from .evaluate import load_run, side_by_side, write_report
+        from .evaluate import load_run
+        from .evaluation_report import side_by_side, write_report
 
         try:
             run = load_run(db(), request.path_params["run_id"])

@@ -159,7 +159,7 @@ def test_ground_flags_labels_whose_quotes_are_not_in_the_document(rubrics):
     assert dims["border_management"]["grounded"] and dims["border_management"]["quotes"][0]["start"] > 0
     assert not dims["organized_crime"]["grounded"]
     assert dims["partnership"]["grounded"]
-    assert flags == ["ungrounded", "outside_period", "truncated"]
+    assert flags == ["ungrounded", "outside-period", "truncated"]
 
 
 # --- the baseline backend ----------------------------------------------------------

@@ -8,8 +8,10 @@ import zlib
 
 import pytest
 
-from classifier import corpus
 from classifier.config import Config
+from classifier.crawl import crawl, fetch_targets, gold_targets, log_invalid, make_targets
+from classifier.documents import Summary, fetch_log, find_document
+from classifier.sources import SourcesError, load_sources
 from classifier.store import open_db
 
 from . import newsroom
@@ -28,14 +30,14 @@ def make_config(**changes) -> Config:
 
 
 def fetch_urls(db, urls, cfg=None):
-    targets, invalid = corpus.make_targets(urls)
-    summary = corpus.Summary()
-    corpus.log_invalid(db, invalid, summary)
-    return asyncio.run(corpus.fetch_targets(db, targets, cfg or make_config(), summary=summary))
+    targets, invalid = make_targets(urls)
+    summary = Summary()
+    log_invalid(db, invalid, summary)
+    return asyncio.run(fetch_targets(db, targets, cfg or make_config(), summary=summary))
 
 
 def current_text(db, url):
-    doc = corpus.find_document(db, url)
+    doc = find_document(db, url)
     return db.execute(
         "select text from document_versions where document_id = ? and version = ?",
         [doc["id"], doc["current_version"]],
@@ -79,7 +81,7 @@ def test_changed_page_becomes_a_new_version_and_failure_keeps_it(site):
     site.set_page(path, html)
     changed = fetch_urls(db, [url])
     assert changed.counts["changed"] == 1
-    doc = corpus.find_document(db, url)
+    doc = find_document(db, url)
     assert doc["current_version"] == 2
     assert "corrected the figures" in current_text(db, url)
     assert (
@@ -91,7 +93,7 @@ def test_changed_page_becomes_a_new_version_and_failure_keeps_it(site):
     site.fail(path, 500)
     failed = fetch_urls(db, [url])
     assert failed.failed == {"http-error": 1}
-    assert corpus.find_document(db, url)["current_version"] == 2
+    assert find_document(db, url)["current_version"] == 2
     assert "corrected the figures" in current_text(db, url)
 
 
@@ -115,7 +117,7 @@ def test_every_bad_case_has_a_logged_outcome_and_loses_nothing(site, path, outco
     fetch_urls(db, [good])
     before = db["document_versions"].count
     fetch_urls(db, [site.url(path)], make_config(timeout=0.5, retries=0))
-    (row,) = corpus.fetch_log(db, site.url(path), limit=1)
+    (row,) = fetch_log(db, site.url(path), limit=1)
     assert row["outcome"] == outcome
     assert row["error"]
     assert db["document_versions"].count == before
@@ -125,14 +127,14 @@ def test_rate_limited_then_fetched(site):
     db = open_db()
     summary = fetch_urls(db, [site.url("/ratelimited")], make_config(retries=1))
     assert summary.counts["new"] == 1
-    (row,) = corpus.fetch_log(db, site.url("/ratelimited"))
+    (row,) = fetch_log(db, site.url("/ratelimited"))
     assert row["attempts"] == 2 and row["status"] == 200
 
 
 def test_windows_1252_page_without_charset(site):
     db = open_db()
     fetch_urls(db, [site.url("/cp1252.html")])
-    doc = corpus.find_document(db, site.url("/cp1252.html"))
+    doc = find_document(db, site.url("/cp1252.html"))
     version = db.execute(
         "select text, encoding, encoding_source from document_versions where document_id = ?", [doc["id"]]
     ).fetchone()
@@ -147,7 +149,7 @@ def test_windows_1252_page_without_charset(site):
 def test_pdf_release(site):
     db = open_db()
     fetch_urls(db, [site.url(newsroom.PDF_PATH)])
-    doc = corpus.find_document(db, site.url(newsroom.PDF_PATH))
+    doc = find_document(db, site.url(newsroom.PDF_PATH))
     assert doc["kind"] == "pdf"
     text = " ".join(current_text(db, site.url(newsroom.PDF_PATH)).split())
     assert "within 48 hours of detection" in text and "12 November 2024" in text
@@ -210,7 +212,7 @@ def test_one_document_per_canonical_url(site):
     assert (
         again.counts["unchanged"] == 1 and db["documents"].count == 1
     )  # canonical link says it is the same page
-    assert corpus.find_document(db, page)["canonical_url"] == site.url(newsroom.ALIAS_PATH)
+    assert find_document(db, page)["canonical_url"] == site.url(newsroom.ALIAS_PATH)
 
 
 def site_body(site, path):
@@ -265,8 +267,8 @@ url = "{site.url("/bad-feed.xml")}"
 """,
         encoding="utf-8",
     )
-    loaded = corpus.load_sources(sources)
-    summary = asyncio.run(corpus.crawl(db, loaded, make_config()))
+    loaded = load_sources(sources)
+    summary = asyncio.run(crawl(db, loaded, make_config()))
     assert summary.failed == {"feed:feed-unreadable": 1}
     assert summary.counts["new"] >= 6
     assert "/private/internal-briefing.html" not in {r["path"] for r in site.requests}
@@ -274,7 +276,7 @@ url = "{site.url("/bad-feed.xml")}"
     assert {"Canada", "United Kingdom", "European Union", "France"} <= members
     # a second crawl finds nothing new and refetches no page
     site.reset_counts()
-    again = asyncio.run(corpus.crawl(db, loaded, make_config()))
+    again = asyncio.run(crawl(db, loaded, make_config()))
     assert again.counts["new"] == again.counts["changed"] == 0 and again.discovered == 0
     pages = [r for r in site.requests if r["path"] in set(site.release_paths)]
     assert pages == []
@@ -296,9 +298,7 @@ def test_crawl_since_filters_old_items(site, tmp_path):
     )
     import datetime as dt
 
-    summary = asyncio.run(
-        corpus.crawl(db, corpus.load_sources(sources), make_config(), since=dt.date(2030, 1, 1))
-    )
+    summary = asyncio.run(crawl(db, load_sources(sources), make_config(), since=dt.date(2030, 1, 1)))
     assert summary.discovered == 0 and db["documents"].count == 0
 
 
@@ -308,20 +308,20 @@ def test_sources_file_errors(tmp_path):
         '[[sources]]\nname = "x"\nmember = "XX"\npublisher = "p"\nkind = "feed"\nurl = "https://e.org/f"\n',
         encoding="utf-8",
     )
-    with pytest.raises(corpus.SourcesError, match="source x: member"):
-        corpus.load_sources(bad)
+    with pytest.raises(SourcesError, match="source x: member"):
+        load_sources(bad)
     bad.write_text(
         '[[sources]]\nname = "x"\nmember = "CA"\npublisher = "p"\nkind = "listing"\nurl = "https://e.org/f"\n',
         encoding="utf-8",
     )
-    with pytest.raises(corpus.SourcesError, match="CSS selector"):
-        corpus.load_sources(bad)
+    with pytest.raises(SourcesError, match="CSS selector"):
+        load_sources(bad)
 
 
 def test_bundled_sources_file_is_valid():
     from .conftest import ROOT
 
-    sources = corpus.load_sources(ROOT / "corpus" / "sources.toml")
+    sources = load_sources(ROOT / "corpus" / "sources.toml")
     by_member = {s.member for s in sources}
     assert by_member == {"CA", "FR", "DE", "IT", "JP", "UK", "US", "EU"}
     eu_hosts = " ".join(s.url for s in sources if s.member == "EU")
@@ -344,7 +344,7 @@ def test_gold_targets_restore_hyphens_the_pdf_lost():
 
     db = open_db()
     gold.import_paths(db, [REPORTS])
-    targets = {t.url: t for t in corpus.gold_targets(db)}
+    targets = {t.url: t for t in gold_targets(db)}
     right = "https://www.canada.ca/en/public-safety-canada/news/2024/07/the-2024-uscanada-cross-border-crime-forum-cbcf.html"
     assert right in targets
     assert right.replace("crime-forum", "crimeforum") not in targets

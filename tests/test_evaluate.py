@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from classifier import evaluate, gold
+from classifier import dataset, evaluate, evaluation_report, gold
 from classifier.classify import Classifier
 from classifier.config import Config
 from classifier.rubric import rubrics_for
@@ -35,17 +35,17 @@ def evaluated(tmp_path_factory):
 @pytest.mark.slow
 def test_dataset_composition(evaluated):
     db, _ = evaluated
-    items = evaluate.build_dataset(db, rubrics_for(), "paragraph")
+    items = dataset.build_dataset(db, rubrics_for(), "paragraph")
     kinds = {
         k: sum(1 for i in items if i.kind == k)
         for k in ("positive", "out_of_period", "background", "other_commitment")
     }
     assert kinds["positive"] + kinds["out_of_period"] == 398  # every cited action, once per its commitment
     assert kinds["out_of_period"] == 2 and kinds["background"] > 20 and kinds["other_commitment"] > 100
-    titles = evaluate.build_dataset(db, rubrics_for(), "title")
+    titles = dataset.build_dataset(db, rubrics_for(), "title")
     assert all(len(i.text) < 600 for i in titles if i.kind == "positive")
-    assert evaluate.dataset_sha(items) != evaluate.dataset_sha(titles)
-    assert evaluate.build_dataset(db, rubrics_for(), "document") == []  # nothing fetched in this database
+    assert dataset.dataset_sha(items) != dataset.dataset_sha(titles)
+    assert dataset.build_dataset(db, rubrics_for(), "document") == []  # nothing fetched in this database
 
 
 @pytest.mark.slow
@@ -83,7 +83,7 @@ def test_runs_are_stored_with_config_prompt_dataset_and_every_prediction(evaluat
     assert len(predictions) == run["metrics"]["run"]["items"]
     assert run["metrics"]["dimension"]["unclear_excluded"] == 10
     assert run["metrics"]["score"]["members"] == 16
-    report = evaluate.write_report(run, tmp_path, "html")
+    report = evaluation_report.write_report(run, tmp_path, "html")
     assert report.exists() and (tmp_path / f"{run['id']}-confusion.png").read_bytes()[:4] == b"\x89PNG"
     assert "<script" not in report.read_text(encoding="utf-8")
 

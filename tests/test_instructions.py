@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from classifier import corpus, instructions, queue
+from classifier import crawl, instructions, review
 from classifier.classify import Classifier, document_items, ground, text_item
 from classifier.config import Config
 from classifier.prompts import load_prompt, render
@@ -208,16 +208,16 @@ def test_the_flag_reaches_the_queue_and_puts_the_item_first(tmp_path):
     )
     with Newsroom() as site:
         site.set_page("/news/2024/11/planted.html", page)
-        targets, _ = corpus.make_targets([site.url("/news/2024/11/planted.html")])
-        asyncio.run(corpus.fetch_targets(db, targets, Config(fetch=fetch_config())))
+        targets, _ = crawl.make_targets([site.url("/news/2024/11/planted.html")])
+        asyncio.run(crawl.fetch_targets(db, targets, Config(fetch=fetch_config())))
     classifier = Classifier(db, Config(), backend="baseline")
     asyncio.run(classifier.run(document_items(db, rubrics_for(19))))
-    queue.fill(db)
-    items = queue.list_items(db, order="attention", limit=10)
+    review.fill(db)
+    items = review.list_items(db, order="attention", limit=10)
     assert items, "the release itself is relevant: it must be queued"
     assert all(instructions.FLAG in json.loads(i["flags"]) for i in items)
     assert items[0]["attention"] >= 3
-    assert [i["id"] for i in queue.list_items(db, flag=instructions.FLAG)] == [i["id"] for i in items]
+    assert [i["id"] for i in review.list_items(db, flag=instructions.FLAG)] == [i["id"] for i in items]
 
 
 def test_the_prompt_frames_the_document_as_data_and_names_what_was_found(rubrics):

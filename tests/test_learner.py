@@ -89,7 +89,7 @@ def test_decisions_become_training_examples(fetched):
     from classifier.classify import document_items
 
     asyncio.run(classifier.run(document_items(db, [rubric])))
-    from classifier import queue
+    from classifier import review as queue
 
     queue.fill(db)
     ids = [

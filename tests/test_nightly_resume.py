@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from classifier.queue import decide, state_of
+from classifier.review import decide, state_of
 from classifier.rubric import rubrics_for
 from classifier.store import open_db
 

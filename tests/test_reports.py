@@ -391,7 +391,7 @@ LINEAR_SHAPES = {
 
 @pytest.mark.parametrize("shape", list(LINEAR_SHAPES))
 def test_the_parser_reads_each_character_a_bounded_number_of_times(monkeypatch, shape):
-    """Not timed (the times are in eval/bench/report_scaling.py): the characters handed to the
+    """Not timed (the times are in bench/report_scaling.py): the characters handed to the
     parser's helpers, per character of input, stay flat when the input grows eightfold."""
     per_char = []
     for n in (500, 4000):

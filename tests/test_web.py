@@ -16,8 +16,9 @@ import pytest
 from typer.testing import CliRunner
 
 from classifier.cli import app
+from classifier.review import Segment, quote_segments
 from classifier.users import LoginThrottle
-from classifier.web import SECURITY_HEADERS, highlight, safe_url
+from classifier.web import SECURITY_HEADERS, safe_url
 
 from .webapp import HANDLER, PASSWORD, SCRIPT, WebServer, client_from
 
@@ -370,16 +371,18 @@ def test_highlight_marks_quotes_where_they_sit():
         "a": {"quotes": [{"quote": "beta gamma", "start": 6, "end": 16}]},
         "b": {"quotes": [{"quote": "gamma delta", "start": 11, "end": 22}, {"quote": "lost", "start": None}]},
     }
-    segments = highlight(text, dims)
-    assert "".join(s["text"] for s in segments) == text
-    assert [(s["text"], s["dims"]) for s in segments] == [
-        ("Alpha ", []),
-        ("beta ", ["a"]),
-        ("gamma", ["a", "b"]),
-        (" delta", ["b"]),
-        (".", []),
+    segments = quote_segments(text, dims)
+    assert "".join(s.text for s in segments) == text
+    assert [(s.text, s.dims) for s in segments] == [
+        ("Alpha ", ()),
+        ("beta ", ("a",)),
+        ("gamma", ("a", "b")),
+        (" delta", ("b",)),
+        (".", ()),
     ]
-    assert highlight("short", {"a": {"quotes": [{"start": 3, "end": 99}]}}) == [{"text": "short", "dims": []}]
+    assert quote_segments("short", {"a": {"quotes": [{"start": 3, "end": 99}]}}) == [
+        Segment("short", (), 0, 5)
+    ]
 
 
 # -- the commands -----------------------------------------------------------------------------------------

@@ -449,13 +449,13 @@ def test_login_returns_to_the_page_asked_for_with_its_filters(server, new_contex
 
 def test_accepting_the_last_pending_item_says_saved(server, new_context, review_db):
     """With nothing left pending, an accept lands on the queue, which still confirms what was saved."""
-    from classifier import queue as queue_lib
+    from classifier import review
     from classifier.store import open_db
 
     db = open_db(review_db, migrate=False)
     try:
         for item_id in range(2, 9):
-            queue_lib.decide(db, item_id, "ben", "accept", 1)
+            review.decide(db, item_id, "ben", "accept", 1)
     finally:
         db.conn.close()
     base = server.url

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from classifier import corpus, queue, users
+from classifier import crawl, review, users
 from classifier.classify import Classifier, document_items
 from classifier.config import Config, LLMConfig
 from classifier.rubric import rubrics_for
@@ -99,8 +99,8 @@ def build_review_db(path: Path, documents: int = 4) -> None:
         for n in range(1, documents + 1):
             site.set_page(f"/web/{n}.html", release(n, hostile=n == documents))
             urls.append(site.url(f"/web/{n}.html"))
-        targets, _ = corpus.make_targets(urls)
-        asyncio.run(corpus.fetch_targets(db, targets, Config(fetch=fetch_config())))
+        targets, _ = crawl.make_targets(urls)
+        asyncio.run(crawl.fetch_targets(db, targets, Config(fetch=fetch_config())))
         config = Config(
             llm=LLMConfig(
                 backend="openai",
@@ -115,7 +115,7 @@ def build_review_db(path: Path, documents: int = 4) -> None:
                 stub.answer_for(f"Classification{rubric.number}", answer(rubric, hostile))
             items = [i for i in document_items(db, rubrics_for()) if (HOSTILE_SENTENCE in i.text) == hostile]
             asyncio.run(Classifier(db, config).run(items))
-    queue.fill(db)
+    review.fill(db)
     users.add_user(db, "ana", PASSWORD, "analyst")
     users.add_user(db, "ben", PASSWORD, "analyst")
     users.add_user(db, "rita", PASSWORD, "reader")

@@ -15,7 +15,7 @@ The stub runs in its own process (as the page server of fetch_extract.py does), 
 not compete with the classifier for this interpreter's lock; ``--in-process`` runs it in a
 thread of this process instead, to see what that costs.
 
-    python eval/bench/classify_stub.py [--docs 500] [--latency 0.2] [--concurrency 8] [--in-process]
+    python -m bench.classify_stub [--docs 500] [--latency 0.2] [--concurrency 8] [--in-process]
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import contextlib
 import multiprocessing
 import os
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -38,11 +37,9 @@ from classifier.config import Config, LLMConfig, Price
 from classifier.endpoint import OpenAIBackend
 from classifier.rubric import rubrics_for
 from classifier.store import open_db
+from tests.llm_stub import OpenAIStub
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))  # the stub lives with the tests
-
-from tests.llm_stub import OpenAIStub  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 KEY = "sk-bench-NOT-A-REAL-KEY-0000"
 CLOSING = "The ministry said that further operations against smuggling networks are planned."

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from typing import Any
 import sqlite_utils
 
 from .dates import now_utc
+from .flags import EXCLUDED, Flag
+from .flags import parse as parse_flag
 from .models import MEMBERS
 
 ACTIONS = ("accept", "reject", "relabel", "edit", "note")
@@ -27,6 +30,11 @@ ACTIONS = ("accept", "reject", "relabel", "edit", "note")
 OVERRIDING = ("accept", "reject", "relabel", "edit")
 SQLITE_INTEGER = range(-(2**63), 2**63)  # what SQLite can bind: anything else is no id or version
 LABELS = ("strong", "weak", "none")
+# An item's state is derived from its decisions: pending until one of these sets it, and then
+# the state the latest of them set; relabels, edits and notes leave it as it is.
+PENDING = "pending"
+STATE_AFTER = {"accept": "accepted", "reject": "rejected"}
+STATES = (PENDING, *STATE_AFTER.values())
 ORDERS = {
     "attention": "q.attention desc, q.published desc, q.id",
     "member": "q.member, q.commitment, q.published desc, q.id",
@@ -38,6 +46,20 @@ UNKNOWN_MEMBER = "(no member named)"
 
 class QueueError(Exception):
     """A decision that cannot be taken: unknown item, missing analyst, bad label."""
+
+
+def check_state(state: str | None) -> None:
+    """Refuse a state filter that names no state (None: any state)."""
+    if state is not None and state not in STATES:
+        raise QueueError(f"state must be {', '.join(STATES[:-1])} or {STATES[-1]}")
+
+
+class NoSuchItem(QueueError):
+    """No queue item has that id."""
+
+    def __init__(self, item_id: int):
+        self.item_id = item_id
+        super().__init__(f"no queue item {item_id}")
 
 
 class StaleItem(QueueError):
@@ -68,15 +90,15 @@ def _attention(classification: dict, flags: list[str]) -> int:
     confidence = classification.get("confidence")
     if confidence is not None and confidence < 0.6:
         score += 2
-    if "ungrounded" in flags:
+    if Flag.UNGROUNDED in flags:
         score += 3
-    if "outside_period" in flags:
+    if Flag.OUTSIDE_PERIOD in flags:
         score += 2
-    if any(f.startswith("excluded:") for f in flags):
+    if any(f.startswith(EXCLUDED) for f in flags):
         score += 2
-    if "backends-disagree" in flags:
+    if Flag.BACKENDS_DISAGREE in flags:
         score += 3
-    if "instruction-like-text" in flags:
+    if Flag.INSTRUCTION_LIKE_TEXT in flags:
         score += 3
     return score
 
@@ -88,11 +110,12 @@ def fill(db: sqlite_utils.Database, on_item: Callable[[], None] | None = None) -
     newer prompt), the newest is the suggestion and the others only flag disagreement. So a
     rerun over the same classifications changes nothing.
     """
+    from .documents import CURRENT_VERSIONS  # here: the fetching stack is slow to import
+
     counts = {"added": 0, "updated": 0, "unchanged": 0, "changed_after_decision": 0}
-    sql = """
+    sql = f"""
         select c.*, v.published from classifications c
-        join documents d on d.id = c.document_id
-        join document_versions v on v.document_id = d.id and v.version = d.current_version
+        join ({CURRENT_VERSIONS}) v on v.document_id = c.document_id
         where c.status = 'ok' and c.content_sha = v.content_sha256
         order by c.id
     """
@@ -114,7 +137,7 @@ def fill(db: sqlite_utils.Database, on_item: Callable[[], None] | None = None) -
             v for model, v in opinions[(c["content_sha"], c["commitment"])].items() if model != c["model"]
         ]
         if any(v != (bool(c["relevant"]), labels) for v in others):
-            flags = [*flags, "backends-disagree"]
+            flags = [*flags, Flag.BACKENDS_DISAGREE]
         if not c["relevant"] and set(labels.values()) <= {"none"}:
             continue
         members = json.loads(c["members"]) or [UNKNOWN_MEMBER]
@@ -187,6 +210,48 @@ def _upsert(db: sqlite_utils.Database, c: dict, member: str, suggestion: dict, s
 
 
 # ---------------------------------------------------------------------------
+# Quotes in the source text
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of a document's text and the dimensions whose quotes cover it (none: plain text)."""
+
+    text: str
+    dims: tuple[str, ...]
+    start: int
+    end: int
+
+
+def quote_segments(
+    text: str, dimensions: dict[str, dict], start: int = 0, end: int | None = None
+) -> list[Segment]:
+    """``text[start:end]`` cut where the located quotes of ``dimensions`` begin and end.
+
+    The one highlighting rule: the CLI prints the marked segments in [[brackets]], the web
+    wraps them in ``<mark>`` (its templates escape the text). Adjacent stretches covered by
+    the same dimensions are one segment; a quote not located in the text, or with offsets
+    beyond it, marks nothing.
+    """
+    end = len(text) if end is None else min(end, len(text))
+    start = max(0, min(start, end))
+    quotes = []
+    for dim, value in dimensions.items():
+        for q in value.get("quotes") or []:
+            s, e = q.get("start"), q.get("end")
+            if isinstance(s, int) and isinstance(e, int) and 0 <= s < e <= len(text):
+                quotes.append((s, e, dim))
+    cuts = sorted({start, end, *(x for s, e, _ in quotes for x in (s, e) if start < x < end)})
+    segments: list[Segment] = []
+    for lo, hi in itertools.pairwise(cuts):
+        dims = tuple(sorted({dim for s, e, dim in quotes if s <= lo and hi <= e}))
+        if segments and segments[-1].dims == dims:
+            lo = segments.pop().start
+        segments.append(Segment(text[lo:hi], dims, lo, hi))
+    return segments
+
+
+# ---------------------------------------------------------------------------
 # State
 
 
@@ -222,23 +287,21 @@ def source_of(db: sqlite_utils.Database, item: dict) -> dict | None:
 
 def get_item(db: sqlite_utils.Database, item_id: int) -> dict:
     if item_id not in SQLITE_INTEGER:
-        raise QueueError(f"no queue item {item_id}")
+        raise NoSuchItem(item_id)
     rows = list(db["queue_items"].rows_where("id = ?", [item_id]))
     if not rows:
-        raise QueueError(f"no queue item {item_id}")
+        raise NoSuchItem(item_id)
     return rows[0]
 
 
 def _derive(suggestion: dict, history: list[dict]) -> tuple[str, dict, str, list[dict], int | None]:
     """State, labels, summary, notes and decided version from a suggestion and its decisions."""
-    state, labels, summary, notes = "pending", dict(suggestion["labels"]), suggestion["summary"], []
+    state, labels, summary, notes = PENDING, dict(suggestion["labels"]), suggestion["summary"], []
     decided_version = None
     for d in history:
         payload = json.loads(d["payload"])
-        if d["action"] == "accept":
-            state, decided_version = "accepted", d["based_on_version"]
-        elif d["action"] == "reject":
-            state, decided_version = "rejected", d["based_on_version"]
+        if d["action"] in STATE_AFTER:
+            state, decided_version = STATE_AFTER[d["action"]], d["based_on_version"]
         elif d["action"] == "relabel":
             labels[payload["dimension"]] = payload["label"]
         elif d["action"] == "edit":
@@ -274,8 +337,9 @@ def label_states(
     ).fetchall()
     state: dict[int, str] = {}
     relabels: dict[int, dict[str, str]] = {}
+    actions = ", ".join(f"'{a}'" for a in (*STATE_AFTER, "relabel"))
     sql = (
-        "select item_id, action, payload from decisions where action in ('accept', 'reject', 'relabel') "
+        f"select item_id, action, payload from decisions where action in ({actions}) "
         f"and item_id in (select id from queue_items where {where}) order by id"
     )
     for item_id, action, payload in db.execute(sql, params):
@@ -283,9 +347,9 @@ def label_states(
             change = json.loads(payload)
             relabels.setdefault(item_id, {})[change["dimension"]] = change["label"]
         else:
-            state[item_id] = "accepted" if action == "accept" else "rejected"
+            state[item_id] = STATE_AFTER[action]
     return [
-        (item_id, name, state.get(item_id, "pending"), {**json.loads(labels), **relabels.get(item_id, {})})
+        (item_id, name, state.get(item_id, PENDING), {**json.loads(labels), **relabels.get(item_id, {})})
         for item_id, name, labels in items
     ]
 
@@ -323,7 +387,7 @@ def decide(
     """Append one decision if the item is still at ``based_on_version``; return the decision id."""
     _check(analyst, action, payload)
     if item_id not in SQLITE_INTEGER:
-        raise QueueError(f"no queue item {item_id}")
+        raise NoSuchItem(item_id)
     if based_on_version not in SQLITE_INTEGER:
         raise QueueError(f"no version {based_on_version} of item {item_id}")
     conn = db.conn
@@ -332,7 +396,7 @@ def decide(
     try:
         row = conn.execute("select version, suggestion from queue_items where id = ?", [item_id]).fetchone()
         if row is None:
-            raise QueueError(f"no queue item {item_id}")
+            raise NoSuchItem(item_id)
         version, suggestion = row
         if action == "relabel" and payload.get("dimension") not in json.loads(suggestion)["labels"]:
             dims = ", ".join(json.loads(suggestion)["labels"])
@@ -344,7 +408,7 @@ def decide(
             "values (?, ?, ?, ?, ?, ?)",
             [item_id, analyst, action, json.dumps(payload), based_on_version, now_utc()],
         )
-        state = {"accept": "accepted", "reject": "rejected"}.get(action)
+        state = STATE_AFTER.get(action)
         conn.execute(
             "update queue_items set version = version + 1, updated_utc = ?, state = coalesce(?, state) "
             "where id = ?",
@@ -436,7 +500,7 @@ def _where(
             params[column] = value
     if flag is not None:
         clauses.append("exists (select 1 from json_each(q.suggestion, '$.flags') f where f.value = :flag)")
-        params["flag"] = flag
+        params["flag"] = parse_flag(flag)
     return " and ".join(clauses), params
 
 
@@ -453,8 +517,7 @@ def list_items(
 ) -> list[dict]:
     if order not in ORDERS:
         raise QueueError(f"order must be one of {', '.join(ORDERS)}")
-    if state not in (None, "pending", "accepted", "rejected"):
-        raise QueueError("state must be pending, accepted or rejected")
+    check_state(state)
     where, params = _where(member, commitment, state, flag)
     sql = f"""
         select q.id, q.member, q.commitment, q.published, q.version, q.attention,
@@ -481,7 +544,7 @@ def count_items(
     """How many items match the filters, by state (pending, accepted, rejected, total)."""
     where, params = _where(member, commitment, None, flag)
     sql = f"select q.state, count(*) from queue_items q where {where} group by 1"
-    counts = {"pending": 0, "accepted": 0, "rejected": 0}
+    counts = dict.fromkeys(STATES, 0)
     counts.update({state: n for state, n in db.execute(sql, params).fetchall()})
     return {**counts, "total": sum(counts.values())}
 
@@ -496,7 +559,7 @@ def claim(
     expires = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=minutes)).isoformat(timespec="seconds")
     claimed = []
     with db.atomic():
-        for row in list_items(db, state="pending", limit=count * 5, **filters):
+        for row in list_items(db, state=PENDING, limit=count * 5, **filters):
             if len(claimed) >= count:
                 break
             if row["claimed_by"] and row["claimed_by"] != analyst:
@@ -510,10 +573,10 @@ def claim(
 
 
 def stats(db: sqlite_utils.Database) -> list[dict]:
-    sql = """
-        select commitment, member,
-               sum(state = 'pending') as pending, sum(state = 'accepted') as accepted,
-               sum(state = 'rejected') as rejected, count(*) as total
+    """Items by state per commitment and member."""
+    by_state = ", ".join(f"sum(state = '{s}') as {s}" for s in STATES)
+    sql = f"""
+        select commitment, member, {by_state}, count(*) as total
         from queue_items group by commitment, member order by commitment, member
     """
     return list(db.query(sql))
@@ -528,15 +591,22 @@ def resolve_analyst(value: str | None) -> str | None:
 __all__ = [
     "ACTIONS",
     "MEMBERS",
+    "PENDING",
+    "STATES",
+    "STATE_AFTER",
+    "NoSuchItem",
     "QueueError",
+    "Segment",
     "StaleItem",
     "UnseenDecisions",
+    "check_state",
     "claim",
     "decide",
     "decide_current",
     "decisions_since_suggestion",
     "fill",
     "list_items",
+    "quote_segments",
     "state_of",
     "stats",
 ]

@@ -7,7 +7,7 @@ Prints, per chapter, the median and p95 over repeated runs of:
   - import: parse + write to a fresh SQLite file in one transaction;
 and the ratio of parse and import to the reference measured in the same run.
 
-    python eval/bench/gold_import.py [--repeat 20]
+    python -m bench.gold_import [--repeat 20]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from classifier import gold
 from classifier.reports import parse_report
 from classifier.store import open_db
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "corpus" / "reports"
 
 

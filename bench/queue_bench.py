@@ -7,7 +7,7 @@ synthetic documents and classifications, then times, over repeated runs (median 
   - one decision (an immediate transaction with the version check);
   - `score` for all commitments (every item's state derived, rule applied).
 
-    python eval/bench/queue_bench.py [--items 100000] [--repeat 20]
+    python -m bench.queue_bench [--items 100000] [--repeat 20]
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from classifier import queue
+from classifier import review
 from classifier.rubric import load_rubrics
 from classifier.score import commitment_table
 from classifier.store import open_db
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 MEMBERS = [
     "Canada",
     "France",
@@ -67,7 +67,7 @@ def build(db, items: int, rubrics) -> None:
         labels = {d: rng.choice(["strong", "weak", "none"]) for d in rubric.dimension_ids}
         dims = {d: {"label": v, "rationale": "r", "quotes": [{"quote": "seized boats", "start": 24, "end": 36,
                 "method": "exact", "score": 100.0}], "grounded": True} for d, v in labels.items()}  # fmt: skip
-        flags = rng.choice([[], [], ["ungrounded"], ["outside_period"]])
+        flags = rng.choice([[], [], ["ungrounded"], ["outside-period"]])
         suggestion = {"labels": labels, "dimensions": dims, "summary": f"On 4 July 2024, item {i}.",
                       "action_date": "2024-07-04", "confidence": rng.random(), "flags": flags, "relevant": True,
                       "backend": "baseline", "model": "m", "prompt": "classify-v1", "members": []}  # fmt: skip
@@ -130,22 +130,22 @@ def main() -> None:
         )
         rng = random.Random(1)
         results = []
-        for order in queue.ORDERS:
+        for order in review.ORDERS:
             results.append((f"queue list --order {order} (first page)",
-                            timed(lambda order=order: queue.list_items(db, order=order), args.repeat)))  # fmt: skip
+                            timed(lambda order=order: review.list_items(db, order=order), args.repeat)))  # fmt: skip
         results.append(("queue list --state pending (first page)",
-                        timed(lambda: queue.list_items(db, state="pending"), args.repeat)))  # fmt: skip
+                        timed(lambda: review.list_items(db, state="pending"), args.repeat)))  # fmt: skip
 
         def show():
             item = rng.randint(1, args.items)
-            queue.state_of(db, item)
+            review.state_of(db, item)
             db.execute("select text from document_versions where document_id = ?", [item]).fetchone()
 
         results.append(("queue show", timed(show, args.repeat * 5)))
 
         def one_decision():
             item = rng.randint(1, args.items)
-            queue.decide(db, item, "bench", "note", queue.get_item(db, item)["version"], note="timed")
+            review.decide(db, item, "bench", "note", review.get_item(db, item)["version"], note="timed")
 
         results.append(("one decision", timed(one_decision, args.repeat * 5)))
         results.append(

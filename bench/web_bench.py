@@ -14,7 +14,7 @@ The kinds of request take turns (one of each per round, after a short warm-up), 
 from elsewhere on the machine falls on all of them alike. Prints p50, p95 and max per page,
 its size, and its p50 over the reference's p50.
 
-    python eval/bench/web_bench.py [--items 100000] [--requests 200]
+    python -m bench.web_bench [--items 100000] [--requests 200]
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import random
 import re
 import socket
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,16 +33,13 @@ from pathlib import Path
 import httpx
 import uvicorn
 
+from bench.queue_bench import MEMBERS, build
 from classifier.rubric import load_rubrics
 from classifier.store import open_db
 from classifier.users import add_user
 from classifier.web import PAGE_SIZE, create_app
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the database builder of the queue benchmark
-
-from queue_bench import MEMBERS, build
-
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 ANALYST, PASSWORD = "bench", "bench-password-1"
 WARMUP = 5  # untimed requests of each kind before the timed rounds
 DEEP_PAGE = 500

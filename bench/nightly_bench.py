@@ -22,7 +22,7 @@ The baseline classifies the generated releases at about one document (two classi
 per second on a 2-core machine, so the default 10,000 documents take hours, nearly all of it
 in the classify stage; ``--documents 300`` takes about ten minutes.
 
-    python eval/bench/nightly_bench.py [--documents 10000] [--sources 4] [--reference 200]
+    python -m bench.nightly_bench [--documents 10000] [--sources 4] [--reference 200]
 """
 
 from __future__ import annotations
@@ -41,17 +41,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from bench.fetch_extract import bench_config, build_pages, reply
 from classifier.classify import Classifier, text_item
 from classifier.config import Config
-from classifier.corpus import Source
 from classifier.extract import extract
 from classifier.nightly import run_nightly
 from classifier.rubric import rubrics_for
+from classifier.sources import Source
 from classifier.store import open_db
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the page generator of the fetch benchmark
-
-from fetch_extract import bench_config, build_pages, reply
 
 SITEMAP_SIZE = 1000  # page URLs per sitemap
 MEMBER_CODES = ["CA", "FR", "DE", "IT", "JP", "UK", "US", "EU"]

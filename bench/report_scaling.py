@@ -19,7 +19,7 @@ With --baseline PATH (a checkout of an older version, e.g. `git worktree add /tm
 module name in the same way; its runs stop at --budget seconds (the older parser was
 quadratic in a paragraph's length, so it gets smaller sizes: --baseline-sizes).
 
-    python eval/bench/report_scaling.py [--sizes 100k,1m,10m] [--cap-shapes NAME,...]
+    python -m bench.report_scaling [--sizes 100k,1m,10m] [--cap-shapes NAME,...]
         [--shapes NAME,...] [--baseline PATH] [--baseline-sizes 25k,50k,100k] [--budget 120]
 """
 
@@ -36,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "corpus" / "reports"
 MARKDOWN = (REPORTS / "000_977e9f2715cc7214.txt").read_text(encoding="utf-8")
 PDF = (REPORTS / "001_917aac6ecb12f93e.txt").read_text(encoding="utf-8")

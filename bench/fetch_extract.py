@@ -9,7 +9,7 @@ made unique), then:
   3. a second run over the unchanged pages: requests made, new versions written (must be
      0), time.
 
-    python eval/bench/fetch_extract.py [--pages 1000]
+    python -m bench.fetch_extract [--pages 1000]
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from pathlib import Path
 
 import trafilatura
 
-from classifier import corpus
+from classifier import crawl
 from classifier.config import Config, FetchConfig
 from classifier.store import open_db
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = ROOT / "tests" / "fixtures" / "newsroom"
 
 
@@ -133,9 +133,9 @@ def main() -> None:
     urls = [base + path for path in pages]
     with tempfile.TemporaryDirectory() as tmp:
         db = open_db(Path(tmp) / "bench.db")
-        targets, _ = corpus.make_targets(urls)
+        targets, _ = crawl.make_targets(urls)
         started = time.perf_counter()
-        first = asyncio.run(corpus.fetch_targets(db, targets, config))
+        first = asyncio.run(crawl.fetch_targets(db, targets, config))
         end_to_end = time.perf_counter() - started
 
         started = time.perf_counter()
@@ -147,9 +147,9 @@ def main() -> None:
 
         versions_before = db["document_versions"].count
         counter.value = 0
-        targets, _ = corpus.make_targets(urls)
+        targets, _ = crawl.make_targets(urls)
         started = time.perf_counter()
-        second = asyncio.run(corpus.fetch_targets(db, targets, config))
+        second = asyncio.run(crawl.fetch_targets(db, targets, config))
         rerun = time.perf_counter() - started
         new_versions = db["document_versions"].count - versions_before
         size_mb = (Path(tmp) / "bench.db").stat().st_size / 1e6

@@ -1,0 +1,141 @@
+"""The evaluation dataset, built from the hand-coded report (one per input mode):
+- positives: every cited action, as its footnote's headline (``title``, closest to what a
+  crawler sees), the analyst's paragraph (``paragraph``: it often contains the analyst's
+  own verdict, so it flatters the classifier), or the fetched document (``document``);
+- negatives: the chapters' background paragraphs about earlier summits, and actions dated
+  outside the compliance period;
+- actions cited only under the other commitment, reported separately.
+
+Nothing that classifies an item sees its gold: rubrics are passed without their gold and
+notes (:func:`without_gold`), and the baseline learns nothing from gold paragraphs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+import sqlite_utils
+
+from .documents import CURRENT_VERSIONS
+from .gold import current_commitments, evidence_items
+from .rubric import Rubric
+
+MODES = ("title", "paragraph", "document")
+FLATTERY = (
+    "paragraph mode feeds the classifier the analyst's own paragraph, which often states the "
+    "analyst's verdict ('indicating their strong commitment'): it flatters the classifier."
+)
+
+
+@dataclass
+class EvalItem:
+    id: str
+    commitment: int
+    kind: str  # positive | out_of_period | background | other_commitment
+    member: str | None
+    date: str | None
+    text: str
+    url: str | None
+
+
+def without_gold(rubric: Rubric) -> Rubric:
+    """The rubric as a classifier may see it: no dimension gold, no notes about members."""
+    return rubric.model_copy(update={"gold": [], "notes": []})
+
+
+def _title_text(row: dict) -> str | None:
+    fn = next((f for f in row["footnote_details"] if f["title"]), None)
+    if fn is None:
+        return None
+    parts = [fn["title"]]
+    if fn["publisher"]:
+        parts.append(fn["publisher"])
+    if fn["published"]:
+        parts.append(fn["published"])
+    return ", ".join(parts)
+
+
+def _document_text(db: sqlite_utils.Database, row: dict) -> str | None:
+    from .fetch import InvalidURL, normalize_url
+
+    for fn in row["footnote_details"]:
+        if not fn["url"]:
+            continue
+        try:
+            url = normalize_url(fn["url"])
+        except InvalidURL:
+            continue
+        found = db.execute(
+            f"select v.text from ({CURRENT_VERSIONS}) v where v.canonical_url = ?", [url]
+        ).fetchone()
+        if found:
+            return found[0]
+    return None
+
+
+def build_dataset(
+    db: sqlite_utils.Database, rubrics: list[Rubric], mode: str, *, commitment: int | None = None
+) -> list[EvalItem]:
+    if mode not in MODES:
+        raise ValueError(f"--input must be one of {', '.join(MODES)}")
+    rows = evidence_items(db)
+    urls_by_commitment: dict[int, set[str]] = {}
+    for row in rows:
+        urls_by_commitment.setdefault(row["commitment"], set()).update(
+            f["url"] for f in row["footnote_details"] if f["url"]
+        )
+    chapters = {c["number"]: c for c in current_commitments(db)}
+    items: list[EvalItem] = []
+    for rubric in rubrics:
+        if commitment is not None and rubric.number != commitment:
+            continue
+        for row in rows:
+            if mode == "title":
+                text = _title_text(row)
+            elif mode == "paragraph":
+                text = row["text"]
+            else:
+                text = _document_text(db, row)
+            if not text:
+                continue
+            urls = {f["url"] for f in row["footnote_details"] if f["url"]}
+            if row["commitment"] == rubric.number:
+                inside = row["date"] is not None and (
+                    rubric.period_start.isoformat() <= row["date"] <= rubric.period_end.isoformat()
+                )
+                kind = "positive" if inside else "out_of_period"
+            elif urls and not urls & urls_by_commitment.get(rubric.number, set()):
+                kind = "other_commitment"
+            else:
+                continue
+            items.append(
+                EvalItem(
+                    id=f"{row['key']}@{rubric.number}",
+                    commitment=rubric.number,
+                    kind=kind,
+                    member=row["member"],
+                    date=row["date"],
+                    text=text,
+                    url=next(iter(sorted(urls)), None),
+                )
+            )
+        chapter = chapters.get(rubric.number)
+        if mode == "document":
+            continue  # background paragraphs have no fetched document
+        for n, paragraph in enumerate(json.loads(chapter["background"]) if chapter else [], start=1):
+            if not paragraph.startswith("At the ") and "Summit" not in paragraph[:80]:
+                continue  # the summit-history paragraphs: past commitments, not actions in the period
+            text = paragraph.split(". ")[0] + "." if mode == "title" else paragraph
+            items.append(
+                EvalItem(
+                    f"background:{rubric.number}:{n}", rubric.number, "background", None, None, text, None
+                )
+            )
+    return items
+
+
+def dataset_sha(items: list[EvalItem]) -> str:
+    blob = json.dumps([asdict(i) for i in items], sort_keys=True, ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(blob.encode("utf-8")).hexdigest()

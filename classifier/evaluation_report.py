@@ -1,0 +1,124 @@
+"""An evaluation run for people: the three levels side by side as a table, and a Markdown or
+HTML report with plots (confusion matrix, predicted against printed scores).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .dataset import FLATTERY
+
+
+def side_by_side(runs: list[dict]) -> str:
+    """The three levels for several runs (input modes) in one table."""
+    names = [f"{r['mode']} ({r['backend']})" for r in runs]
+    width = max(len(n) for n in names) + 2
+    lines = [f"{'metric':<34}" + "".join(n.rjust(width) for n in names)]
+    rows = [
+        ("1. action: relevance recall", "action", "relevance_recall"),
+        ("   relevance precision", "action", "relevance_precision"),
+        ("   member attribution accuracy", "action", "member_accuracy"),
+        ("   date accuracy", "action", "date_accuracy"),
+        ("   grounding failure rate", "action", "grounding_failure_rate"),
+        ("   other-commitment items relevant", "action", "other_commitment_relevant_rate"),
+        ("2. dimension: accuracy", "dimension", "accuracy"),
+        ("   Cohen's kappa", "dimension", "kappa"),
+        ("   pairs (unclear excluded)", "dimension", "pairs"),
+        ("3. member score: exact agreement", "score", "exact_agreement"),
+        ("   weighted kappa", "score", "weighted_kappa"),
+        ("   mean absolute error", "score", "mae"),
+    ]
+    for label, level, key in rows:
+        cells = []
+        for r in runs:
+            value = r["metrics"][level].get(key)
+            cells.append(
+                ("-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)).rjust(
+                    width
+                )
+            )
+        lines.append(f"{label:<34}" + "".join(cells))
+    for r in runs:
+        for number, c in r["metrics"]["score"]["commitments"].items():
+            lines.append(
+                f"   commitment {number} average ({r['mode']}): predicted {c['predicted']}, report {c['report']}"
+            )
+        unclear = r["metrics"]["dimension"]["unclear_excluded"]
+        lines.append(
+            f"   ({r['mode']}: {unclear} 'unclear' gold dimensions excluded; dataset {r['dataset_sha'][:19]})"
+        )
+    if any(r["mode"] == "paragraph" for r in runs):
+        lines.append("Note: " + FLATTERY)
+    return "\n".join(lines)
+
+
+def write_report(run: dict, directory: Path, fmt: str = "md") -> Path:
+    """Tables and plots (confusion matrix, predicted vs printed scores) for one run."""
+    import html
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if fmt not in ("md", "html"):
+        raise ValueError(f"--format must be md or html, not {fmt!r}")
+    directory.mkdir(parents=True, exist_ok=True)
+    dim = run["metrics"]["dimension"]
+    images = []
+    if dim["confusion"]:
+        fig, ax = plt.subplots(figsize=(4.2, 3.6))
+        ax.imshow(dim["confusion"], cmap="Blues")
+        ax.set_xticks(range(3), dim["labels"])
+        ax.set_yticks(range(3), dim["labels"])
+        ax.set_xlabel("predicted (strongest per member)")
+        ax.set_ylabel("gold (analysts' conclusions)")
+        peak = max(max(row) for row in dim["confusion"]) or 1
+        for y, row in enumerate(dim["confusion"]):
+            for x, value in enumerate(row):
+                ax.text(
+                    x, y, str(value), ha="center", va="center", color="white" if value > peak / 2 else "black"
+                )
+        ax.set_title(f"Dimension labels ({run['mode']})")
+        fig.tight_layout()
+        path = directory / f"{run['id']}-confusion.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        images.append(path)
+    rows = run["metrics"]["score"]["rows"]
+    if rows:
+        fig, ax = plt.subplots(figsize=(4.2, 3.6))
+        for commitment in sorted({r["commitment"] for r in rows}):
+            mine = [r for r in rows if r["commitment"] == commitment]
+            jitter = 0.06 if commitment % 2 else -0.06
+            ax.scatter(
+                [r["printed"] + jitter for r in mine],
+                [r["predicted"] for r in mine],
+                label=f"commitment {commitment}",
+            )
+        ax.plot([-1, 1], [-1, 1], color="grey", linewidth=0.8)
+        ax.set_xticks([-1, 0, 1])
+        ax.set_yticks([-1, 0, 1])
+        ax.set_xlabel("printed score")
+        ax.set_ylabel("predicted score")
+        ax.legend(loc="lower right", fontsize=8)
+        ax.set_title(f"Member scores ({run['mode']})")
+        fig.tight_layout()
+        path = directory / f"{run['id']}-scores.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        images.append(path)
+    table = side_by_side([run])
+    title = f"Evaluation {run['id']}: {run['backend']}/{run['model']}, prompt {run['prompt']}, input {run['mode']}"
+    if fmt == "md":
+        text = f"# {title}\n\n```\n{table}\n```\n\n" + "".join(f"![{p.stem}]({p.name})\n\n" for p in images)
+        out = directory / f"{run['id']}.md"
+    else:
+        text = (
+            f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<h1>{html.escape(title)}</h1><pre>{html.escape(table)}</pre>"
+            + "".join(f"<img src='{html.escape(p.name)}' alt='{html.escape(p.stem)}'>" for p in images)
+        )
+        out = directory / f"{run['id']}.html"
+    out.write_text(text, encoding="utf-8")
+    return out

@@ -1,0 +1,97 @@
+"""The main job's steps that join the stages together."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlite_utils
+
+from .dataset import EvalItem
+
+
+def queue_gold(db: sqlite_utils.Database, items: list[EvalItem]) -> dict[str, int]:
+    """Put the classified gold paragraphs in the review queue, as documents of kind 'gold'.
+
+    The main job's demonstration of the whole path on embedded defaults: each cited action
+    paragraph becomes a document (``gold:<item id>``), its classifications are attached to
+    it, and the queue is filled from them. Real press releases are never of this kind.
+
+    Only the current version of each chapter is queued. A paragraph a new version repeats word
+    for word keeps its document (under the new version's key), so its queue item and any
+    decisions on it stay; the other paragraphs of superseded versions lose their current
+    version, and their queue items that no one has decided on leave the queue. (An item with
+    decisions stays: decisions are never removed.)
+    """
+    from .gold import evidence_items
+    from .prompts import sha256
+    from .review import fill
+
+    stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    current = {f"gold:{row['key']}" for row in evidence_items(db)}
+    with db.atomic():
+        superseded = {
+            content: doc_id
+            for doc_id, url, content in db.execute(
+                "select d.id, d.canonical_url, v.content_sha256 from documents d join document_versions v "
+                "on v.document_id = d.id where d.kind = 'gold'"
+            ).fetchall()
+            if url not in current
+        }
+        for item in items:
+            if item.kind not in ("positive", "out_of_period"):
+                continue
+            url = f"gold:{item.id.split('@')[0]}"
+            content = sha256(item.text)
+            existing = db.execute("select id from documents where canonical_url = ?", [url]).fetchone()
+            if existing is None and content in superseded:
+                existing = (superseded.pop(content),)
+                db["documents"].update(
+                    existing[0],
+                    {"canonical_url": url, "first_url": url, "current_version": 1, "last_outcome": "gold"},
+                )
+            if existing is None:
+                doc_id = (
+                    db["documents"]
+                    .insert(
+                        {
+                            "canonical_url": url,
+                            "first_url": url,
+                            "host": "gold",
+                            "kind": "gold",
+                            "current_version": 1,
+                            "first_seen_utc": stamp,
+                            "last_fetched_utc": stamp,
+                            "last_outcome": "gold",
+                        }
+                    )
+                    .last_pk
+                )
+                db["document_versions"].insert(
+                    {
+                        "document_id": doc_id,
+                        "version": 1,
+                        "content_sha256": content,
+                        "fetched_utc": stamp,
+                        "title": item.text[:120],
+                        "text": item.text,
+                        "published": item.date,
+                        "date_source": "gold",
+                    }
+                )
+            else:
+                doc_id = existing[0]
+            db.execute(
+                "update classifications set document_id = ?, version = 1 where content_sha = ? and document_id is null",
+                [doc_id, content],
+            )
+        for doc_id in superseded.values():
+            db["documents"].update(doc_id, {"current_version": 0, "last_outcome": "superseded"})
+            undecided = (
+                "document_id = ? and not exists (select 1 from decisions d where d.item_id = queue_items.id)"
+            )
+            db.execute(
+                f"delete from claims where item_id in (select id from queue_items where {undecided})",
+                [doc_id],
+            )
+            db.execute(f"delete from queue_items where {undecided}", [doc_id])
+    return fill(db)
