@@ -538,6 +538,8 @@ def m011_kebab_case_flags(db: Database) -> None:
         prediction["flags"] = rewrite(prediction["flags"])
         db.execute("update eval_predictions set prediction = ? where id = ?", [json.dumps(prediction), key])
 
+
+@migrations()
 def m015_learned_models(db: Database) -> None:
     """Learned models, one row per commitment and version: the model itself (gzip pickle, with
     its sha256 checked before loading), its settings, what it was trained on and its held-out
