@@ -172,15 +172,16 @@ def current_model(db: sqlite_utils.Database, commitment: int) -> LearnedModel | 
     if not db["learned_models"].exists():
         return None
     row = db.execute(
-        "select version, blob, blob_sha256 from learned_models where commitment = ? order by id desc limit 1",
-        [commitment],
+        "select id, version from learned_models where commitment = ? order by id desc limit 1", [commitment]
     ).fetchone()
     if row is None:
         return None
-    version, blob, sha = row
+    row_id, version = row
     cached = _loaded.get(commitment)
     if cached and cached[0] == version:
         return cached[1]
+    # the blob (megabytes) is read only when the version changed
+    blob, sha = db.execute("select blob, blob_sha256 from learned_models where id = ?", [row_id]).fetchone()
     model = LearnedModel.from_bytes(blob, sha)
     _loaded[commitment] = (version, model)
     return model
