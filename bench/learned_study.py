@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--no-embeddings", action="store_true")
     parser.add_argument("--no-curve", action="store_true")
+    parser.add_argument("--curve-only", action="store_true", help="only the learning curve")
     parser.add_argument("--out", type=Path, default=ROOT / "eval" / "results")
     args = parser.parse_args(argv)
 
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     pages = learning.page_texts(ROOT / "eval" / "data" / "realpages", cache / "realpages.json")
     results: dict = {}
     with learned.limited_threads():
-        for protocol in ("cold", "rejects", "labelled"):
+        for protocol in () if args.curve_only else ("cold", "rejects", "labelled"):
             r = learning.cross_validate(rubrics, actions, pages, protocol=protocol, n_folds=args.folds)
             results[f"tfidf:{protocol}"] = r
             print(
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"      kappa {kappas} (mean {c['mean_kappa']}); member exact {c['member_exact']} top-1 {c['member_top1']}"
                 )
-        if not args.no_embeddings:
+        if not args.no_embeddings and not args.curve_only:
             e = embedding_relevance(rubrics, actions, pages, args.folds, cache / "e5.json")
             results["e5:cold"] = e
             print(
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  {n} {strategy:11} {cells}")
             print(f"  {curve['verdict']}")
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "learned_study.json"
+    path = args.out / ("learning_curve.json" if args.curve_only else "learned_study.json")
     path.write_text(json.dumps(results, indent=1, ensure_ascii=False))
     print(f"\nwritten {path}")
     return 0
