@@ -212,3 +212,21 @@ def test_stream_figures_count_what_came_through():
     assert fig["negatives_judged_relevant"] == 1
     assert fig["hard_negatives_judged_relevant"] == 1
     assert fig["base_rate"] == 0.5
+
+
+@pytest.mark.slow
+def test_learning_curve_improves_with_decisions_and_plots(rubrics, actions, tmp_path):
+    """Mechanics on a subset (commitment 18's first 120 actions; the shipped off-topic paragraphs
+    stand in for the real pages, which need a minute of extraction): the full curve is
+    bench/learned_study.py's."""
+    rubric = rubrics[0]
+    subset = [a for a in actions if a["commitment"] == 18][:120]
+    pages = [{"site": f"site{i % 6}", "text": t, "file": str(i), "hard": False}
+             for i, (_, t) in enumerate(learned.offtopic_paragraphs())]  # fmt: skip
+    curve = learning.learning_curve([rubric], subset, pages, steps=(0, 60), seeds=(0,), n_folds=2)
+    per = curve["commitments"]["18"]
+    assert set(per) == {"uncertainty", "random:0", "random"}
+    assert per["random"]["60"]["mean_kappa"] > per["random"]["0"]["mean_kappa"]
+    assert "commitment 18" in curve["verdict"] and "reference labels from a model" in curve["protocol"]
+    png = learning.plot_learning_curve(curve, tmp_path / "curve.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
