@@ -170,7 +170,9 @@ def test_provisional_strong_only_from_a_calibrated_model(fetched):
     rubric = rubrics_for(19)[0]
     suggested = [
         json.loads(s)
-        for (s,) in db.execute("select json_extract(suggestion, '$.labels') from queue_items where commitment = 19")
+        for (s,) in db.execute(
+            "select json_extract(suggestion, '$.labels') from queue_items where commitment = 19"
+        )
     ]
     assert any("strong" in labels.values() for labels in suggested), "the baseline suggested no strong label"
     rows = score.member_scores(db, rubric, include_pending=True)
