@@ -37,6 +37,8 @@ bench: $(STAMP)
 	$(VENV)/bin/python -m bench.queue_bench
 	$(VENV)/bin/python -m bench.nightly_bench --documents 1000
 	$(VENV)/bin/python -m bench.web_bench
+	$(VENV)/bin/python -m bench.learned_speed
+	$(VENV)/bin/python -m bench.learned_study
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed")'

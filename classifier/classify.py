@@ -183,6 +183,7 @@ class Classifier:
         self.template: PromptTemplate = load_prompt(prompt)
         check_unchanged(db, self.template)
         self.backend: Backend = backend_object or make_backend(config.llm, backend, model)
+        self.backend.bind(db)
         self.cost_cap = cost_cap if cost_cap is not None else config.llm.cost_cap
         self.token_cap = token_cap if token_cap is not None else config.llm.token_cap
         self.summary = ClassifySummary(self.backend.name, self.backend.model, self.template.name)
@@ -208,7 +209,7 @@ class Classifier:
         rows = list(
             self.db.table("classifications").rows_where(
                 "content_sha = ? and commitment = ? and prompt_sha = ? and model = ? and status = 'ok'",
-                [item.content_sha, item.rubric.number, prompt.sha, self.backend.model],
+                [item.content_sha, item.rubric.number, prompt.sha, self.backend.model_for(item.rubric)],
                 limit=1,
             )
         )
@@ -250,7 +251,7 @@ class Classifier:
                 prompt, self._output_model(item.rubric), item.rubric, item.text, published=item.published
             )
         except Exception as exc:  # the last resort: this item fails with the reason, the run goes on
-            request = {"model": self.backend.model, "commitment": item.rubric.number}
+            request = {"model": self.backend.model_for(item.rubric), "commitment": item.rubric.number}
             result = CallResult("client-error", request=request, error=unexpected(exc))
         finally:
             self._reserved -= estimate
@@ -273,7 +274,7 @@ class Classifier:
                 "content_sha": item.content_sha,
                 "commitment": item.rubric.number,
                 "backend": self.backend.name,
-                "model": self.backend.model,
+                "model": self.backend.model_for(item.rubric),
                 "prompt_name": self.template.name,
                 "prompt_sha": prompt.sha,
                 "system_sha": prompt.system_sha,
@@ -307,7 +308,7 @@ class Classifier:
             self.db.execute(
                 "delete from classifications where content_sha = ? and commitment = ? and prompt_sha = ? "
                 "and model = ? and status = 'failed'",
-                [item.content_sha, item.rubric.number, prompt.sha, self.backend.model],
+                [item.content_sha, item.rubric.number, prompt.sha, self.backend.model_for(item.rubric)],
             )
             return self.db.table("classifications").get(new_id(self.db.table("classifications").insert(row)))
 
@@ -316,7 +317,7 @@ class Classifier:
             self.db.table("llm_calls").insert(
                 {
                     "backend": self.backend.name,
-                    "model": self.backend.model,
+                    "model": self.backend.model_for(item.rubric),
                     "prompt_name": self.template.name,
                     "prompt_sha": prompt.sha,
                     "input_sha": item.content_sha,
@@ -414,7 +415,7 @@ def pending_items(
     for rubric in rubrics:
         params = {
             "commitment": rubric.number,
-            "model": classifier.backend.model,
+            "model": classifier.backend.model_for(rubric),
             "system_sha": keys[rubric.number],
         }
         for row in db.query(sql, params):

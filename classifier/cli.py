@@ -678,7 +678,7 @@ def classify_command(
         str | None, typer.Option("--since", help="Documents published on or after YYYY-MM-DD.")
     ] = None,
     backend: Annotated[
-        str | None, typer.Option("--backend", help="baseline or openai (default: config).")
+        str | None, typer.Option("--backend", help="learned, baseline or openai (default: config).")
     ] = None,
     model: Annotated[str | None, typer.Option("--model", help="Model name for the openai backend.")] = None,
     prompt: Annotated[str | None, typer.Option("--prompt", help="Prompt version, e.g. classify-v1.")] = None,
@@ -738,6 +738,32 @@ def classify_command(
             err=True,
         )
         raise typer.Exit(1)
+
+
+@app.command("learn")
+@handled
+def learn_command(
+    commitment: Annotated[
+        int | None, typer.Option("--commitment", "-c", help="Only this commitment.")
+    ] = None,
+) -> None:
+    """Retrain the learned model from the rubrics, the gold and every analyst decision."""
+    from . import learner
+
+    rows = learner.learn(_db(), rubrics_for(commitment))
+    for row in rows:
+        short = row["version"].removeprefix("sha256:")[:16]
+        if not row["new"]:
+            typer.echo(
+                f"commitment {row['commitment']}: unchanged, version {short} ({row['decisions']} decisions)"
+            )
+            continue
+        fig = row["figures"]
+        typer.echo(
+            f"commitment {row['commitment']}: trained version {short} from {row['examples']} examples "
+            f"({row['decisions']} decisions) in {row['seconds']} s; held-out relevance average precision "
+            f"{fig.get('held_out_average_precision', 'n/a')}, threshold {fig.get('relevance_threshold', 0.5):.2f}"
+        )
 
 
 @calls_app.command("list")
@@ -1262,7 +1288,7 @@ def _print_run(run: dict) -> None:
 @handled
 def eval_run(
     backend: Annotated[
-        str | None, typer.Option("--backend", help="baseline or openai (default: config).")
+        str | None, typer.Option("--backend", help="learned, baseline or openai (default: config).")
     ] = None,
     model: Annotated[str | None, typer.Option("--model", help="Model name for the openai backend.")] = None,
     prompt: Annotated[str | None, typer.Option("--prompt", help="Prompt version, e.g. classify-v1.")] = None,

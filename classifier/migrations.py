@@ -541,3 +541,29 @@ def m011_kebab_case_flags(db: Database) -> None:
         prediction = json.loads(raw)
         prediction["flags"] = rewrite(prediction["flags"])
         db.execute("update eval_predictions set prediction = ? where id = ?", [json.dumps(prediction), key])
+
+
+@migrations()
+def m015_learned_models(db: Database) -> None:
+    """Learned models, one row per commitment and version: the model itself (gzip pickle, with
+    its sha256 checked before loading), its settings, what it was trained on and its held-out
+    figures. ``decisions_through`` is the last decision id it learned from, so the nightly job
+    knows when new decisions call for a retrain."""
+    db["learned_models"].create(
+        {
+            "id": int,
+            "commitment": int,
+            "version": str,  # sha256: of the training examples and settings
+            "model": str,  # the backend's model string: learned-tfidf-lr@<short version>
+            "settings": str,  # JSON
+            "counts": str,  # JSON: examples by source
+            "figures": str,  # JSON: held-out figures and the thresholds chosen on them
+            "decisions": int,  # decisions it learned from
+            "decisions_through": int,
+            "blob": bytes,
+            "blob_sha256": str,
+            "created_utc": str,
+        },
+        pk="id",
+    )
+    db["learned_models"].create_index(["commitment", "version"], unique=True)

@@ -132,7 +132,7 @@ def run_nightly(
 ) -> dict:
     """One nightly run; returns its summary (also stored in ``runs``, logged and, if asked, as JSON).
 
-    Stages: crawl each source for items since its last full crawl; classify every stored
+    Stages: retrain the learned model when analysts decided since it was trained; crawl each source for items since its last full crawl; classify every stored
     document whose current text has no classification yet by this model and prompt (new and
     changed documents, earlier failures, and whatever a killed run left); fill the queue. A stage
     that breaks is recorded with its error and the next stage still runs.
@@ -155,6 +155,18 @@ def run_nightly(
     failures: dict[str, dict[str, int]] = {}
     stops: list[str] = []
     rubrics = rubrics_for()
+
+    def learn_stage() -> tuple[dict, dict, str]:
+        # first, so that tonight's classifications already use what the analysts decided today
+        from . import learner
+
+        new = learner.pending_decisions(db, rubrics)
+        if not new:
+            return {"new_decisions": 0, "retrained": []}, {}, "no new decisions: models unchanged"
+        rows = learner.learn(db, rubrics)
+        retrained = [r["commitment"] for r in rows if r["new"]]
+        return ({"new_decisions": new, "retrained": retrained}, {},
+                f"{new} new decisions; retrained commitments {retrained or 'none (same training data)'}")  # fmt: skip
 
     def crawl_stage() -> tuple[dict, dict, str]:
         done = asyncio.run(
@@ -196,7 +208,13 @@ def run_nightly(
 
     error = None
     try:
-        for name, run_stage in (("crawl", crawl_stage), ("classify", classify_stage), ("queue", queue_stage)):
+        stages = (
+            ("learn", learn_stage),
+            ("crawl", crawl_stage),
+            ("classify", classify_stage),
+            ("queue", queue_stage),
+        )
+        for name, run_stage in stages:
             t = time.monotonic()
             try:
                 stage, failures[name], message = run_stage()
