@@ -420,13 +420,13 @@ def _held_out_decisions(
     import numpy as np
 
     out = np.zeros(X.shape[0])
-    y = np.asarray(y, dtype=object)
+    labels = np.asarray(y, dtype=object)
     folds = _folds(groups, settings["calibration_folds"], settings["seed"])
     if len(folds) < 2:
-        return _decision(_fit_or_constant(X, list(y), alpha, settings["seed"]), X, positive)
+        return _decision(_fit_or_constant(X, list(labels), alpha, settings["seed"]), X, positive)
     for fold in folds:
         train = np.setdiff1d(np.arange(X.shape[0]), fold)
-        model = _fit_or_constant(X[train], list(y[train]), alpha, settings["seed"])
+        model = _fit_or_constant(X[train], list(labels[train]), alpha, settings["seed"])
         out[fold] = _decision(model, X[fold], positive)
     return out
 
@@ -493,6 +493,8 @@ class LearnedModel:
         part = self.commitments[commitment]
         cut = [windows(t, self.settings["window_chars"], self.settings["max_windows"]) for t in texts]
         flat = [w for ws in cut for w in ws]
+        if self.features is None:
+            raise ValueError("this model has not been trained")
         X = self.features.transform(flat)
         rel = part.relevance_platt(_decision(part.relevance, X, True))
         dims = {d: _probs(model, X) for d, model in part.dimensions.items()}
@@ -529,7 +531,7 @@ class LearnedModel:
             return next(iter(cues)), 1.0, "cue"
         if members is None:
             if cues:
-                return min(cues, key=cues.get), 0.5, "cue"
+                return min(cues, key=lambda m: cues[m]), 0.5, "cue"
             return None, 0.0, "none"
         candidates = list(cues) or list(MEMBER_NAMES)
         best = max(candidates, key=lambda m: members.get(m, [0.0] * (row + 1))[row])
@@ -636,7 +638,9 @@ def train(
             kept = float(np.quantile(probs[np.asarray(y, dtype=bool)], 1 - settings["relevance_recall"]))
             threshold = max(0.5, chosen or 0.5, kept)
             fig["held_out_average_precision"] = _average_precision(y, probs)
-        dims, strong_platt, strong_threshold = {}, {}, {}
+        dims: dict[str, Any] = {}
+        strong_platt: dict[str, Any] = {}
+        strong_threshold: dict[str, float | None] = {}
         for d in rubric.dimension_ids:
             drows = [i for i, e in enumerate(examples) if e.commitment == n and e.labels and d in e.labels]
             dy = [examples[i].labels[d] for i in drows]  # type: ignore[index]

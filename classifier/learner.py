@@ -144,7 +144,7 @@ def learn(db: sqlite_utils.Database, rubrics: list[Rubric]) -> list[dict]:
             "blob_sha256": learned.blob_sha(blob),
             "created_utc": now_utc(),
         }
-        db["learned_models"].insert(row)
+        db.table("learned_models").insert(row)
         _loaded.pop(rubric.number, None)
         rows.append(
             {
@@ -323,7 +323,7 @@ def judgement_output(model: LearnedModel, rubric: Rubric, text: str, published: 
             label = "strong"
         else:
             label = "weak" if probs["weak"] + probs["strong"] > probs["none"] else "none"
-        best = max(range(len(sents)), key=lambda i, d=d: 1 - per_sentence[i].dimensions[d]["none"])
+        best = max(range(len(sents)), key=lambda i, d=d: 1 - per_sentence[i].dimensions[d]["none"])  # type: ignore[misc]
         shown = "none" if threshold is None else f"{threshold:.2f}"
         dimensions[d] = {
             "label": label,
@@ -335,7 +335,7 @@ def judgement_output(model: LearnedModel, rubric: Rubric, text: str, published: 
         }
     when = date_from_text(window) or date_from_text(text) or published
     action_date = when[:10] if when and len(when) >= 10 else None
-    outside = bool(action_date) and not (
+    outside = action_date is not None and not (
         rubric.period_start <= dt.date.fromisoformat(action_date) <= rubric.period_end
     )
     summary = ""

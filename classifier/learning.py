@@ -201,7 +201,7 @@ def cross_validate(
     settings = {**learned.SETTINGS, **(settings or {})}
     split = folds(actions, pages, n_folds, settings["seed"])
     out: dict[str, Any] = {"protocol": _protocol_text(protocol, n_folds, calibrate), "commitments": {}}
-    collected: dict[int, dict[str, list]] = {
+    collected: dict[int, dict[str, Any]] = {
         r.number: {"scores": [], "truth": [], "pred": [], "hard": [], "dims": {}, "members": []}
         for r in rubrics
     }
@@ -258,22 +258,22 @@ def _collect(model, rubric, actions, pages, test_a, test_p, bucket) -> None:
     for i, j in zip(own, judged_a, strict=True):
         a = actions[i]
         for d in rubric.dimension_ids:
-            predicted = max(LABELS, key=lambda label, d=d: j.dimensions[d][label])
+            predicted = max(LABELS, key=lambda label, d=d: j.dimensions[d][label])  # type: ignore[misc]
             bucket["dims"].setdefault(d, []).append((a["dimensions"][d], predicted))
         bucket["members"].append((a["member"], j.members))
 
 
 def _summarise(bucket: dict, rubric: Any) -> dict:
-    dims = {}
+    dims: dict[str, dict[str, Any]] = {}
     for d, pairs in bucket["dims"].items():
         truth, pred = [t for t, _ in pairs], [p for _, p in pairs]
         dims[d] = {"kappa": kappa(truth, pred), "confusion": confusion(truth, pred)}
-    members = bucket["members"]
+    members: list[tuple[str, list[str]]] = bucket["members"]
     return {
         "stream": stream_figures(bucket["scores"], bucket["truth"], bucket["pred"], bucket["hard"]),
         "dimensions": dims,
         "mean_kappa": round(sum(v["kappa"] for v in dims.values()) / max(1, len(dims)), 3),
-        "member_exact": round(sum(p == [t] for t, p in members) / max(1, len(members)), 3),
+        "member_exact": round(sum(bool(p == [t]) for t, p in members) / max(1, len(members)), 3),
         "member_top1": round(sum(bool(p) and p[0] == t for t, p in members) / max(1, len(members)), 3),
         "pages_judged_relevant": sorted(bucket.get("through", [])),
     }

@@ -549,7 +549,7 @@ def m015_learned_models(db: Database) -> None:
     its sha256 checked before loading), its settings, what it was trained on and its held-out
     figures. ``decisions_through`` is the last decision id it learned from, so the nightly job
     knows when new decisions call for a retrain."""
-    db["learned_models"].create(
+    db.table("learned_models").create(
         {
             "id": int,
             "commitment": int,
@@ -566,4 +566,4 @@ def m015_learned_models(db: Database) -> None:
         },
         pk="id",
     )
-    db["learned_models"].create_index(["commitment", "version"], unique=True)
+    db.table("learned_models").create_index(["commitment", "version"], unique=True)
