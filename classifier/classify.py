@@ -124,6 +124,7 @@ class ClassifySummary:
     cost: float = 0.0
     elapsed: float = 0.0
     run_id: str = field(default_factory=new_run_id)
+    stopped: str | None = None  # why the run stopped calling the backend (what to change)
 
     @property
     def failures(self) -> int:
@@ -157,6 +158,7 @@ class ClassifySummary:
             *(f"  {outcome} {n}: {self.reason(outcome)}" for outcome, n in self.failed.most_common()),
             f"{self.calls} calls, tokens {self.tokens_in} in / {self.tokens_out} out"
             f" ({self.cached_tokens} cached), cost ${self.cost:.4f}, {self.elapsed:.1f} s",
+            *([f"stopped: {self.stopped}"] if self.stopped else []),
         ]
 
 
@@ -238,6 +240,10 @@ class Classifier:
             # Keyed by content, not by document: the same text under another URL shares the result.
             self.summary.cached += 1
             return hit
+        if self.backend.unusable:  # no call could succeed: the rest are skipped, not each failed
+            self.summary.skipped["endpoint-unusable"] += 1
+            self.summary.stopped = self.backend.unusable
+            return None
         estimate, tokens = 0.0, 0
         # Calls in flight have not reported their cost yet: reserve an estimate for each, and
         # dispatch no new call once what was spent plus what is reserved reaches a cap.

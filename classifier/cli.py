@@ -647,6 +647,9 @@ def classify_command(
         f"queue: {counts['added']} new items, {counts['updated']} updated, "
         f"{counts['changed_after_decision']} changed after a decision"
     )
+    if summary.stopped:
+        typer.echo(f"error: {summary.stopped}", err=True)
+        raise typer.Exit(1)
     if summary.failures:
         outcome = summary.failed.most_common(1)[0][0]
         typer.echo(

@@ -68,6 +68,7 @@ class LLMConfig(Model):
     max_doc_chars: int = Field(60_000, gt=0)  # the document's token budget, in characters (~4 per token)
     temperature: float = 0.0
     max_output_tokens: int = Field(1500, gt=0)  # bounds a runaway answer (and its cost)
+    context_tokens: int | None = Field(None, gt=0)  # the model's context; re-asks are kept within it
     cost_cap: float | None = None  # USD for one run; None: no cap
     token_cap: int | None = Field(None, ge=1)  # prompt + output tokens for one run; None: no cap
     prices: dict[str, Price] = Field(default_factory=dict)

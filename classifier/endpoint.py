@@ -41,6 +41,8 @@ MAX_RESPONSE_BYTES = 1_000_000
 # a little more is read, so that a key across the cut is redacted whole before the cut.
 EXCERPT_BYTES = 4096
 _OVERLAP = 1024
+# Characters per token, for bounding a re-ask to the model's context (an estimate, erring long).
+CHARS_PER_TOKEN = 3
 
 
 # ---------------------------------------------------------------------------
@@ -317,6 +319,7 @@ class OpenAIBackend(Backend):
             http_client=_http_client(http_client),
         )
         self._semaphore = asyncio.Semaphore(config.concurrency)
+        self._worked = False  # whether any request got an answer: until then, faults are suspect
 
     def price(self, tokens_in: int, tokens_out: int, cached: int) -> float:
         price = self.config.prices.get(self.model)
@@ -383,20 +386,24 @@ class OpenAIBackend(Backend):
         client = instructor.from_openai(self._openai, mode=self._mode)
         client.on("completion:response", exchange.received)
         client.on("completion:kwargs", exchange.count_sent)
-        attempt = 0
+        messages = prompt.messages()
+        attempt = 1  # attempts after transient faults (429, 5xx, timeouts); re-asks are counted apart
+        reasks = 0
         while True:
-            attempt += 1
             try:
+                # max_retries=0: the re-asks are ours, so that each sends the prompt and the last
+                # error only (instructor's resend every earlier answer, past the model's context)
                 parsed, completion = await client.chat.completions.create_with_completion(
                     model=self.model,
                     response_model=output_model,
-                    messages=prompt.messages(),
+                    messages=messages,
                     temperature=self.config.temperature,
                     max_tokens=self.config.max_output_tokens,
-                    max_retries=self.config.max_retries,
+                    max_retries=0,
                 )
                 result.outcome, result.output = "ok", parsed.model_dump(mode="json")
                 result.raw_response = _dump(completion) or exchange.excerpt()
+                self._worked = True
                 return
             except Exception as exc:
                 failure = exc
@@ -406,10 +413,87 @@ class OpenAIBackend(Backend):
                     # instructor wraps the API's own errors (429, 5xx, timeouts, no connection)
                     # and does not retry them: judge the API's error (with its own causes)
                     failure = exc.__cause__
-                wait = self._failed(failure, attempt, output_model, result, exchange)
+                if self._truncated(failure, exchange):
+                    self._worked = True  # the endpoint answered in this mode: it is usable
+                    result.outcome = "output-truncated"
+                    result.error = (
+                        f"the answer was cut off at max_output_tokens ({self.config.max_output_tokens}): "
+                        "raise [llm] max_output_tokens"
+                    )
+                    result.raw_response = _dump(exchange.completions[-1]) or exchange.excerpt()
+                    return
+                if reasks < self.config.max_retries:
+                    if self._invalid_output(failure, output_model, exchange):
+                        reask = self._reask(prompt, exchange.completions[-1], failure)
+                        if reask is not None:
+                            reasks += 1
+                            messages = reask
+                            continue
+                    elif _resendable(failure) and self._invalid_response(failure, output_model, exchange):
+                        reasks += 1  # a reply that did not parse: the same request again
+                        continue
+                wait = self._failed(failure, attempt, output_model, result, exchange, reasks)
                 if wait is None:
                     return
+                attempt += 1
                 await asyncio.sleep(wait)
+
+    def _truncated(self, exc: Exception, exchange: _Exchange) -> bool:
+        """Whether the answer was cut off at max_tokens: the endpoint says so (finish_reason
+        "length", which instructor raises in JSON modes), or an answer that does not parse used
+        every token it was allowed (llama.cpp's server reports "tool_calls" for a cut tool call)."""
+        from instructor.core.exceptions import IncompleteOutputException, InstructorRetryException
+
+        if isinstance(exc, IncompleteOutputException):
+            return True
+        if not isinstance(exc, InstructorRetryException) or not exchange.completions:
+            return False
+        completion = exchange.completions[-1]
+        try:
+            if completion.choices[0].finish_reason == "length":
+                return True
+        except (AttributeError, IndexError, KeyError, TypeError):
+            return False
+        usage = exchange.usages[-1] if exchange.usages else None
+        used = _count(getattr(usage, "completion_tokens", 0))
+        return used >= self.config.max_output_tokens and "json_invalid" in str(exc)
+
+    def _invalid_output(self, exc: Exception, output_model: type[BaseModel], exchange: _Exchange) -> bool:
+        """Whether ``exc`` is the model's answer failing validation (worth a re-ask)."""
+        from instructor.core.exceptions import InstructorRetryException
+
+        if not isinstance(exc, InstructorRetryException) or not exchange.completions:
+            return False
+        if self._invalid_response(exc, output_model, exchange) is not None:
+            return False
+        return not _refused(exchange.completions[-1])
+
+    def _reask(self, prompt: RenderedPrompt, completion: Any, exc: Exception) -> list[dict] | None:
+        """The prompt, the model's last answer and what was wrong with it: the re-ask, bounded to
+        the model's context ([llm] context_tokens); None when even the prompt leaves no room."""
+        errors = str(exc)
+        last = getattr(exc, "failed_attempts", None)
+        if last:
+            errors = str(last[-1].exception)
+        answer = _answer_text(completion)
+        base = prompt.messages()
+        room = None
+        if self.config.context_tokens is not None:
+            used = sum(len(m.get("content") or "") for m in base) // CHARS_PER_TOKEN
+            room = (self.config.context_tokens - self.config.max_output_tokens - used - 50) * CHARS_PER_TOKEN
+            if room <= 200:
+                return None
+            errors = errors[: room // 2]
+            answer = answer[: max(0, room - len(errors) - 120)]
+        return [
+            *base,
+            {"role": "assistant", "content": answer},
+            {
+                "role": "user",
+                "content": f"That answer failed validation:\n{errors}\n"
+                "Answer again with the whole corrected answer, in the format asked for.",
+            },
+        ]
 
     def _failed(
         self,
@@ -418,6 +502,7 @@ class OpenAIBackend(Backend):
         output_model: type[BaseModel],
         result: CallResult,
         exchange: _Exchange,
+        reasks: int = 0,
     ) -> float | None:
         """The one place a failed attempt is judged: record the outcome in ``result`` and return
         None, or return how long to wait before another attempt."""
@@ -435,12 +520,13 @@ class OpenAIBackend(Backend):
                 exchange.completions[-1] if exchange.completions else None
             )
             result.outcome = "invalid-output"
-            result.error = one_line(f"output failed validation after {exc.n_attempts} attempts: {exc}")
+            result.error = one_line(f"output failed validation after {reasks + 1} attempts: {exc}")
             result.raw_response = _dump(last) or exchange.excerpt()
             if last is not None and _refused(last):
                 result.outcome, result.error = "refused", "the model refused to answer"
             return None
         if isinstance(exc, openai.RateLimitError):
+            self._worked = True  # the endpoint knows the request: it only asks us to wait
             wait = self._wait(exc, attempt)
             if wait is None:
                 result.outcome, result.error = "rate-limited", one_line(f"HTTP 429: {exc.message}")
@@ -452,18 +538,46 @@ class OpenAIBackend(Backend):
                 return None
             return self._backoff(attempt)
         if isinstance(exc, openai.APIStatusError):
-            if exc.status_code >= 500 and attempt <= self.config.rate_limit_retries:
+            # Before anything has worked, a 5xx repeated is the endpoint refusing this request
+            # (llama.cpp's server answers json_schema mode with 500, every time), not a passing fault.
+            last = attempt > self.config.rate_limit_retries
+            first = not self._worked and (exc.status_code < 500 or attempt >= 2 or last)
+            if exc.status_code >= 500 and not first and attempt <= self.config.rate_limit_retries:
                 return self._wait(exc, attempt) or self._backoff(attempt)
             result.outcome, result.error = "http-error", one_line(f"HTTP {exc.status_code}: {exc.message}")
+            if first:
+                self.unusable = self._unusable(f"HTTP {exc.status_code}", exc.status_code)
             return None
         if isinstance(exc, openai.APIConnectionError):
-            if attempt > self.config.rate_limit_retries:
+            last = attempt > self.config.rate_limit_retries
+            first = not self._worked and (attempt >= 2 or last)
+            if first or last:
                 result.outcome, result.error = "network-error", one_line(str(exc))
+                if first:
+                    self.unusable = self._unusable(one_line(str(exc), 120).rstrip("."), None)
                 return None
             return self._backoff(attempt)
         result.outcome, result.error = "client-error", unexpected(exc)
         result.raw_response = exchange.excerpt()
         return None
+
+    def _unusable(self, problem: str, status: int | None) -> str:
+        """One line for a run that cannot go on: the URL, the problem, what to change."""
+        url = self.config.base_url or "https://api.openai.com/v1"
+        if status in (401, 403):
+            hint = f"check the key in ${self.config.api_key_env}"
+        elif status == 404:
+            hint = "check [llm] base_url (it usually ends in /v1) and [llm] model"
+        elif status is None:
+            hint = "check [llm] base_url (scheme, host, port, /v1) and that the server is running"
+        else:
+            hint = (
+                f'the model or [llm] mode = "{self.config.mode}" is not supported there: try mode = "tools"'
+            )
+        return one_line(
+            f"{url}: {problem} on the first request ({self.model}, mode {self.config.mode}): {hint}"
+            " (`evidence llm check` tests the endpoint)"
+        )
 
     def _invalid_response(
         self, exc: Exception, output_model: type[BaseModel], exchange: _Exchange
@@ -516,6 +630,27 @@ class OpenAIBackend(Backend):
         if wait_for is not None and wait_for > self.config.max_retry_after:
             return None
         return max(wait_for or 0.0, self._backoff(attempt))
+
+
+def _resendable(exc: BaseException) -> bool:
+    """A reply that did not parse as JSON (worth sending the request again), not one that was
+    refused for its size or encoding (which another try would only repeat)."""
+    chain = list(_chain(exc))
+    if any(isinstance(c, (ResponseTooLarge, ResponseUndecodable)) for c in chain):
+        return False
+    return any(isinstance(c, (json.JSONDecodeError, ValidationError)) for c in chain)
+
+
+def _answer_text(completion: Any) -> str:
+    """The model's answer as text: its tool call's arguments, else its message's content."""
+    try:
+        message = completion.choices[0].message
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return ""
+    calls = getattr(message, "tool_calls", None) or []
+    parts = [getattr(getattr(c, "function", None), "arguments", None) or "" for c in calls]
+    text = "\n".join(p for p in parts if isinstance(p, str)) or getattr(message, "content", None) or ""
+    return text if isinstance(text, str) else ""
 
 
 def _refused(completion: Any) -> bool:

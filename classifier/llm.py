@@ -40,6 +40,7 @@ BACKENDS: dict[str, str] = {
 class CallResult:
     # ok | invalid-output | refused | timeout | rate-limited | http-error | network-error
     # | invalid-response (the endpoint's reply is not a chat completion) | client-error (a fault of ours)
+    # | output-truncated (the answer was cut off at max_output_tokens)
     outcome: str
     output: dict | None = None
     request: dict = field(default_factory=dict)
@@ -95,6 +96,9 @@ class Backend(ABC):
     # whether several items may be in flight at once (an endpoint waits on the network; an
     # embedded model computes, and is faster one item at a time)
     concurrent: ClassVar[bool] = True
+    # set when the backend learns that no further call can succeed (a mode the endpoint does
+    # not support, a wrong URL or model): why, in one line naming what to change
+    unusable: str | None = None
 
     @classmethod
     def from_config(cls, config: LLMConfig, **kwargs: Any) -> Backend:
