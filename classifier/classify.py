@@ -22,7 +22,7 @@ import sqlite_utils
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from . import instructions
-from .config import Config
+from .config import Config, ConfigError
 from .dates import new_run_id, now_utc
 from .documents import CURRENT_VERSIONS
 from .flags import Flag, excluded
@@ -197,6 +197,11 @@ class Classifier:
         self.cost_cap = cost_cap if cost_cap is not None else config.llm.cost_cap
         self.token_cap = token_cap if token_cap is not None else config.llm.token_cap
         self.summary = ClassifySummary(self.backend.name, self.backend.model, self.template.name)
+        if self.cost_cap is not None and not self.backend.priced():
+            raise ConfigError(
+                f"a cost cap of ${self.cost_cap:g} is set but model {self.backend.model!r} has no price: "
+                f'set [llm.prices."{self.backend.model}"] (USD per million tokens) or use --token-cap'
+            )
         self._models: dict[int, type[BaseModel]] = {}
         self._reserved = 0.0
         self._reserved_tokens = 0
@@ -359,6 +364,8 @@ class Classifier:
 
     async def run(self, items: list[Item], on_done=None) -> ClassifySummary:
         started = time.monotonic()
+        if items and (problem := await self.backend.preflight()):
+            self.summary.stopped = problem
         items = self.backend.order(items)
         semaphore = asyncio.Semaphore(max(1, self.config.llm.concurrency) if self.backend.concurrent else 1)
 

@@ -74,6 +74,8 @@ app.add_typer(gold_app, name="gold")
 app.add_typer(rubric_app, name="rubric")
 app.add_typer(docs_app, name="docs")
 app.add_typer(calls_app, name="calls")
+llm_app = typer.Typer(help="The model endpoint: check it before a run spends on it.", no_args_is_help=True)
+app.add_typer(llm_app, name="llm")
 app.add_typer(queue_app, name="queue")
 app.add_typer(score_app, name="score")
 app.add_typer(report_app, name="report")
@@ -656,6 +658,24 @@ def classify_command(
             f"{summary.failures} failed, retried by the next run: see `evidence calls list --outcome {outcome}`",
             err=True,
         )
+        raise typer.Exit(1)
+
+
+@llm_app.command("check")
+@handled
+def llm_check(
+    model: Annotated[
+        str | None, typer.Option("--model", help="Check this model instead of [llm] model.")
+    ] = None,
+) -> None:
+    """Reach the configured endpoint, list its models, confirm the configured one, send one tiny
+    structured request in the configured mode; print latency, mode support, context size, price."""
+    from .endpoint import run_check
+
+    report = run_check(load_config(state.config).llm, model=model)
+    for line in report.lines:
+        typer.echo(line, err=line.startswith("problem:"))
+    if report.problem:
         raise typer.Exit(1)
 
 

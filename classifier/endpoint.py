@@ -1,6 +1,6 @@
 """The endpoint backend: any OpenAI-compatible endpoint, through openai + instructor.
 
-OpenAI, Azure, vLLM, Ollama, llama.cpp: one request shape, instructor's validation re-asks,
+OpenAI, vLLM, Ollama, llama.cpp (not Azure, whose client differs): one request shape, instructor's validation re-asks,
 our own retries (honouring Retry-After, counted), every reply's size bounded and its body
 redacted before anything of it is kept, and a reply that is not a chat completion said so in
 one line.
@@ -276,7 +276,7 @@ class _Exchange:
 
 
 class OpenAIBackend(Backend):
-    """openai + instructor against any OpenAI-compatible endpoint (OpenAI, Azure, vLLM, Ollama, llama.cpp)."""
+    """openai + instructor against an OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp)."""
 
     name = "openai"
 
@@ -320,13 +320,28 @@ class OpenAIBackend(Backend):
         )
         self._semaphore = asyncio.Semaphore(config.concurrency)
         self._worked = False  # whether any request got an answer: until then, faults are suspect
+        self._price, self.price_source = config.price_of(self.model)
+        self._preflight: str | bool | None = False  # not yet checked
 
     def price(self, tokens_in: int, tokens_out: int, cached: int) -> float:
-        price = self.config.prices.get(self.model)
+        price = self._price
         if price is None:
             return 0.0
         cached_rate = price.cached_input if price.cached_input is not None else price.input
         return ((tokens_in - cached) * price.input + cached * cached_rate + tokens_out * price.output) / 1e6
+
+    def priced(self) -> bool:
+        return self._price is not None
+
+    async def preflight(self) -> str | None:
+        """Before a run spends anything: the endpoint answers ``GET /models`` and lists the
+        configured model (when it lists any). Checked once per backend."""
+        if self._preflight is False:
+            report = await check(self, structured=False)
+            self._preflight = report.problem
+            if report.problem:
+                self.unusable = report.problem
+        return self._preflight or None
 
     def order(self, items: Sequence[Ordered]) -> list[Ordered]:
         # Items of one rubric share the static prompt prefix: together, the provider caches it.
@@ -630,6 +645,137 @@ class OpenAIBackend(Backend):
         if wait_for is not None and wait_for > self.config.max_retry_after:
             return None
         return max(wait_for or 0.0, self._backoff(attempt))
+
+
+# ---------------------------------------------------------------------------
+# Checking an endpoint before spending anything on it
+
+
+class _Ping(BaseModel):
+    """The tiny structured answer `evidence llm check` asks for."""
+
+    ok: bool
+
+
+# where servers say a model's context size in /models: vLLM, llama.cpp's meta, others
+_CONTEXT_KEYS = ("max_model_len", "context_length", "context_window", "n_ctx", "n_ctx_train")
+
+
+@dataclass
+class CheckReport:
+    """What `evidence llm check` found: each line for the reader, and the first problem, if any."""
+
+    url: str
+    model: str
+    mode: str
+    lines: list[str] = field(default_factory=list)
+    problem: str | None = None
+    models: list[str] = field(default_factory=list)
+    context_tokens: int | None = None
+
+
+def _context_size(entry: Any) -> int | None:
+    data = entry.model_dump() if isinstance(entry, BaseModel) else dict(entry or {})
+    for place in (data, data.get("meta") or {}):
+        for key in _CONTEXT_KEYS:
+            value = place.get(key) if isinstance(place, dict) else None
+            if isinstance(value, int) and value > 0:
+                return value
+    return None
+
+
+async def check(backend: OpenAIBackend, *, structured: bool = True) -> CheckReport:
+    """Reach the endpoint, list its models, confirm the configured one, and (``structured``)
+    send one tiny structured request in the configured mode; report latency, context size and
+    the price in use. Never raises for what the endpoint does."""
+    import openai
+
+    config = backend.config
+    url = config.base_url or "https://api.openai.com/v1"
+    report = CheckReport(url=url, model=backend.model, mode=config.mode)
+
+    def fail(problem: str) -> CheckReport:
+        report.problem = one_line(f"{url}: {problem}")
+        report.lines.append(f"problem: {report.problem}")
+        return report
+
+    started = time.monotonic()
+    try:
+        page = await backend._openai.models.list()
+        entries = list(page.data)
+    except openai.APIStatusError as exc:
+        hint = " (does base_url end in /v1?)" if exc.status_code == 404 else ""
+        return fail(f"GET /models answered HTTP {exc.status_code}{hint}: {one_line(exc.message, 160)}")
+    except openai.APIConnectionError as exc:
+        return fail(
+            f"cannot connect ({one_line(str(exc), 120).rstrip('.')}): check [llm] base_url and the server"
+        )
+    except Exception as exc:  # a reply that is not a model list
+        return fail(f"GET /models did not answer a model list ({unexpected(exc)})")
+    report.lines.append(f"endpoint {url}: reached in {(time.monotonic() - started) * 1000:.0f} ms")
+    report.models = [str(getattr(e, "id", "")) for e in entries]
+    report.lines.append(f"models: {', '.join(report.models) or 'none listed'}")
+    if report.models and backend.model not in report.models:
+        return fail(
+            f"model {backend.model!r} is not among the endpoint's models ({', '.join(report.models[:10])})"
+        )
+    entry = next((e for e in entries if getattr(e, "id", None) == backend.model), None)
+    report.context_tokens = _context_size(entry) if entry is not None else None
+    report.lines.append(
+        f"model {backend.model}: "
+        + (f"context {report.context_tokens} tokens" if report.context_tokens else "context size not given")
+    )
+    price, source = config.price_of(backend.model)
+    report.lines.append(
+        f"price: ${price.input:g} in / ${price.output:g} out per million tokens ({source})"
+        if price
+        else "price: unknown (cost is counted as $0; a cost cap refuses to start: set [llm.prices])"
+    )
+    if not structured:
+        return report
+    import instructor
+
+    client = instructor.from_openai(backend._openai, mode=backend._mode)
+    started = time.monotonic()
+    try:
+        await client.chat.completions.create(
+            model=backend.model,
+            response_model=_Ping,
+            messages=[{"role": "user", "content": 'Answer with {"ok": true}.'}],
+            max_tokens=50,
+            temperature=0,
+            max_retries=0,
+        )
+        verdict = "supported (a valid answer)"
+    except Exception as exc:
+        cause = exc.__cause__ if isinstance(exc.__cause__, openai.APIError) else exc
+        if isinstance(cause, openai.APIStatusError):
+            return fail(
+                f"mode {config.mode}: HTTP {cause.status_code} to a structured request "
+                f'({one_line(cause.message, 160)}): try mode = "tools"'
+            )
+        if isinstance(cause, openai.APIError):
+            return fail(f"mode {config.mode}: {one_line(str(cause), 160)}")
+        verdict = "answered, but the answer did not validate (the wire works; the model may be weak)"
+    report.lines.append(f"mode {config.mode}: {verdict}, {(time.monotonic() - started) * 1000:.0f} ms")
+    return report
+
+
+def run_check(config: LLMConfig, *, model: str | None = None, api_key: str | None = None) -> CheckReport:
+    """:func:`check` for the configured endpoint (``evidence llm check``), its connections closed."""
+    import openai
+
+    if model:
+        config = config.model_copy(update={"model": model})
+
+    async def go() -> CheckReport:
+        http = openai.DefaultAsyncHttpxClient()
+        try:
+            return await check(OpenAIBackend(config, api_key=api_key, http_client=http))
+        finally:
+            await http.aclose()
+
+    return asyncio.run(go())
 
 
 def _resendable(exc: BaseException) -> bool:

@@ -122,6 +122,14 @@ class Backend(ABC):
         """What a call of these tokens costs, in USD (0 for a backend that costs nothing)."""
         return 0.0
 
+    def priced(self) -> bool:
+        """Whether :meth:`price` knows what this backend's calls cost (a cost cap needs it)."""
+        return True
+
+    async def preflight(self) -> str | None:
+        """Before a run spends anything: why no call can succeed (one line), or None."""
+        return None
+
     def order(self, items: Sequence[Ordered]) -> list[Ordered]:
         """The order to classify items in: as given, unless the backend has a reason to group them."""
         return list(items)

@@ -172,7 +172,9 @@ def test_json_schema_mode_unsupported_stops_on_the_first_item(tmp_path):
             backend_object=backend("json_schema", rate_limit_retries=4, backoff=0.01, concurrency=1),
         )
         summary = asyncio.run(classifier.run([text_item(t, rubric) for t in texts]))
-    recorded = interactions("classify-19-json-schema-500.yaml")
+    check, *recorded = interactions("classify-19-json-schema-500.yaml")
+    # the check before the run (GET /models lists the model), then the first item's two tries
+    assert check["request"]["method"] == "GET" and check["request"]["uri"].endswith("/v1/models")
     assert [i["response"]["status"]["code"] for i in recorded] == [500, 500]  # not 3 items x 5
     assert "json_schema" in recorded[0]["response"]["body"]["string"]
     assert summary.failed == {"http-error": 1} and summary.skipped == {"endpoint-unusable": 2}
