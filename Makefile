@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV ?= .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint bench clean
+.PHONY: run test test-fast lint docs bench clean
 
 run: $(STAMP)
 	$(VENV)/bin/evidence run
@@ -21,10 +21,16 @@ test-fast: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
+
+# The README's command reference, regenerated from the CLI's own help (tests/test_cli_reference.py
+# fails when it is out of date).
+docs: $(STAMP)
+	$(VENV)/bin/python -m classifier.cli_reference
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench.gold_import
+	$(VENV)/bin/python -m bench.report_pdf
 	$(VENV)/bin/python -m bench.report_scaling
 	$(VENV)/bin/python -m bench.fetch_extract
 	$(VENV)/bin/python -m bench.classify_stub
@@ -40,4 +46,4 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) .evidence .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .evidence .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -237,8 +237,8 @@ class BaselineBackend(Backend):
             )
         import datetime as dt
 
-        outside = bool(action_date) and not (
-            rubric.period_start <= dt.date.fromisoformat(action_date) <= rubric.period_end
+        outside = bool(
+            action_date and not rubric.period_start <= dt.date.fromisoformat(action_date) <= rubric.period_end
         )
         exclusions = (
             [e.id for e in rubric.exclusions if e.belongs_to and BORDER_ARREST.search(text)]

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from . import instructions
 from .config import Config, ConfigError
-from .dates import new_run_id, now_utc
+from .dates import now_utc
 from .documents import CURRENT_VERSIONS
 from .flags import Flag, excluded
 from .grounding import locate
@@ -32,6 +32,8 @@ from .models import ClassificationBase, DimensionLabel
 from .prompts import PromptTemplate, RenderedPrompt, check_unchanged, load_prompt, render, sha256
 from .redaction import redact
 from .rubric import Rubric
+from .store import new_id
+from .summaries import RunSummary, counted
 
 # Length limits applied after validation (see DimensionLabel for why not in the schema).
 MAX_QUOTES = 6
@@ -42,13 +44,11 @@ MAX_REASON = 200  # characters of a failure's error in the summary lines
 
 def output_model(rubric: Rubric) -> type[BaseModel]:
     """The strict output schema for one rubric: one field per dimension, nothing else."""
-    dimensions = create_model(
-        f"Dimensions{rubric.number}",
-        __config__=ConfigDict(extra="forbid"),
-        **{d.id: (DimensionLabel, ...) for d in rubric.dimensions},
-    )
+    fields: dict[str, Any] = {d.id: (DimensionLabel, ...) for d in rubric.dimensions}
+    dimensions = create_model(f"Dimensions{rubric.number}", __config__=ConfigDict(extra="forbid"), **fields)
     ids = tuple(e.id for e in rubric.exclusions)
-    exclusions: Any = (list[Literal[ids]], ...) if ids else (list[str], Field(max_length=0))
+    # a Literal of the rubric's own exclusion ids, made at run time: no static type can name it
+    exclusions: Any = (list[Literal[ids]], ...) if ids else (list[str], Field(max_length=0))  # type: ignore[valid-type]
     return create_model(
         f"Classification{rubric.number}",
         __base__=ClassificationBase,
@@ -72,8 +72,8 @@ def ground(
     item is flagged ``instruction-like-text``. The flags are :class:`classifier.flags.Flag`.
     """
     planted = instructions.find(document) if planted is None else planted
-    dims = {}
-    flags = []
+    dims: dict[str, dict[str, Any]] = {}
+    flags: list[str] = []
     for dim_id, value in output["dimensions"].items():
         located = [locate(q, document) for q in value.get("quotes", [])[:MAX_QUOTES]]
         quotes = []
@@ -108,27 +108,22 @@ def ground(
 
 
 @dataclass
-class ClassifySummary:
+class ClassifySummary(RunSummary):
+    """A classification run: items classified and cached, failures by outcome with their reasons,
+    calls, tokens and cost."""
+
     backend: str
     model: str
     prompt: str
     classified: int = 0
     cached: int = 0
-    failed: Counter = field(default_factory=Counter)
     reasons: dict[str, Counter] = field(default_factory=dict)  # outcome -> errors (redacted) -> count
-    skipped: Counter = field(default_factory=Counter)
     calls: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
     cached_tokens: int = 0
     cost: float = 0.0
-    elapsed: float = 0.0
-    run_id: str = field(default_factory=new_run_id)
     stopped: str | None = None  # why the run stopped calling the backend (what to change)
-
-    @property
-    def failures(self) -> int:
-        return sum(self.failed.values())
 
     def fail(self, outcome: str, error: str | None) -> None:
         """Count one failed item under its outcome, and its error among that outcome's reasons."""
@@ -147,14 +142,10 @@ class ClassifySummary:
     def lines(self) -> list[str]:
         """The summary a person reads: one line of counts, then one line per kind of failure."""
 
-        def part(label: str, counter: Counter) -> str:
-            detail = ", ".join(f"{k} {v}" for k, v in counter.most_common())
-            return f"{label} {sum(counter.values())}" + (f" ({detail})" if detail else "")
-
         return [
             f"backend {self.backend}, model {self.model}, prompt {self.prompt}",
-            f"classified {self.classified}, cached {self.cached}, {part('failed', self.failed)}, "
-            f"{part('skipped', self.skipped)}",
+            f"classified {self.classified}, cached {self.cached}, {counted('failed', self.failed)}, "
+            f"{counted('skipped', self.skipped)}",
             *(f"  {outcome} {n}: {self.reason(outcome)}" for outcome, n in self.failed.most_common()),
             f"{self.calls} calls, tokens {self.tokens_in} in / {self.tokens_out} out"
             f" ({self.cached_tokens} cached), cost ${self.cost:.4f}, {self.elapsed:.1f} s",
@@ -222,7 +213,7 @@ class Classifier:
 
     def cached(self, item: Item, prompt: RenderedPrompt) -> dict | None:
         rows = list(
-            self.db["classifications"].rows_where(
+            self.db.table("classifications").rows_where(
                 "content_sha = ? and commitment = ? and prompt_sha = ? and model = ? and status = 'ok'",
                 [item.content_sha, item.rubric.number, prompt.sha, self.backend.model],
                 limit=1,
@@ -329,13 +320,11 @@ class Classifier:
                 "and model = ? and status = 'failed'",
                 [item.content_sha, item.rubric.number, prompt.sha, self.backend.model],
             )
-            pk = self.db["classifications"].insert(row).last_pk
-            return self.db["classifications"].get(pk)
+            return self.db.table("classifications").get(new_id(self.db.table("classifications").insert(row)))
 
     def _log_call(self, item: Item, prompt: RenderedPrompt, result: CallResult) -> int:
-        return (
-            self.db["llm_calls"]
-            .insert(
+        return new_id(
+            self.db.table("llm_calls").insert(
                 {
                     "backend": self.backend.name,
                     "model": self.backend.model,
@@ -359,7 +348,6 @@ class Classifier:
                     "created_utc": now_utc(),
                 }
             )
-            .last_pk
         )
 
     async def run(self, items: list[Item], on_done=None) -> ClassifySummary:

@@ -108,9 +108,9 @@ def run_eval(
         "note": FLATTERY if mode == "paragraph" else None,
     }
     with db.atomic():
-        db["eval_runs"].insert({**{k: v for k, v in record.items() if k not in ("config", "metrics")},
+        db.table("eval_runs").insert({**{k: v for k, v in record.items() if k not in ("config", "metrics")},
                                 "config": json.dumps(record["config"]), "metrics": json.dumps(metrics)})  # fmt: skip
-        db["eval_predictions"].insert_all(
+        db.table("eval_predictions").insert_all(
             {
                 "run_id": run_id,
                 "item_id": i.id,
@@ -135,11 +135,11 @@ def run_eval(
 
 
 def load_run(db: sqlite_utils.Database, run_id: str) -> dict:
-    rows = list(db["eval_runs"].rows_where("id = ?", [run_id]))
+    rows = list(db.table("eval_runs").rows_where("id = ?", [run_id]))
     if not rows:
         # a prefix, compared as text: `like` would read % and _ in what the user typed as wildcards
         rows = list(
-            db["eval_runs"].rows_where(
+            db.table("eval_runs").rows_where(
                 "substr(id, 1, length(:p)) = :p", {"p": run_id}, order_by="id desc", limit=1
             )
         )
@@ -154,7 +154,7 @@ def load_run(db: sqlite_utils.Database, run_id: str) -> dict:
 def run_predictions(db: sqlite_utils.Database, run_id: str) -> dict[str, Any]:
     return {
         r["item_id"]: json.loads(r["prediction"]) if r["prediction"] else None
-        for r in db["eval_predictions"].rows_where("run_id = ?", [run_id])
+        for r in db.table("eval_predictions").rows_where("run_id = ?", [run_id])
     }
 
 
@@ -176,12 +176,14 @@ def headline(run: dict) -> dict[str, float | None]:
     return {f"{level}.{name}": run["metrics"][level].get(name) for level, name in HEADLINE}
 
 
+def _delta(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(b - a, 4)
+
+
 def compare(db: sqlite_utils.Database, a: str, b: str) -> dict:
     run_a, run_b = load_run(db, a), load_run(db, b)
     ha, hb = headline(run_a), headline(run_b)
-    deltas = {
-        k: (ha[k], hb[k], None if ha[k] is None or hb[k] is None else round(hb[k] - ha[k], 4)) for k in ha
-    }
+    deltas = {k: (ha[k], hb[k], _delta(ha[k], hb[k])) for k in ha}
     pa, pb = run_predictions(db, run_a["id"]), run_predictions(db, run_b["id"])
     changed = []
     for item in sorted(set(pa) & set(pb)):

@@ -128,7 +128,7 @@ def extract_html(body: bytes, content_type: str | None, url: str) -> Extracted:
         raise ExtractionFailed(f"HTML extraction failed: {type(exc).__name__}: {exc}") from None
     if document is None:
         raise ExtractionFailed("no main text found in the HTML")
-    data = document.as_dict()
+    data = document if isinstance(document, dict) else document.as_dict()
     text = (data.get("text") or "").strip()
     if not text:
         raise ExtractionFailed("no main text found in the HTML")

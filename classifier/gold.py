@@ -21,11 +21,14 @@ import sqlite_utils
 from .dates import long_date, now_utc
 from .files import read_toml
 from .models import MEMBER_CODES, Chapter, Report, resolve_member
+from .report_book import check_front_matter, read_front_matter
+from .report_layout import layout_text, looks_published, pages_from_text
+from .report_pdf import is_pdf, read_pdf_report
 from .reports import ReportParseError, parse_report, read_report_text
 from .rubric import format_average, format_score
 
 MANIFEST = "manifest.toml"
-REPORT_SUFFIXES = (".txt", ".md", ".markdown")
+REPORT_SUFFIXES = (".txt", ".md", ".markdown", ".pdf")
 
 
 class ManifestError(Exception):
@@ -93,19 +96,40 @@ def parse_with_manifest(path: Path) -> Report:
     period = None
     if "period_start" in entry and "period_end" in entry:
         period = (entry["period_start"], entry["period_end"])
-    text = read_report_text(path)
+    laid_out = None
+    source_format: str | None
+    if path.suffix.lower() == ".pdf" or is_pdf(path):
+        # A PDF: its pages' text rebuilt into the PDF-text shape; errors and warnings name pages.
+        laid_out = read_pdf_report(path)
+        text, source_format = laid_out.text, "pdf-text"
+    else:
+        text, source_format = read_report_text(path), entry.get("format")
+        if looks_published(text):
+            # Text a PDF library extracted page by page, running headers and page feet included.
+            laid_out = layout_text(pages_from_text(text))
+            text, source_format = laid_out.text, "pdf-text"
     try:
         report = parse_report(
             text,
             file_name=path.name,
-            source_format=entry.get("format"),
+            source_format=source_format,
             kind=entry.get("kind"),
             summit=entry.get("summit"),
             period=period,
         )
     except ReportParseError as exc:
         exc.path = str(path)  # name the file as the user gave it
+        if laid_out is not None and exc.line is not None:
+            exc.path, exc.line = f"{path}, page {laid_out.page_of(exc.line)}", None
         raise
+    # A whole report's front matter (contents, Tables A-D) checked against its chapters.
+    first_line = min((c.line for c in report.chapters), default=None)
+    report.warnings.extend(check_front_matter(read_front_matter(text, first_line), report))
+    if laid_out is not None:
+        for warning in report.warnings:
+            if warning.line is not None:  # a line of the rebuilt text means nothing to a reader
+                warning.message = f"page {laid_out.page_of(warning.line)}: {warning.message}"
+                warning.line = None
     if report.kind is None or report.period_start is None or report.period_end is None:
         raise ReportParseError(
             "report kind and compliance period are unknown: the title page does not give them "
@@ -165,7 +189,7 @@ def _versions(db: sqlite_utils.Database, report: Report, number: int) -> list[di
 
 def _check_same_description(db: sqlite_utils.Database, report: Report, path: Path) -> None:
     """A text imported before must be described as it was then (the text's id is its content)."""
-    row = db["reports"].get(report.sha256)
+    row = db.table("reports").get(report.sha256)
     then = (row["summit"], row["kind"], row["period_start"], row["period_end"])
     now = (report.summit, report.kind, str(report.period_start), str(report.period_end))
     if then != now:
@@ -187,7 +211,7 @@ def import_report(db: sqlite_utils.Database, path: Path) -> ImportResult:
     current: dict[int, int] = {}
     new: list[tuple[Chapter, int, str]] = []
     with db.atomic():
-        seen = db["reports"].count_where("id = ?", [report.sha256]) > 0
+        seen = db.table("reports").count_where("id = ?", [report.sha256]) > 0
         if seen:
             _check_same_description(db, report, path)
         for chapter in report.chapters:
@@ -222,7 +246,7 @@ def _store(db: sqlite_utils.Database, report: Report, chapters: list[tuple[Chapt
     previous = db.execute(
         "select max(version) from reports where file_name = ?", [report.file_name]
     ).fetchone()[0]
-    db["reports"].insert(
+    db.table("reports").insert(
         {
             "id": rid,
             "file_name": report.file_name,
@@ -236,7 +260,7 @@ def _store(db: sqlite_utils.Database, report: Report, chapters: list[tuple[Chapt
             "imported_utc": now_utc(),
         }
     )
-    db["footnotes"].insert_all(
+    db.table("footnotes").insert_all(
         (
             {
                 "report_id": rid,
@@ -247,7 +271,7 @@ def _store(db: sqlite_utils.Database, report: Report, chapters: list[tuple[Chapt
     )
     for chapter, version, content_sha in chapters:
         cid = (
-            db["commitments"]
+            db.table("commitments")
             .insert(
                 {
                     "report_id": rid,
@@ -273,7 +297,7 @@ def _store(db: sqlite_utils.Database, report: Report, chapters: list[tuple[Chapt
         )
         columns = {row.member: row.column for row in chapter.assessment}
         for position, section in enumerate(chapter.members, start=1):
-            db["member_sections"].insert(
+            db.table("member_sections").insert(
                 {
                     "commitment_id": cid,
                     "member": section.member,
@@ -290,7 +314,7 @@ def _store(db: sqlite_utils.Database, report: Report, chapters: list[tuple[Chapt
                     "line": section.line,
                 }
             )
-            db["gold_evidence"].insert_all(
+            db.table("gold_evidence").insert_all(
                 {
                     "key": f"{rid[7:19]}:{chapter.number}:{MEMBER_CODES[item.member]}:{item.seq}",
                     "report_id": rid,
@@ -307,7 +331,7 @@ def _store(db: sqlite_utils.Database, report: Report, chapters: list[tuple[Chapt
                 }
                 for item in section.actions
             )
-    db["parse_warnings"].insert_all({"report_id": rid, **w.model_dump()} for w in report.warnings)
+    db.table("parse_warnings").insert_all({"report_id": rid, **w.model_dump()} for w in report.warnings)
 
 
 def import_paths(db: sqlite_utils.Database, paths: list[Path]) -> list[ImportResult]:
@@ -378,13 +402,13 @@ def evidence_items(
             where s.commitment_id = e.commitment_id and s.member = e.member), e.seq
     """
     rows = list(db.query(sql, {"n": commitment, "m": member}))
-    notes: dict[tuple[str, int], dict] = {}
+    notes: dict[tuple[str, int], dict | None] = {}  # None: a footnote number the report lacks
     for row in rows:
         numbers = json.loads(row["footnotes"])
         missing = [(row["report_id"], n) for n in numbers if (row["report_id"], n) not in notes]
         for rid, n in missing:
-            found = list(db["footnotes"].rows_where("report_id = ? and number = ?", [rid, n]))
-            notes[(rid, n)] = found[0] if found else None  # type: ignore[assignment]
+            found = list(db.table("footnotes").rows_where("report_id = ? and number = ?", [rid, n]))
+            notes[(rid, n)] = found[0] if found else None
         out_notes = []
         for n in numbers:
             fn = notes.get((row["report_id"], n))
@@ -428,7 +452,9 @@ def score_tables(db: sqlite_utils.Database, commitment: int | None = None) -> li
     """Member scores per commitment with the average and percentage as printed."""
     tables = []
     for c in current_commitments(db, commitment):
-        sections = list(db["member_sections"].rows_where("commitment_id = ?", [c["id"]], order_by="position"))
+        sections = list(
+            db.table("member_sections").rows_where("commitment_id = ?", [c["id"]], order_by="position")
+        )
         scores = [s["score"] for s in sections if s["score"] is not None]  # (not assessed: left out)
         tables.append(
             {

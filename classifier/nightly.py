@@ -127,7 +127,7 @@ def run_nightly(
     db.execute("update runs set status = 'crashed' where status = 'running'")
     previous = last_success(db)
     since = dt.date.fromisoformat(previous[:10]) if previous else None
-    db["runs"].insert({"id": run_id, "started_utc": now_utc(), "status": "running",
+    db.table("runs").insert({"id": run_id, "started_utc": now_utc(), "status": "running",
                        "since": since.isoformat() if since else None})  # fmt: skip
     summary: dict = {"run": run_id, "since": since.isoformat() if since else None, "stages": {}}
     _event("run-started", f"run {run_id} started; last successful run {since or 'never'}; each source crawled since its last full crawl", run=run_id,
@@ -203,7 +203,7 @@ def run_nightly(
     summary.update({"status": status, "failures": failures, "stopped": stops,
                     "seconds": round(time.monotonic() - started, 2), "exit_code": code})  # fmt: skip
     summary = redact_all(summary)  # stored, written and printed: errors in it came from outside
-    db["runs"].update(run_id, {"finished_utc": now_utc(), "status": status, "summary": json.dumps(summary),
+    db.table("runs").update(run_id, {"finished_utc": now_utc(), "status": status, "summary": json.dumps(summary),
                                "exit_code": code})  # fmt: skip
     if results_dir is not None:
         results_dir.mkdir(parents=True, exist_ok=True)

@@ -45,13 +45,13 @@ def queue_gold(db: sqlite_utils.Database, items: list[EvalItem]) -> dict[str, in
             existing = db.execute("select id from documents where canonical_url = ?", [url]).fetchone()
             if existing is None and content in superseded:
                 existing = (superseded.pop(content),)
-                db["documents"].update(
+                db.table("documents").update(
                     existing[0],
                     {"canonical_url": url, "first_url": url, "current_version": 1, "last_outcome": "gold"},
                 )
             if existing is None:
                 doc_id = (
-                    db["documents"]
+                    db.table("documents")
                     .insert(
                         {
                             "canonical_url": url,
@@ -66,7 +66,7 @@ def queue_gold(db: sqlite_utils.Database, items: list[EvalItem]) -> dict[str, in
                     )
                     .last_pk
                 )
-                db["document_versions"].insert(
+                db.table("document_versions").insert(
                     {
                         "document_id": doc_id,
                         "version": 1,
@@ -85,7 +85,7 @@ def queue_gold(db: sqlite_utils.Database, items: list[EvalItem]) -> dict[str, in
                 [doc_id, content],
             )
         for doc_id in superseded.values():
-            db["documents"].update(doc_id, {"current_version": 0, "last_outcome": "superseded"})
+            db.table("documents").update(doc_id, {"current_version": 0, "last_outcome": "superseded"})
             undecided = (
                 "document_id = ? and not exists (select 1 from decisions d where d.item_id = queue_items.id)"
             )

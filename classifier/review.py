@@ -166,13 +166,13 @@ def _upsert(db: sqlite_utils.Database, c: dict, member: str, suggestion: dict, s
     """Add or update one queue item from classification ``c``; return what happened."""
     with db.atomic():
         existing = list(
-            db["queue_items"].rows_where(
+            db.table("queue_items").rows_where(
                 "document_id = ? and commitment = ? and member = ?",
                 [c["document_id"], c["commitment"], member],
             )
         )
         if not existing:
-            db["queue_items"].insert(
+            db.table("queue_items").insert(
                 {
                     "document_id": c["document_id"],
                     "content_sha": c["content_sha"],
@@ -192,8 +192,8 @@ def _upsert(db: sqlite_utils.Database, c: dict, member: str, suggestion: dict, s
         item = existing[0]
         if item["suggestion_sha"] == sha and item["content_sha"] == c["content_sha"]:
             return "unchanged"  # a changed source text is a change even when the suggestion is not
-        decided = db["decisions"].count_where("item_id = ?", [item["id"]]) > 0
-        db["queue_items"].update(
+        decided = db.table("decisions").count_where("item_id = ?", [item["id"]]) > 0
+        db.table("queue_items").update(
             item["id"],
             {
                 "classification_id": c["id"],
@@ -288,7 +288,7 @@ def source_of(db: sqlite_utils.Database, item: dict) -> dict | None:
 def get_item(db: sqlite_utils.Database, item_id: int) -> dict:
     if item_id not in SQLITE_INTEGER:
         raise NoSuchItem(item_id)
-    rows = list(db["queue_items"].rows_where("id = ?", [item_id]))
+    rows = list(db.table("queue_items").rows_where("id = ?", [item_id]))
     if not rows:
         raise NoSuchItem(item_id)
     return rows[0]
@@ -318,7 +318,7 @@ def _changed(item: dict, history: list[dict]) -> bool:
 def state_of(db: sqlite_utils.Database, item_id: int) -> ItemState:
     item = get_item(db, item_id)
     suggestion = json.loads(item["suggestion"])
-    history = list(db["decisions"].rows_where("item_id = ?", [item_id], order_by="id"))
+    history = list(db.table("decisions").rows_where("item_id = ?", [item_id], order_by="id"))
     state, labels, summary, notes, decided = _derive(suggestion, history)
     return ItemState(
         item, suggestion, state, labels, summary, notes, history, decided, _changed(item, history)
@@ -415,6 +415,7 @@ def decide(
             [now_utc(), state, item_id],
         )
         conn.execute("COMMIT")
+        assert cursor.lastrowid is not None  # set by the insert above
         return cursor.lastrowid
     except BaseException:
         conn.execute("ROLLBACK")
@@ -550,21 +551,21 @@ def count_items(
 
 
 def claim(
-    db: sqlite_utils.Database, analyst: str, count: int = 20, minutes: int = 60, **filters: Any
+    db: sqlite_utils.Database, analyst: str | None, count: int = 20, minutes: int = 60, **filters: Any
 ) -> list[int]:
     """Claim up to ``count`` pending, unclaimed items (expired claims are free again)."""
     if not analyst:
         raise QueueError("claiming needs an analyst: --analyst NAME or EVIDENCE_ANALYST")
     now = now_utc()
     expires = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=minutes)).isoformat(timespec="seconds")
-    claimed = []
+    claimed: list[int] = []
     with db.atomic():
         for row in list_items(db, state=PENDING, limit=count * 5, **filters):
             if len(claimed) >= count:
                 break
             if row["claimed_by"] and row["claimed_by"] != analyst:
                 continue
-            db["claims"].upsert(
+            db.table("claims").upsert(
                 {"item_id": row["id"], "analyst": analyst, "claimed_utc": now, "expires_utc": expires},
                 pk="item_id",
             )

@@ -172,7 +172,9 @@ def create_app(
         if request.method == "GET":
             token = secrets.token_urlsafe(24)
             request.state.csrf = token
-            response = render(request, "login.html", next=request.query_params.get("next", "/queue"))
+            response: Response = render(
+                request, "login.html", next=request.query_params.get("next", "/queue")
+            )
             cookie(response, LOGIN_COOKIE, token, 3600)
             return response
         form = await check_post(request, request.cookies.get(LOGIN_COOKIE, ""))
