@@ -340,7 +340,7 @@ class OpenAIBackend(Backend):
             self._preflight = report.problem
             if report.problem:
                 self.unusable = report.problem
-        return self._preflight or None
+        return self._preflight if isinstance(self._preflight, str) else None
 
     def order(self, items: Sequence[Ordered]) -> list[Ordered]:
         # Items of one rubric share the static prompt prefix: together, the provider caches it.
@@ -400,7 +400,7 @@ class OpenAIBackend(Backend):
         client = instructor.from_openai(self._openai, mode=self._mode)
         client.on("completion:response", exchange.received)
         client.on("completion:kwargs", exchange.count_sent)
-        messages = prompt.messages()
+        messages: list[Any] = list(prompt.messages())
         attempt = 1  # attempts after transient faults (429, 5xx, timeouts); re-asks are counted apart
         reasks = 0
         while True:
@@ -482,7 +482,7 @@ class OpenAIBackend(Backend):
             return False
         return not _refused(exchange.completions[-1])
 
-    def _reask(self, prompt: RenderedPrompt, completion: Any, exc: Exception) -> list[dict] | None:
+    def _reask(self, prompt: RenderedPrompt, completion: Any, exc: Exception) -> list[Any] | None:
         """The prompt, the model's last answer and what was wrong with it: the re-ask, bounded to
         the model's context ([llm] context_tokens); None when even the prompt leaves no room."""
         errors = str(exc)
@@ -490,10 +490,10 @@ class OpenAIBackend(Backend):
         if last:
             errors = str(last[-1].exception)
         answer = _answer_text(completion)
-        base = prompt.messages()
+        base: list[dict[str, Any]] = [dict(m) for m in prompt.messages()]
         room = None
         if self.config.context_tokens is not None:
-            used = sum(len(m.get("content") or "") for m in base) // CHARS_PER_TOKEN
+            used = sum(len(str(m.get("content") or "")) for m in base) // CHARS_PER_TOKEN
             room = (self.config.context_tokens - self.config.max_output_tokens - used - 50) * CHARS_PER_TOKEN
             if room <= 200:
                 return None
