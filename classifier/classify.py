@@ -22,7 +22,7 @@ import sqlite_utils
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from . import instructions
-from .config import Config
+from .config import Config, ConfigError
 from .dates import now_utc
 from .documents import CURRENT_VERSIONS
 from .flags import Flag, excluded
@@ -123,6 +123,7 @@ class ClassifySummary(RunSummary):
     tokens_out: int = 0
     cached_tokens: int = 0
     cost: float = 0.0
+    stopped: str | None = None  # why the run stopped calling the backend (what to change)
 
     def fail(self, outcome: str, error: str | None) -> None:
         """Count one failed item under its outcome, and its error among that outcome's reasons."""
@@ -148,6 +149,7 @@ class ClassifySummary(RunSummary):
             *(f"  {outcome} {n}: {self.reason(outcome)}" for outcome, n in self.failed.most_common()),
             f"{self.calls} calls, tokens {self.tokens_in} in / {self.tokens_out} out"
             f" ({self.cached_tokens} cached), cost ${self.cost:.4f}, {self.elapsed:.1f} s",
+            *([f"stopped: {self.stopped}"] if self.stopped else []),
         ]
 
 
@@ -187,6 +189,11 @@ class Classifier:
         self.cost_cap = cost_cap if cost_cap is not None else config.llm.cost_cap
         self.token_cap = token_cap if token_cap is not None else config.llm.token_cap
         self.summary = ClassifySummary(self.backend.name, self.backend.model, self.template.name)
+        if self.cost_cap is not None and not self.backend.priced():
+            raise ConfigError(
+                f"a cost cap of ${self.cost_cap:g} is set but model {self.backend.model!r} has no price: "
+                f'set [llm.prices."{self.backend.model}"] (USD per million tokens) or use --token-cap'
+            )
         self._models: dict[int, type[BaseModel]] = {}
         self._reserved = 0.0
         self._reserved_tokens = 0
@@ -230,6 +237,10 @@ class Classifier:
             # Keyed by content, not by document: the same text under another URL shares the result.
             self.summary.cached += 1
             return hit
+        if self.backend.unusable:  # no call could succeed: the rest are skipped, not each failed
+            self.summary.skipped["endpoint-unusable"] += 1
+            self.summary.stopped = self.backend.unusable
+            return None
         estimate, tokens = 0.0, 0
         # Calls in flight have not reported their cost yet: reserve an estimate for each, and
         # dispatch no new call once what was spent plus what is reserved reaches a cap.
@@ -342,6 +353,8 @@ class Classifier:
 
     async def run(self, items: list[Item], on_done=None) -> ClassifySummary:
         started = time.monotonic()
+        if items and (problem := await self.backend.preflight()):
+            self.summary.stopped = problem
         items = self.backend.order(items)
         semaphore = asyncio.Semaphore(max(1, self.config.llm.concurrency) if self.backend.concurrent else 1)
 

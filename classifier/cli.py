@@ -80,6 +80,8 @@ app.add_typer(gold_app, name="gold")
 app.add_typer(rubric_app, name="rubric")
 app.add_typer(docs_app, name="docs")
 app.add_typer(calls_app, name="calls")
+llm_app = typer.Typer(help="The model endpoint: check it before a run spends on it.", no_args_is_help=True)
+app.add_typer(llm_app, name="llm")
 app.add_typer(queue_app, name="queue")
 app.add_typer(score_app, name="score")
 app.add_typer(report_app, name="report")
@@ -731,6 +733,9 @@ def classify_command(
         f"queue: {counts['added']} new items, {counts['updated']} updated, "
         f"{counts['changed_after_decision']} changed after a decision"
     )
+    if summary.stopped:
+        typer.echo(f"error: {summary.stopped}", err=True)
+        raise typer.Exit(1)
     if summary.failures:
         outcome = summary.failed.most_common(1)[0][0]
         typer.echo(
@@ -764,6 +769,24 @@ def learn_command(
             f"({row['decisions']} decisions) in {row['seconds']} s; held-out relevance average precision "
             f"{fig.get('held_out_average_precision', 'n/a')}, threshold {fig.get('relevance_threshold', 0.5):.2f}"
         )
+
+
+@llm_app.command("check")
+@handled
+def llm_check(
+    model: Annotated[
+        str | None, typer.Option("--model", help="Check this model instead of [llm] model.")
+    ] = None,
+) -> None:
+    """Reach the configured endpoint, list its models, confirm the configured one, send one tiny
+    structured request in the configured mode; print latency, mode support, context size, price."""
+    from .endpoint import run_check
+
+    report = run_check(load_config(state.config).llm, model=model)
+    for line in report.lines:
+        typer.echo(line, err=line.startswith("problem:"))
+    if report.problem:
+        raise typer.Exit(1)
 
 
 @calls_app.command("list")

@@ -53,6 +53,18 @@ class Price(Model):
     cached_input: float | None = None  # USD per million cached prompt tokens, if the provider discounts them
 
 
+PRICES_FILE = Path(__file__).with_name("prices.toml")
+
+
+def price_table() -> dict[str, Price]:
+    """The bundled prices of common hosted models (classifier/prices.toml)."""
+    data = read_toml(PRICES_FILE, ConfigError, "price table")
+    try:
+        return {name: Price.model_validate(p) for name, p in (data.get("prices") or {}).items()}
+    except ValidationError as exc:
+        raise ConfigError(f"{PRICES_FILE}: {first_problem(exc)}") from None
+
+
 class LLMConfig(Model):
     backend: str = "baseline"  # baseline | openai
     base_url: str | None = None  # None: the OpenAI API
@@ -68,9 +80,21 @@ class LLMConfig(Model):
     max_doc_chars: int = Field(60_000, gt=0)  # the document's token budget, in characters (~4 per token)
     temperature: float = 0.0
     max_output_tokens: int = Field(1500, gt=0)  # bounds a runaway answer (and its cost)
+    context_tokens: int | None = Field(None, gt=0)  # the model's context; re-asks are kept within it
     cost_cap: float | None = None  # USD for one run; None: no cap
     token_cap: int | None = Field(None, ge=1)  # prompt + output tokens for one run; None: no cap
-    prices: dict[str, Price] = Field(default_factory=dict)
+    prices: dict[str, Price] = Field(default_factory=dict)  # over the bundled table (prices.toml)
+
+    def price_of(self, model: str | None = None) -> tuple[Price | None, str]:
+        """The price of ``model`` (default: the configured one) and where it comes from:
+        ``[llm.prices]`` first, then the bundled table; (None, "unknown") when neither has it."""
+        model = model or self.model
+        if model in self.prices:
+            return self.prices[model], "configuration"
+        table = price_table()
+        if model in table:
+            return table[model], f"bundled table ({PRICES_FILE.name})"
+        return None, "unknown"
 
 
 class Config(Model):

@@ -1,6 +1,6 @@
 """The endpoint backend: any OpenAI-compatible endpoint, through openai + instructor.
 
-OpenAI, Azure, vLLM, Ollama, llama.cpp: one request shape, instructor's validation re-asks,
+OpenAI, vLLM, Ollama, llama.cpp (not Azure, whose client differs): one request shape, instructor's validation re-asks,
 our own retries (honouring Retry-After, counted), every reply's size bounded and its body
 redacted before anything of it is kept, and a reply that is not a chat completion said so in
 one line.
@@ -41,6 +41,8 @@ MAX_RESPONSE_BYTES = 1_000_000
 # a little more is read, so that a key across the cut is redacted whole before the cut.
 EXCERPT_BYTES = 4096
 _OVERLAP = 1024
+# Characters per token, for bounding a re-ask to the model's context (an estimate, erring long).
+CHARS_PER_TOKEN = 3
 
 
 # ---------------------------------------------------------------------------
@@ -274,7 +276,7 @@ class _Exchange:
 
 
 class OpenAIBackend(Backend):
-    """openai + instructor against any OpenAI-compatible endpoint (OpenAI, Azure, vLLM, Ollama, llama.cpp)."""
+    """openai + instructor against an OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp)."""
 
     name = "openai"
 
@@ -316,13 +318,29 @@ class OpenAIBackend(Backend):
             http_client=_http_client(http_client),
         )
         self._semaphore = asyncio.Semaphore(config.concurrency)
+        self._worked = False  # whether any request got an answer: until then, faults are suspect
+        self._price, self.price_source = config.price_of(self.model)
+        self._preflight: str | bool | None = False  # not yet checked
 
     def price(self, tokens_in: int, tokens_out: int, cached: int) -> float:
-        price = self.config.prices.get(self.model)
+        price = self._price
         if price is None:
             return 0.0
         cached_rate = price.cached_input if price.cached_input is not None else price.input
         return ((tokens_in - cached) * price.input + cached * cached_rate + tokens_out * price.output) / 1e6
+
+    def priced(self) -> bool:
+        return self._price is not None
+
+    async def preflight(self) -> str | None:
+        """Before a run spends anything: the endpoint answers ``GET /models`` and lists the
+        configured model (when it lists any). Checked once per backend."""
+        if self._preflight is False:
+            report = await check(self, structured=False)
+            self._preflight = report.problem
+            if report.problem:
+                self.unusable = report.problem
+        return self._preflight if isinstance(self._preflight, str) else None
 
     def order(self, items: Sequence[Ordered]) -> list[Ordered]:
         # Items of one rubric share the static prompt prefix: together, the provider caches it.
@@ -382,20 +400,24 @@ class OpenAIBackend(Backend):
         client = instructor.from_openai(self._openai, mode=self._mode)
         client.on("completion:response", exchange.received)
         client.on("completion:kwargs", exchange.count_sent)
-        attempt = 0
+        messages: list[Any] = list(prompt.messages())
+        attempt = 1  # attempts after transient faults (429, 5xx, timeouts); re-asks are counted apart
+        reasks = 0
         while True:
-            attempt += 1
             try:
+                # max_retries=0: the re-asks are ours, so that each sends the prompt and the last
+                # error only (instructor's resend every earlier answer, past the model's context)
                 parsed, completion = await client.chat.completions.create_with_completion(
                     model=self.model,
                     response_model=output_model,
-                    messages=prompt.messages(),
+                    messages=messages,
                     temperature=self.config.temperature,
                     max_tokens=self.config.max_output_tokens,
-                    max_retries=self.config.max_retries,
+                    max_retries=0,
                 )
                 result.outcome, result.output = "ok", parsed.model_dump(mode="json")
                 result.raw_response = _dump(completion) or exchange.excerpt()
+                self._worked = True
                 return
             except Exception as exc:
                 failure = exc
@@ -405,10 +427,87 @@ class OpenAIBackend(Backend):
                     # instructor wraps the API's own errors (429, 5xx, timeouts, no connection)
                     # and does not retry them: judge the API's error (with its own causes)
                     failure = exc.__cause__
-                wait = self._failed(failure, attempt, output_model, result, exchange)
+                if self._truncated(failure, exchange):
+                    self._worked = True  # the endpoint answered in this mode: it is usable
+                    result.outcome = "output-truncated"
+                    result.error = (
+                        f"the answer was cut off at max_output_tokens ({self.config.max_output_tokens}): "
+                        "raise [llm] max_output_tokens"
+                    )
+                    result.raw_response = _dump(exchange.completions[-1]) or exchange.excerpt()
+                    return
+                if reasks < self.config.max_retries:
+                    if self._invalid_output(failure, output_model, exchange):
+                        reask = self._reask(prompt, exchange.completions[-1], failure)
+                        if reask is not None:
+                            reasks += 1
+                            messages = reask
+                            continue
+                    elif _resendable(failure) and self._invalid_response(failure, output_model, exchange):
+                        reasks += 1  # a reply that did not parse: the same request again
+                        continue
+                wait = self._failed(failure, attempt, output_model, result, exchange, reasks)
                 if wait is None:
                     return
+                attempt += 1
                 await asyncio.sleep(wait)
+
+    def _truncated(self, exc: Exception, exchange: _Exchange) -> bool:
+        """Whether the answer was cut off at max_tokens: the endpoint says so (finish_reason
+        "length", which instructor raises in JSON modes), or an answer that does not parse used
+        every token it was allowed (llama.cpp's server reports "tool_calls" for a cut tool call)."""
+        from instructor.core.exceptions import IncompleteOutputException, InstructorRetryException
+
+        if isinstance(exc, IncompleteOutputException):
+            return True
+        if not isinstance(exc, InstructorRetryException) or not exchange.completions:
+            return False
+        completion = exchange.completions[-1]
+        try:
+            if completion.choices[0].finish_reason == "length":
+                return True
+        except (AttributeError, IndexError, KeyError, TypeError):
+            return False
+        usage = exchange.usages[-1] if exchange.usages else None
+        used = _count(getattr(usage, "completion_tokens", 0))
+        return used >= self.config.max_output_tokens and "json_invalid" in str(exc)
+
+    def _invalid_output(self, exc: Exception, output_model: type[BaseModel], exchange: _Exchange) -> bool:
+        """Whether ``exc`` is the model's answer failing validation (worth a re-ask)."""
+        from instructor.core.exceptions import InstructorRetryException
+
+        if not isinstance(exc, InstructorRetryException) or not exchange.completions:
+            return False
+        if self._invalid_response(exc, output_model, exchange) is not None:
+            return False
+        return not _refused(exchange.completions[-1])
+
+    def _reask(self, prompt: RenderedPrompt, completion: Any, exc: Exception) -> list[Any] | None:
+        """The prompt, the model's last answer and what was wrong with it: the re-ask, bounded to
+        the model's context ([llm] context_tokens); None when even the prompt leaves no room."""
+        errors = str(exc)
+        last = getattr(exc, "failed_attempts", None)
+        if last:
+            errors = str(last[-1].exception)
+        answer = _answer_text(completion)
+        base: list[dict[str, Any]] = [dict(m) for m in prompt.messages()]
+        room = None
+        if self.config.context_tokens is not None:
+            used = sum(len(str(m.get("content") or "")) for m in base) // CHARS_PER_TOKEN
+            room = (self.config.context_tokens - self.config.max_output_tokens - used - 50) * CHARS_PER_TOKEN
+            if room <= 200:
+                return None
+            errors = errors[: room // 2]
+            answer = answer[: max(0, room - len(errors) - 120)]
+        return [
+            *base,
+            {"role": "assistant", "content": answer},
+            {
+                "role": "user",
+                "content": f"That answer failed validation:\n{errors}\n"
+                "Answer again with the whole corrected answer, in the format asked for.",
+            },
+        ]
 
     def _failed(
         self,
@@ -417,6 +516,7 @@ class OpenAIBackend(Backend):
         output_model: type[BaseModel],
         result: CallResult,
         exchange: _Exchange,
+        reasks: int = 0,
     ) -> float | None:
         """The one place a failed attempt is judged: record the outcome in ``result`` and return
         None, or return how long to wait before another attempt."""
@@ -434,12 +534,13 @@ class OpenAIBackend(Backend):
                 exchange.completions[-1] if exchange.completions else None
             )
             result.outcome = "invalid-output"
-            result.error = one_line(f"output failed validation after {exc.n_attempts} attempts: {exc}")
+            result.error = one_line(f"output failed validation after {reasks + 1} attempts: {exc}")
             result.raw_response = _dump(last) or exchange.excerpt()
             if last is not None and _refused(last):
                 result.outcome, result.error = "refused", "the model refused to answer"
             return None
         if isinstance(exc, openai.RateLimitError):
+            self._worked = True  # the endpoint knows the request: it only asks us to wait
             wait = self._wait(exc, attempt)
             if wait is None:
                 result.outcome, result.error = "rate-limited", one_line(f"HTTP 429: {exc.message}")
@@ -451,18 +552,46 @@ class OpenAIBackend(Backend):
                 return None
             return self._backoff(attempt)
         if isinstance(exc, openai.APIStatusError):
-            if exc.status_code >= 500 and attempt <= self.config.rate_limit_retries:
+            # Before anything has worked, a 5xx repeated is the endpoint refusing this request
+            # (llama.cpp's server answers json_schema mode with 500, every time), not a passing fault.
+            last = attempt > self.config.rate_limit_retries
+            first = not self._worked and (exc.status_code < 500 or attempt >= 2 or last)
+            if exc.status_code >= 500 and not first and attempt <= self.config.rate_limit_retries:
                 return self._wait(exc, attempt) or self._backoff(attempt)
             result.outcome, result.error = "http-error", one_line(f"HTTP {exc.status_code}: {exc.message}")
+            if first:
+                self.unusable = self._unusable(f"HTTP {exc.status_code}", exc.status_code)
             return None
         if isinstance(exc, openai.APIConnectionError):
-            if attempt > self.config.rate_limit_retries:
+            last = attempt > self.config.rate_limit_retries
+            first = not self._worked and (attempt >= 2 or last)
+            if first or last:
                 result.outcome, result.error = "network-error", one_line(str(exc))
+                if first:
+                    self.unusable = self._unusable(one_line(str(exc), 120).rstrip("."), None)
                 return None
             return self._backoff(attempt)
         result.outcome, result.error = "client-error", unexpected(exc)
         result.raw_response = exchange.excerpt()
         return None
+
+    def _unusable(self, problem: str, status: int | None) -> str:
+        """One line for a run that cannot go on: the URL, the problem, what to change."""
+        url = self.config.base_url or "https://api.openai.com/v1"
+        if status in (401, 403):
+            hint = f"check the key in ${self.config.api_key_env}"
+        elif status == 404:
+            hint = "check [llm] base_url (it usually ends in /v1) and [llm] model"
+        elif status is None:
+            hint = "check [llm] base_url (scheme, host, port, /v1) and that the server is running"
+        else:
+            hint = (
+                f'the model or [llm] mode = "{self.config.mode}" is not supported there: try mode = "tools"'
+            )
+        return one_line(
+            f"{url}: {problem} on the first request ({self.model}, mode {self.config.mode}): {hint}"
+            " (`evidence llm check` tests the endpoint)"
+        )
 
     def _invalid_response(
         self, exc: Exception, output_model: type[BaseModel], exchange: _Exchange
@@ -515,6 +644,158 @@ class OpenAIBackend(Backend):
         if wait_for is not None and wait_for > self.config.max_retry_after:
             return None
         return max(wait_for or 0.0, self._backoff(attempt))
+
+
+# ---------------------------------------------------------------------------
+# Checking an endpoint before spending anything on it
+
+
+class _Ping(BaseModel):
+    """The tiny structured answer `evidence llm check` asks for."""
+
+    ok: bool
+
+
+# where servers say a model's context size in /models: vLLM, llama.cpp's meta, others
+_CONTEXT_KEYS = ("max_model_len", "context_length", "context_window", "n_ctx", "n_ctx_train")
+
+
+@dataclass
+class CheckReport:
+    """What `evidence llm check` found: each line for the reader, and the first problem, if any."""
+
+    url: str
+    model: str
+    mode: str
+    lines: list[str] = field(default_factory=list)
+    problem: str | None = None
+    models: list[str] = field(default_factory=list)
+    context_tokens: int | None = None
+
+
+def _context_size(entry: Any) -> int | None:
+    data = entry.model_dump() if isinstance(entry, BaseModel) else dict(entry or {})
+    for place in (data, data.get("meta") or {}):
+        for key in _CONTEXT_KEYS:
+            value = place.get(key) if isinstance(place, dict) else None
+            if isinstance(value, int) and value > 0:
+                return value
+    return None
+
+
+async def check(backend: OpenAIBackend, *, structured: bool = True) -> CheckReport:
+    """Reach the endpoint, list its models, confirm the configured one, and (``structured``)
+    send one tiny structured request in the configured mode; report latency, context size and
+    the price in use. Never raises for what the endpoint does."""
+    import openai
+
+    config = backend.config
+    url = config.base_url or "https://api.openai.com/v1"
+    report = CheckReport(url=url, model=backend.model, mode=config.mode)
+
+    def fail(problem: str) -> CheckReport:
+        report.problem = one_line(f"{url}: {problem}")
+        report.lines.append(f"problem: {report.problem}")
+        return report
+
+    started = time.monotonic()
+    try:
+        page = await backend._openai.models.list()
+        entries = list(page.data)
+    except openai.APIStatusError as exc:
+        hint = " (does base_url end in /v1?)" if exc.status_code == 404 else ""
+        return fail(f"GET /models answered HTTP {exc.status_code}{hint}: {one_line(exc.message, 160)}")
+    except openai.APIConnectionError as exc:
+        return fail(
+            f"cannot connect ({one_line(str(exc), 120).rstrip('.')}): check [llm] base_url and the server"
+        )
+    except Exception as exc:  # a reply that is not a model list
+        return fail(f"GET /models did not answer a model list ({unexpected(exc)})")
+    report.lines.append(f"endpoint {url}: reached in {(time.monotonic() - started) * 1000:.0f} ms")
+    report.models = [str(getattr(e, "id", "")) for e in entries]
+    report.lines.append(f"models: {', '.join(report.models) or 'none listed'}")
+    if report.models and backend.model not in report.models:
+        return fail(
+            f"model {backend.model!r} is not among the endpoint's models ({', '.join(report.models[:10])})"
+        )
+    entry = next((e for e in entries if getattr(e, "id", None) == backend.model), None)
+    report.context_tokens = _context_size(entry) if entry is not None else None
+    report.lines.append(
+        f"model {backend.model}: "
+        + (f"context {report.context_tokens} tokens" if report.context_tokens else "context size not given")
+    )
+    price, source = config.price_of(backend.model)
+    report.lines.append(
+        f"price: ${price.input:g} in / ${price.output:g} out per million tokens ({source})"
+        if price
+        else "price: unknown (cost is counted as $0; a cost cap refuses to start: set [llm.prices])"
+    )
+    if not structured:
+        return report
+    import instructor
+
+    client = instructor.from_openai(backend._openai, mode=backend._mode)
+    started = time.monotonic()
+    try:
+        await client.chat.completions.create(
+            model=backend.model,
+            response_model=_Ping,
+            messages=[{"role": "user", "content": 'Answer with {"ok": true}.'}],
+            max_tokens=50,
+            temperature=0,
+            max_retries=0,
+        )
+        verdict = "supported (a valid answer)"
+    except Exception as exc:
+        cause = exc.__cause__ if isinstance(exc.__cause__, openai.APIError) else exc
+        if isinstance(cause, openai.APIStatusError):
+            return fail(
+                f"mode {config.mode}: HTTP {cause.status_code} to a structured request "
+                f'({one_line(cause.message, 160)}): try mode = "tools"'
+            )
+        if isinstance(cause, openai.APIError):
+            return fail(f"mode {config.mode}: {one_line(str(cause), 160)}")
+        verdict = "answered, but the answer did not validate (the wire works; the model may be weak)"
+    report.lines.append(f"mode {config.mode}: {verdict}, {(time.monotonic() - started) * 1000:.0f} ms")
+    return report
+
+
+def run_check(config: LLMConfig, *, model: str | None = None, api_key: str | None = None) -> CheckReport:
+    """:func:`check` for the configured endpoint (``evidence llm check``), its connections closed."""
+    import openai
+
+    if model:
+        config = config.model_copy(update={"model": model})
+
+    async def go() -> CheckReport:
+        http = openai.DefaultAsyncHttpxClient()
+        try:
+            return await check(OpenAIBackend(config, api_key=api_key, http_client=http))
+        finally:
+            await http.aclose()
+
+    return asyncio.run(go())
+
+
+def _resendable(exc: BaseException) -> bool:
+    """A reply that did not parse as JSON (worth sending the request again), not one that was
+    refused for its size or encoding (which another try would only repeat)."""
+    chain = list(_chain(exc))
+    if any(isinstance(c, (ResponseTooLarge, ResponseUndecodable)) for c in chain):
+        return False
+    return any(isinstance(c, (json.JSONDecodeError, ValidationError)) for c in chain)
+
+
+def _answer_text(completion: Any) -> str:
+    """The model's answer as text: its tool call's arguments, else its message's content."""
+    try:
+        message = completion.choices[0].message
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return ""
+    calls = getattr(message, "tool_calls", None) or []
+    parts = [getattr(getattr(c, "function", None), "arguments", None) or "" for c in calls]
+    text = "\n".join(p for p in parts if isinstance(p, str)) or getattr(message, "content", None) or ""
+    return text if isinstance(text, str) else ""
 
 
 def _refused(completion: Any) -> bool:

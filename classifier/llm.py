@@ -41,6 +41,7 @@ BACKENDS: dict[str, str] = {
 class CallResult:
     # ok | invalid-output | refused | timeout | rate-limited | http-error | network-error
     # | invalid-response (the endpoint's reply is not a chat completion) | client-error (a fault of ours)
+    # | output-truncated (the answer was cut off at max_output_tokens)
     outcome: str
     output: dict | None = None
     request: dict = field(default_factory=dict)
@@ -96,6 +97,9 @@ class Backend(ABC):
     # whether several items may be in flight at once (an endpoint waits on the network; an
     # embedded model computes, and is faster one item at a time)
     concurrent: ClassVar[bool] = True
+    # set when the backend learns that no further call can succeed (a mode the endpoint does
+    # not support, a wrong URL or model): why, in one line naming what to change
+    unusable: str | None = None
 
     @classmethod
     def from_config(cls, config: LLMConfig, **kwargs: Any) -> Backend:
@@ -128,6 +132,14 @@ class Backend(ABC):
     def price(self, tokens_in: int, tokens_out: int, cached: int) -> float:
         """What a call of these tokens costs, in USD (0 for a backend that costs nothing)."""
         return 0.0
+
+    def priced(self) -> bool:
+        """Whether :meth:`price` knows what this backend's calls cost (a cost cap needs it)."""
+        return True
+
+    async def preflight(self) -> str | None:
+        """Before a run spends anything: why no call can succeed (one line), or None."""
+        return None
 
     def order(self, items: Sequence[Ordered]) -> list[Ordered]:
         """The order to classify items in: as given, unless the backend has a reason to group them."""

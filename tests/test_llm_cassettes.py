@@ -47,8 +47,8 @@ recorder = vcr.VCR(
 )
 
 
-def backend(mode: str = "tools") -> OpenAIBackend:
-    config = LLMConfig(
+def backend(mode: str = "tools", **changes) -> OpenAIBackend:
+    settings = dict(
         backend="openai",
         base_url=BASE_URL,
         model="smollm2-135m-instruct",
@@ -58,6 +58,7 @@ def backend(mode: str = "tools") -> OpenAIBackend:
         rate_limit_retries=0,
         temperature=0.0,
     )
+    config = LLMConfig(**{**settings, **changes})
     return OpenAIBackend(config, api_key=RECORDING_KEY)
 
 
@@ -105,8 +106,79 @@ def test_real_model_exchange_is_parsed_and_validated(name, number, mode):
         assert "validation" in result.error
     if len(recorded) > 1:
         second = json.loads(recorded[1]["request"]["body"])
-        assert len(second["messages"]) > len(sent["messages"])  # instructor re-asked with the errors
-        assert "validation" in json.dumps(second["messages"][len(sent["messages"]) :]).lower()
+        # the re-ask: the prompt, the last answer and its errors, nothing more
+        assert second["messages"][: len(sent["messages"])] == sent["messages"]
+        assert [m["role"] for m in second["messages"][len(sent["messages"]) :]] == ["assistant", "user"]
+        assert "validation" in second["messages"][-1]["content"].lower()
+
+
+@pytest.mark.parametrize(
+    ("name", "mode"),
+    [("classify-19-truncated.yaml", "tools"), ("classify-19-json-truncated.yaml", "json")],
+)
+def test_an_answer_cut_off_at_max_tokens_is_output_truncated(name, mode):
+    """The real model stopped at max_tokens=20: in JSON mode the server says finish_reason
+    "length" (instructor raises IncompleteOutputException); in TOOLS mode llama.cpp's server says
+    "tool_calls" for a tool call cut in the middle. Either way: output-truncated, recorded, no
+    re-ask (another try at the same bound is cut again), no exception."""
+    rubric = rubrics_for(19)[0]
+    prompt = render(load_prompt("classify-v1"), rubric, DOCUMENT)
+    with recorder.use_cassette(name):
+        result = asyncio.run(
+            backend(mode, max_output_tokens=20, max_retries=2).classify(
+                prompt, output_model(rubric), rubric, DOCUMENT
+            )
+        )
+    (recorded,) = interactions(name)  # one request: no re-ask
+    answer = json.loads(recorded["response"]["body"]["string"])
+    assert answer["usage"]["completion_tokens"] == 20
+    assert answer["choices"][0]["finish_reason"] == ("length" if mode == "json" else "tool_calls")
+    assert result.outcome == "output-truncated" and "max_output_tokens (20)" in result.error
+    assert result.tokens_out == 20 and result.retries == 0 and result.output is None
+    assert json.loads(result.raw_response)["usage"]["completion_tokens"] == 20
+
+
+def test_truncated_answer_is_stored_and_the_run_goes_on(tmp_path):
+    """Through the Classifier: the cut-off answer is a failed classification with its call logged."""
+    rubric = rubrics_for(19)[0]
+    config = Config(llm=LLMConfig(backend="openai", base_url=BASE_URL, model="smollm2-135m-instruct"))
+    with recorder.use_cassette("classify-19-truncated-run.yaml"):
+        classifier = Classifier(
+            open_db(tmp_path / "db.sqlite"),
+            config,
+            backend_object=backend(max_output_tokens=20, max_retries=2),
+        )
+        summary = asyncio.run(classifier.run([text_item(DOCUMENT, rubric)]))
+    assert summary.failed == {"output-truncated": 1} and summary.stopped is None
+    (row,) = classifier.db["classifications"].rows
+    assert row["status"] == "failed" and row["error"].startswith("output-truncated")
+    call = classifier.db["llm_calls"].get(row["call_id"])
+    assert call["outcome"] == "output-truncated" and call["tokens_out"] == 20 and call["raw_response"]
+
+
+def test_json_schema_mode_unsupported_stops_on_the_first_item(tmp_path):
+    """llama.cpp's server answers instructor's json_schema mode with HTTP 500 (its request
+    validation rejects response_format type json_schema), every time: the first item fails, the
+    others are not sent, and the run says what to change."""
+    rubric = rubrics_for(19)[0]
+    texts = [DOCUMENT, DOCUMENT + " Second.", DOCUMENT + " Third."]
+    config = Config(
+        llm=LLMConfig(backend="openai", base_url=BASE_URL, model="smollm2-135m-instruct", concurrency=1)
+    )
+    with recorder.use_cassette("classify-19-json-schema-500.yaml"):
+        classifier = Classifier(
+            open_db(tmp_path / "db.sqlite"),
+            config,
+            backend_object=backend("json_schema", rate_limit_retries=4, backoff=0.01, concurrency=1),
+        )
+        summary = asyncio.run(classifier.run([text_item(t, rubric) for t in texts]))
+    check, *recorded = interactions("classify-19-json-schema-500.yaml")
+    # the check before the run (GET /models lists the model), then the first item's two tries
+    assert check["request"]["method"] == "GET" and check["request"]["uri"].endswith("/v1/models")
+    assert [i["response"]["status"]["code"] for i in recorded] == [500, 500]  # not 3 items x 5
+    assert "json_schema" in recorded[0]["response"]["body"]["string"]
+    assert summary.failed == {"http-error": 1} and summary.skipped == {"endpoint-unusable": 2}
+    assert BASE_URL in summary.stopped and 'mode = "tools"' in summary.stopped
 
 
 def test_grounding_runs_on_real_model_output(tmp_path):

@@ -18,7 +18,7 @@ import time
 import openai
 import pytest
 
-from classifier.classify import Classifier, text_item
+from classifier.classify import Classifier, output_model, text_item
 from classifier.config import Config, LLMConfig, Price
 from classifier.endpoint import OpenAIBackend
 from classifier.prompts import load_prompt, render
@@ -118,7 +118,6 @@ def prompt(text: str = DOCUMENT):
 
 def call(stub: OpenAIStub, text: str = DOCUMENT, **changes):
     """One classification through the backend; returns (result, wall seconds)."""
-    from classifier.classify import output_model
 
     async def go():
         async with backend(stub, **changes) as b:
@@ -190,11 +189,45 @@ def test_server_error_then_valid_answer(stub):
 
 
 def test_server_error_forever_is_an_http_error(stub):
-    stub.script([{"status": 500}] * 10)
-    result, _ = call(stub)
+    """On an endpoint that has answered before, a 5xx is a passing fault: retried."""
+
+    async def go():
+        async with backend(stub) as b:
+            first = await b.classify(prompt(), output_model(RUBRIC), RUBRIC, DOCUMENT)
+            stub.reset()
+            stub.script([{"status": 500}] * 10)
+            return first, await b.classify(prompt(), output_model(RUBRIC), RUBRIC, DOCUMENT), b
+
+    first, result, b = asyncio.run(go())
+    assert first.outcome == "ok"
     assert result.outcome == "http-error" and "HTTP 500" in result.error
     assert len(stub.requests) == 2 + 1  # rate_limit_retries + 1
-    assert result.retries == 2 and result.output is None
+    assert result.retries == 2 and result.output is None and b.unusable is None
+
+
+def test_server_error_on_the_first_request_stops_the_run(stub):
+    """A 5xx repeated before anything worked (llama.cpp's server answers json_schema mode with 500
+    every time): the first item fails after one retry, the rest are not tried, and the run says
+    which URL and what to change."""
+    stub.script([{"status": 500}] * 10)
+    classifier, db, _ = classify_run(
+        stub, [document(n) for n in range(5)], concurrency=1, mode="json_schema", rate_limit_retries=4
+    )
+    assert len(stub.requests) == 2  # not 5 items x 5 attempts
+    assert classifier.summary.failed == {"http-error": 1}
+    assert classifier.summary.skipped == {"endpoint-unusable": 4}
+    stopped = classifier.summary.stopped
+    assert stub.base_url in stopped and "HTTP 500" in stopped and 'mode = "tools"' in stopped
+    assert classifier.summary.lines()[-1] == f"stopped: {stopped}"
+    assert db["llm_calls"].count == 1
+
+
+@pytest.mark.parametrize(("status", "hint"), [(404, "base_url"), (401, "OPENAI_API_KEY"), (400, "mode")])
+def test_client_error_on_the_first_request_stops_at_once(stub, status, hint):
+    stub.script([{"status": status}] * 10)
+    classifier, _, _ = classify_run(stub, [document(n) for n in range(3)], concurrency=1)
+    assert len(stub.requests) == 1 and classifier.summary.skipped == {"endpoint-unusable": 2}
+    assert f"HTTP {status}" in classifier.summary.stopped and hint in classifier.summary.stopped
 
 
 def test_slow_answer_times_out(stub):
