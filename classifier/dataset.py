@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import sqlite_utils
 
 from .documents import CURRENT_VERSIONS
@@ -139,3 +142,63 @@ def build_dataset(
 def dataset_sha(items: list[EvalItem]) -> str:
     blob = json.dumps([asdict(i) for i in items], sort_keys=True, ensure_ascii=False)
     return "sha256:" + hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+# Near-duplicates. Commitment 19 cites many of commitment 18's actions again, reworded a little; a split
+# that puts one copy in training and the other in testing measures memory, not judgement. The rule:
+# two texts are near-duplicates when, with the leading "On D Month YYYY," removed and lower-cased, their
+# rapidfuzz ``ratio`` (normalised Indel similarity, 0-100) is at least NEAR_DUPLICATE_RATIO; a group is
+# the transitive closure of that relation. On the 398 cited actions it gives 279 groups (the largest 14
+# texts); 324 texts are distinct character for character.
+NEAR_DUPLICATE_RATIO = 70.0
+_LEADING_DATE = re.compile(r"^\s*On [^,]{0,40}\d{4},\s*")
+
+
+def _comparable(text: str) -> str:
+    return " ".join(_LEADING_DATE.sub("", text).lower().split())
+
+
+def near_duplicate_groups(texts: Sequence[str], *, threshold: float = NEAR_DUPLICATE_RATIO) -> list[int]:
+    """A group number per text (0, 1, ... in order of first appearance): texts in one group are
+    near-duplicates, directly or through others. Compares every pair, in blocks of rows."""
+    from rapidfuzz import fuzz, process
+
+    comparable = [_comparable(t) for t in texts]
+    parent = list(range(len(comparable)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    block = 256
+    for start in range(0, len(comparable), block):
+        rows = comparable[start : start + block]
+        scores = process.cdist(
+            rows, comparable, scorer=fuzz.ratio, score_cutoff=threshold, dtype=np.uint8, workers=1
+        )
+        for r, c in zip(*np.nonzero(scores), strict=True):
+            a, b = root(start + int(r)), root(int(c))
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    numbers: dict[int, int] = {}
+    return [numbers.setdefault(root(i), len(numbers)) for i in range(len(comparable))]
+
+
+def grouped_folds(
+    texts: Sequence[str], labels: Sequence | None = None, *, n_splits: int = 5, seed: int = 0
+) -> Iterator[tuple[list[int], list[int]]]:
+    """(train, test) index lists for each of ``n_splits`` folds, every near-duplicate group on one
+    side (:func:`near_duplicate_groups`); stratified by ``labels`` where given, shuffled by ``seed``."""
+    from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
+
+    groups = near_duplicate_groups(texts)
+    index = np.arange(len(texts))
+    if labels is not None:
+        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        splits = splitter.split(index, list(labels), groups)
+    else:
+        splits = GroupKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(index, groups=groups)
+    for train, test in splits:
+        yield train.tolist(), test.tolist()
