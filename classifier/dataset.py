@@ -6,6 +6,10 @@
   outside the compliance period;
 - actions cited only under the other commitment, reported separately.
 
+The ``stream`` mode is what a crawler meets: the cited actions (the analyst's paragraph) among the 246
+real web pages of ``eval/data/realpages/`` (see its README), every page a negative for each commitment
+(kind ``page``, or ``hard_page`` when it matches :data:`HARD_NEGATIVE`).
+
 Nothing that classifies an item sees its gold: rubrics are passed without their gold and
 notes (:func:`without_gold`), and the baseline learns nothing from gold paragraphs.
 """
@@ -17,6 +21,7 @@ import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import sqlite_utils
@@ -25,7 +30,19 @@ from .documents import CURRENT_VERSIONS
 from .gold import current_commitments, evidence_items
 from .rubric import Rubric
 
-MODES = ("title", "paragraph", "document")
+MODES = ("title", "paragraph", "document", "stream")
+# Real off-topic pages for the stream mode (eval/data/realpages/, see its README): all negatives.
+REALPAGES = ("eval", "data", "realpages")
+# A real page is a hard negative when its extracted text matches this (case-insensitive): it mentions
+# migration, refugees, asylum, border control, smuggling or trafficking, in the pages' languages.
+HARD_NEGATIVE = re.compile(
+    r"\b(?:im|e)?migra(?:nt|tion|zion|ción|ção|tor)"  # migrants, migration (not "migrate a database")
+    r"|refugee|asylum|border control|smuggl|traffick"  # en
+    r"|flüchtling|asyl|grenzkontroll|schleus|schlepper|menschenhandel"  # de
+    r"|réfugié|refugiad|passeur|trafic d|traite des êtres"  # fr, es, pt
+    r"|rifugiat|profugh|contrabband|traffico d",  # it
+    re.IGNORECASE,
+)
 FLATTERY = (
     "paragraph mode feeds the classifier the analyst's own paragraph, which often states the "
     "analyst's verdict ('indicating their strong commitment'): it flatters the classifier."
@@ -83,6 +100,16 @@ def build_dataset(
 ) -> list[EvalItem]:
     if mode not in MODES:
         raise ValueError(f"--input must be one of {', '.join(MODES)}")
+    if mode == "stream":
+        items = build_dataset(db, rubrics, "paragraph", commitment=commitment)
+        items = [i for i in items if i.kind in ("positive", "out_of_period")]
+        for rubric in rubrics:
+            if commitment is None or rubric.number == commitment:
+                items += [
+                    EvalItem(f"page:{name}@{rubric.number}", rubric.number, kind, None, None, text, url)
+                    for name, url, text, kind in real_pages()
+                ]
+        return items
     rows = evidence_items(db)
     urls_by_commitment: dict[int, set[str]] = {}
     for row in rows:
@@ -137,6 +164,87 @@ def build_dataset(
                 )
             )
     return items
+
+
+_PAGES: list[tuple[str, str, str, str]] = []
+
+
+def real_pages() -> list[tuple[str, str, str, str]]:
+    """(file name, url, extracted text, kind) for each real page that has text; read once."""
+    from .extract import ExtractionFailed, ExtractionSkipped, extract_html
+    from .store import data_dir
+
+    if _PAGES:
+        return _PAGES
+    directory = data_dir(REALPAGES[0]).joinpath(*REALPAGES[1:])
+    manifest = directory / "manifest.json"
+    if not manifest.is_file():
+        raise ValueError(f"the stream mode needs the real pages: {manifest} is missing")
+    for entry in json.loads(manifest.read_text(encoding="utf-8")):
+        try:
+            text = extract_html((directory / entry["file"]).read_bytes(), "text/html", entry["url"]).text
+        except (ExtractionFailed, ExtractionSkipped):
+            continue
+        if text.strip():
+            kind = "hard_page" if HARD_NEGATIVE.search(text) else "page"
+            _PAGES.append((Path(entry["file"]).name, entry["url"], text, kind))
+    return _PAGES
+
+
+def base_rate(items: list[EvalItem]) -> float | None:
+    """The share of positives among the items that are judged for relevance."""
+    judged = [i for i in items if i.kind != "other_commitment"]
+    return round(sum(i.kind == "positive" for i in judged) / len(judged), 4) if judged else None
+
+
+REFERENCE_LABELS = ("eval", "data", "reference-labels", "actions.jsonl")
+
+
+def reference_labels(db: sqlite_utils.Database) -> dict[str, dict[str, str]]:
+    """Per cited action (the id of its dataset items, ``key@commitment``), the dimension labels of
+    ``eval/data/reference-labels/`` (see its README): agreement with a model's reference labels, not
+    with human coding. Joined on (commitment, member, date, text); an action with no match is left out."""
+    from .store import data_dir
+
+    path = data_dir(REFERENCE_LABELS[0]).joinpath(*REFERENCE_LABELS[1:])
+    if not path.is_file():
+        raise ValueError(f"the reference labels are missing: {path}")
+    by_action = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        by_action[(row["commitment"], row["member"], row["date"], row["text"])] = row["dimensions"]
+    out = {}
+    for row in evidence_items(db):
+        found = by_action.get((row["commitment"], row["member"], row["date"], row["text"]))
+        if found is not None:
+            out[f"{row['key']}@{row['commitment']}"] = found
+    return out
+
+
+def sample_items(items: list[EvalItem], limit: int, *, seed: int = 0) -> list[EvalItem]:
+    """``limit`` items drawn across commitments and positives / negatives in proportion to their
+    numbers (each stratum keeps at least one item while the limit allows), seeded; in dataset order."""
+    import random
+
+    if limit >= len(items):
+        return list(items)
+    strata: dict[tuple[int, bool], list[int]] = {}
+    for n, item in enumerate(items):
+        strata.setdefault((item.commitment, item.kind == "positive"), []).append(n)
+    keys = sorted(strata)
+    share = {k: limit * len(strata[k]) / len(items) for k in keys}
+    take = {k: min(len(strata[k]), int(share[k])) for k in keys}
+    for k in keys:  # no stratum left empty while the limit allows
+        if take[k] == 0 and sum(take.values()) < limit:
+            take[k] = 1
+    for k in sorted(keys, key=lambda k: share[k] - int(share[k]), reverse=True):  # largest remainders
+        if sum(take.values()) >= limit:
+            break
+        if take[k] < len(strata[k]):
+            take[k] += 1
+    rng = random.Random(seed)
+    chosen = sorted(n for k in keys for n in rng.sample(strata[k], take[k]))
+    return [items[n] for n in chosen]
 
 
 def dataset_sha(items: list[EvalItem]) -> str:
