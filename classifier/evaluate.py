@@ -115,8 +115,15 @@ def run_eval(
         async with semaphore:
             return await classifier.classify(text_item(item.text, blind[item.commitment]))
 
+    # one text's items (a page against each commitment) one after another: a backend that embeds a
+    # text once for all commitments keeps it; the results go back in dataset order
+    first: dict[str, int] = {}
+    dispatch = sorted(range(len(items)), key=lambda n: (first.setdefault(items[n].text, n), n))
+
     async def go() -> list[dict | None]:
-        return list(await asyncio.gather(*(one(i) for i in items)))
+        done = await asyncio.gather(*(one(items[n]) for n in dispatch))
+        by_index = dict(zip(dispatch, done, strict=True))
+        return [by_index[n] for n in range(len(items))]
 
     rows = asyncio.run(go())
     predictions = {i.id: p for i, r in zip(items, rows, strict=True) if (p := _prediction(r)) is not None}

@@ -89,6 +89,16 @@ def side_by_side(runs: list[dict]) -> str:
         lines.append(
             f"   ({r['mode']}: {unclear} 'unclear' gold dimensions excluded; dataset {r['dataset_sha'][:19]})"
         )
+    for r in runs:
+        dims = r["metrics"].get("reference", {}).get("dimensions", {})
+        if dims:
+            kappas = ", ".join(f"{d} {_cell(v['kappa'], 0)}" for d, v in dims.items())
+            lines.append(f"   reference kappa per dimension ({r['mode']}): {kappas}")
+    for r in runs:
+        through = r["metrics"].get("stream", {}).get("pages_through")
+        if through:
+            shown = ", ".join(through[:12]) + (f" and {len(through) - 12} more" if len(through) > 12 else "")
+            lines.append(f"   real pages judged relevant ({r['mode']}): {shown}")
     if any("reference" in r["metrics"] for r in runs):
         lines.append(
             "* agreement with a model's reference labels (eval/data/reference-labels), not human coding"
@@ -128,6 +138,26 @@ def write_report(run: dict, directory: Path, fmt: str = "md") -> Path:
         ax.set_title(f"Dimension labels ({run['mode']})")
         fig.tight_layout()
         path = directory / f"{run['id']}-confusion.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        images.append(path)
+    ref = run["metrics"].get("reference") or {}
+    if ref.get("confusion"):
+        fig, ax = plt.subplots(figsize=(4.2, 3.6))
+        ax.imshow(ref["confusion"], cmap="Greens")
+        ax.set_xticks(range(3), ref["labels"])
+        ax.set_yticks(range(3), ref["labels"])
+        ax.set_xlabel("predicted (per action)")
+        ax.set_ylabel("a model's reference labels")
+        peak = max(max(row) for row in ref["confusion"]) or 1
+        for y, row in enumerate(ref["confusion"]):
+            for x, value in enumerate(row):
+                ax.text(
+                    x, y, str(value), ha="center", va="center", color="white" if value > peak / 2 else "black"
+                )
+        ax.set_title(f"Per action vs reference labels ({run['mode']})", fontsize=9)
+        fig.tight_layout()
+        path = directory / f"{run['id']}-reference.png"
         fig.savefig(path, dpi=110)
         plt.close(fig)
         images.append(path)
