@@ -25,6 +25,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench.gold_import
+	$(VENV)/bin/python -m bench.report_pdf
 	$(VENV)/bin/python -m bench.report_scaling
 	$(VENV)/bin/python -m bench.fetch_extract
 	$(VENV)/bin/python -m bench.classify_stub

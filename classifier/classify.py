@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from . import instructions
 from .config import Config
-from .dates import new_run_id, now_utc
+from .dates import now_utc
 from .documents import CURRENT_VERSIONS
 from .flags import Flag, excluded
 from .grounding import locate
@@ -32,6 +32,7 @@ from .models import ClassificationBase, DimensionLabel
 from .prompts import PromptTemplate, RenderedPrompt, check_unchanged, load_prompt, render, sha256
 from .redaction import redact
 from .rubric import Rubric
+from .summaries import RunSummary, counted
 
 # Length limits applied after validation (see DimensionLabel for why not in the schema).
 MAX_QUOTES = 6
@@ -108,26 +109,21 @@ def ground(
 
 
 @dataclass
-class ClassifySummary:
+class ClassifySummary(RunSummary):
+    """A classification run: items classified and cached, failures by outcome with their reasons,
+    calls, tokens and cost."""
+
     backend: str
     model: str
     prompt: str
     classified: int = 0
     cached: int = 0
-    failed: Counter = field(default_factory=Counter)
     reasons: dict[str, Counter] = field(default_factory=dict)  # outcome -> errors (redacted) -> count
-    skipped: Counter = field(default_factory=Counter)
     calls: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
     cached_tokens: int = 0
     cost: float = 0.0
-    elapsed: float = 0.0
-    run_id: str = field(default_factory=new_run_id)
-
-    @property
-    def failures(self) -> int:
-        return sum(self.failed.values())
 
     def fail(self, outcome: str, error: str | None) -> None:
         """Count one failed item under its outcome, and its error among that outcome's reasons."""
@@ -146,14 +142,10 @@ class ClassifySummary:
     def lines(self) -> list[str]:
         """The summary a person reads: one line of counts, then one line per kind of failure."""
 
-        def part(label: str, counter: Counter) -> str:
-            detail = ", ".join(f"{k} {v}" for k, v in counter.most_common())
-            return f"{label} {sum(counter.values())}" + (f" ({detail})" if detail else "")
-
         return [
             f"backend {self.backend}, model {self.model}, prompt {self.prompt}",
-            f"classified {self.classified}, cached {self.cached}, {part('failed', self.failed)}, "
-            f"{part('skipped', self.skipped)}",
+            f"classified {self.classified}, cached {self.cached}, {counted('failed', self.failed)}, "
+            f"{counted('skipped', self.skipped)}",
             *(f"  {outcome} {n}: {self.reason(outcome)}" for outcome, n in self.failed.most_common()),
             f"{self.calls} calls, tokens {self.tokens_in} in / {self.tokens_out} out"
             f" ({self.cached_tokens} cached), cost ${self.cost:.4f}, {self.elapsed:.1f} s",

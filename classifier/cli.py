@@ -23,7 +23,8 @@ from .prompts import PromptError
 from .redaction import redact
 from .reports import ReportParseError
 from .review import STATES, QueueError, check_state
-from .rubric import RubricError, format_score, load_rubrics, rubrics_for, score_gold, score_range
+from .rubric import RubricError, load_rubrics, rubrics_for
+from .rubric_draft import DraftError
 from .sources import SourcesError
 from .store import StoreError, corpus_dir, open_db, resolve_db_path, results_dir
 from .users import UserError
@@ -32,6 +33,7 @@ from .users import UserError
 USER_ERRORS = (
     ReportParseError,
     RubricError,
+    DraftError,
     ManifestError,
     StoreError,
     ConfigError,
@@ -193,11 +195,15 @@ def _print_imports(results: list[gold_lib.ImportResult]) -> None:
 @handled
 def gold_import(
     paths: Annotated[
-        list[Path], typer.Argument(help="Report files, or directories of them (with manifest.toml).")
+        list[Path],
+        typer.Argument(
+            help="Report files (.txt, .md or .pdf: a chapter or a whole report), or directories of them."
+        ),
     ],
 ) -> None:
-    """Import compliance-report chapters. A chapter is identified by summit, report kind and commitment: another
-    file of it is a new version of it; the same text twice changes nothing; an incomplete chapter is refused."""
+    """Import compliance-report chapters, from text or PDF (a chapter or a whole report). A chapter is identified by
+    summit, report kind and commitment: another file of it is a new version of it; the same text twice changes
+    nothing; an incomplete chapter is refused."""
     db = _db()
     results = []
     for path in gold_lib.expand_paths(paths):
@@ -310,34 +316,34 @@ def gold_scores(
 @rubric_app.command("check")
 @handled
 def rubric_check(
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="Rubric files to check (default: every file in --dir).")
+    ] = None,
     directory: Annotated[
         Path | None, typer.Option("--dir", help="Rubric directory (default: corpus/commitments).")
     ] = None,
+    against: Annotated[
+        Path | None,
+        typer.Option(
+            "--against", help="Hand-checked rubric file or directory: how far the drafts reproduce it."
+        ),
+    ] = None,
 ) -> None:
-    """Validate the rubrics and score their dimension-level gold against the printed scores."""
-    rubrics = load_rubrics(directory or corpus_dir() / "commitments")
+    """Validate rubrics, score their dimension-level gold against the printed scores, and list
+    the draft values an analyst must confirm."""
+    from . import rubric as rubric_lib
+
+    if files:
+        rubrics = [rubric_lib.load_rubric(f) for f in files]
+    else:
+        rubrics = load_rubrics(directory or corpus_dir() / "commitments")
     unexplained = 0
     for rubric in rubrics:
-        typer.echo(f"{rubric.number}. {rubric.title}  ({rubric.report_kind} report)")
-        typer.echo(f"  dimensions: {', '.join(rubric.dimension_ids)}")
-        for g in rubric.gold:
-            result = score_gold(rubric, g)
-            low, high = score_range(rubric, g)
-            labels = " ".join(f"{d}={v.label}" for d, v in g.labels.items())
-            noted = bool(rubric.notes_naming("score-vs-conclusion", g.member))
-            if result == g.printed_score:
-                verdict = "agrees"
-            elif noted:
-                verdict = "differs (documented in notes)"
-            else:
-                verdict = "DIFFERS, not documented"
-                unexplained += 1
-            span = f" range {format_score(low)}..{format_score(high)}" if low != high else ""
-            typer.echo(
-                f"  {g.member:<16} rule {format_score(result):>3}{span}  printed "
-                f"{format_score(g.printed_score):>3}  {verdict}\n      {labels}"
-            )
-        typer.echo(f"  notes: {', '.join(sorted({n.topic for n in rubric.notes}))}")
+        result = rubric_lib.check(rubric)
+        unexplained += result.unexplained
+        typer.echo(rubric_lib.render_check(result))
+        if against is not None:
+            typer.echo(_agreement(rubric, against))
     if unexplained:
         typer.echo(
             f"error: {unexplained} member(s) whose gold does not give the printed score and no note says why",
@@ -346,14 +352,83 @@ def rubric_check(
         raise typer.Exit(1)
 
 
+def _agreement(rubric, against: Path) -> str:
+    from .rubric import load_rubric
+    from .rubric_draft import compare
+
+    candidates = [against] if against.is_file() else sorted(against.glob("*.toml"))
+    checked = [c for c in (load_rubric(p) for p in candidates) if c.number == rubric.number]
+    if not checked:
+        return f"  against {against}: no rubric for commitment {rubric.number}"
+    a = compare(rubric, checked[0])
+    lines = [
+        f"  against {against}: dimensions {'same' if a.dimensions_same else 'DIFFER'} "
+        f"({a.ids_same} of {a.dimensions} ids equal), rule {'same' if a.rule_same else 'DIFFERS'}, "
+        f"member readings {a.readings_same} of {a.readings} ({a.readings_share:.0%}), "
+        f"examples {a.examples_same} of {a.examples} word for word"
+    ]
+    lines += [f"    {d}" for d in a.differences]
+    return "\n".join(lines)
+
+
+@rubric_app.command("draft")
+@handled
+def rubric_draft(
+    commitment: Annotated[int, typer.Option("--commitment", "-c", help="Commitment number.")],
+    report: Annotated[
+        str | None,
+        typer.Option(
+            "--report", help="Which imported chapter, when several: interim, final, a summit or a file name."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Where to write (default: corpus/commitments/<summit>-<N>.toml)."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend", help="rules, or openai: the member readings by the configured model endpoint."
+        ),
+    ] = "rules",
+) -> None:
+    """Draft a rubric from an imported chapter, every value marked draft until an analyst confirms it."""
+    from . import rubric_draft as draft_lib
+
+    db = _db()
+    source = draft_lib.chapter_source(db, commitment, report)
+    path = out or corpus_dir() / "commitments" / source.default_name
+    if path.exists() and not force:
+        raise draft_lib.DraftError(f"{path} exists: not overwritten (use --force to replace it, or --out)")
+    if backend == "rules":
+        draft = draft_lib.draft_rubric(source)
+    elif backend == "openai":
+        draft = draft_lib.draft_with_model(source, load_config(state.config).llm, db=db)
+    else:
+        raise ValueError(f"--backend must be rules or openai, not {backend!r}")
+    draft_lib.write_draft(draft, path, force=force)
+    rubric = draft.rubric
+    typer.echo(
+        f"{path}: drafted {rubric.summit} commitment {rubric.number} from {source.file_name} "
+        f"({draft.rubric.draft.backend}): {len(rubric.dimensions)} dimensions, "
+        f"{len(rubric.scoring.rules)} scoring rules, {len(rubric.gold)} members; "
+        f"{len(rubric.draft_fields)} values to confirm"
+    )
+    for text in draft.could_not:
+        typer.echo(f"  could not: {text}")
+    typer.echo("  next: `evidence rubric check " + str(path) + "` lists what to confirm")
+
+
 @rubric_app.command("list")
 @handled
 def rubric_list() -> None:
     """The rubrics in corpus/commitments: commitment, title, period, dimensions."""
     for rubric in load_rubrics(corpus_dir() / "commitments"):
+        drafted = f"  DRAFT: {len(rubric.draft_fields)} values to confirm" if rubric.draft_fields else ""
         typer.echo(
             f"{rubric.number:>3}  {rubric.title}  {rubric.period_start} to {rubric.period_end}  "
-            f"[{', '.join(rubric.dimension_ids)}]"
+            f"[{', '.join(rubric.dimension_ids)}]{drafted}"
         )
 
 

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 
 import sqlite_utils
 
-from .dates import new_run_id, now_utc
+from .dates import now_utc
 from .extract import Extracted, ExtractionFailed, ExtractionSkipped, extract
 from .fetch import FetchResult, InvalidURL, host_of, normalize_url
+from .summaries import RunSummary, counted
 
 # Outcomes that are policy, not failure: they are skipped and do not fail a run.
 SKIPPED_OUTCOMES = {"robots-disallowed"}
@@ -31,26 +32,15 @@ class Target:
     links: list[dict] = field(default_factory=list)
 
 
-@dataclass
-class Summary:
+@dataclass(kw_only=True)
+class Summary(RunSummary):
+    """A crawl or fetch run: documents new, changed and unchanged, and what was skipped or failed."""
+
     counts: Counter = field(default_factory=Counter)  # new, changed, unchanged
-    skipped: Counter = field(default_factory=Counter)  # reason -> n
-    failed: Counter = field(default_factory=Counter)  # reason -> n
     discovered: int = 0
     requests: int = 0
-    elapsed: float = 0.0
-    run_id: str = field(default_factory=new_run_id)
-
-    @property
-    def failures(self) -> int:
-        return sum(self.failed.values())
 
     def lines(self) -> list[str]:
-        def part(label: str, counter: Counter) -> str:
-            total = sum(counter.values())
-            detail = ", ".join(f"{k} {v}" for k, v in counter.most_common())
-            return f"{label} {total}" + (f" ({detail})" if detail else "")
-
         head = f"{self.requests} requests in {self.elapsed:.1f} s"
         if self.discovered:
             head = f"{self.discovered} items discovered, " + head
@@ -59,7 +49,7 @@ class Summary:
             f"new {self.counts['new']}, changed {self.counts['changed']}, "
             f"unchanged {self.counts['unchanged']}, "
             + (f"retried {self.counts['retried']}, " if self.counts["retried"] else "")
-            + f"{part('skipped', self.skipped)}, {part('failed', self.failed)}",
+            + f"{counted('skipped', self.skipped)}, {counted('failed', self.failed)}",
         ]
 
     def as_dict(self) -> dict:

@@ -21,11 +21,14 @@ import sqlite_utils
 from .dates import long_date, now_utc
 from .files import read_toml
 from .models import MEMBER_CODES, Chapter, Report, resolve_member
+from .report_book import check_front_matter, read_front_matter
+from .report_layout import layout_text, looks_published, pages_from_text
+from .report_pdf import is_pdf, read_pdf_report
 from .reports import ReportParseError, parse_report, read_report_text
 from .rubric import format_average, format_score
 
 MANIFEST = "manifest.toml"
-REPORT_SUFFIXES = (".txt", ".md", ".markdown")
+REPORT_SUFFIXES = (".txt", ".md", ".markdown", ".pdf")
 
 
 class ManifestError(Exception):
@@ -93,19 +96,39 @@ def parse_with_manifest(path: Path) -> Report:
     period = None
     if "period_start" in entry and "period_end" in entry:
         period = (entry["period_start"], entry["period_end"])
-    text = read_report_text(path)
+    laid_out = None
+    if path.suffix.lower() == ".pdf" or is_pdf(path):
+        # A PDF: its pages' text rebuilt into the PDF-text shape; errors and warnings name pages.
+        laid_out = read_pdf_report(path)
+        text, source_format = laid_out.text, "pdf-text"
+    else:
+        text, source_format = read_report_text(path), entry.get("format")
+        if looks_published(text):
+            # Text a PDF library extracted page by page, running headers and page feet included.
+            laid_out = layout_text(pages_from_text(text))
+            text, source_format = laid_out.text, "pdf-text"
     try:
         report = parse_report(
             text,
             file_name=path.name,
-            source_format=entry.get("format"),
+            source_format=source_format,
             kind=entry.get("kind"),
             summit=entry.get("summit"),
             period=period,
         )
     except ReportParseError as exc:
         exc.path = str(path)  # name the file as the user gave it
+        if laid_out is not None and exc.line is not None:
+            exc.path, exc.line = f"{path}, page {laid_out.page_of(exc.line)}", None
         raise
+    # A whole report's front matter (contents, Tables A-D) checked against its chapters.
+    first_line = min((c.line for c in report.chapters), default=None)
+    report.warnings.extend(check_front_matter(read_front_matter(text, first_line), report))
+    if laid_out is not None:
+        for warning in report.warnings:
+            if warning.line is not None:  # a line of the rebuilt text means nothing to a reader
+                warning.message = f"page {laid_out.page_of(warning.line)}: {warning.message}"
+                warning.line = None
     if report.kind is None or report.period_start is None or report.period_end is None:
         raise ReportParseError(
             "report kind and compliance period are unknown: the title page does not give them "

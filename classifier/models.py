@@ -90,17 +90,26 @@ def member_code(name: str) -> str:
     return MEMBER_CODES[name]
 
 
-
 def resolve_member(value: str | None) -> str | None:
-    """'UK', 'uk', 'United Kingdom' -> 'United Kingdom'; None passes through."""
+    """'UK', 'uk', 'United Kingdom', 'AR', 'Turkey' -> the registered name; None passes through.
+
+    Any registered member (the G7's, the G20's, the African Union) by code or spelling, so that a
+    G20 chapter's members can be filtered like the G7's."""
     if value is None:
         return None
-    if value.upper() in MEMBERS:
-        return MEMBERS[value.upper()]
-    for name in MEMBERS.values():
-        if name.lower() == value.strip().lower():
-            return name
-    raise ValueError(f"unknown member {value!r}: use one of {', '.join(MEMBERS)} or a full name")
+    code = value.strip().upper()
+    if code in MEMBERS:
+        return MEMBERS[code]
+    by_code = {m.code: m.name for m in MEMBER_REGISTRY}
+    if code in by_code:
+        return by_code[code]
+    name = registered_member(value)
+    if name:
+        return name
+    raise ValueError(
+        f"unknown member {value!r}: use one of {', '.join(MEMBERS)}, another registered member's code "
+        "(AR, AU, BR, CN, IN, ID, KR, MX, RU, SA, ZA, TR, AFU) or a full name"
+    )
 
 
 ReportKind = Literal["interim", "final"]

@@ -115,6 +115,15 @@ def test_not_assessed_members_in_the_gold_scores_and_the_average(tmp_path):
     assert "African Union" in rendered and "not assessed" in rendered
     codes = {r["member_code"] for r in map(gold.evidence_record, gold.evidence_items(db, 18))}
     assert {"AR", "AU", "TR", "KR"} <= codes and "AFU" not in codes  # (the AU has no actions)
+    # A G20 member is filtered like a G7 one: by code, by name, by another spelling.
+    expected = next(len(m.actions) for m in variant.expected.members if m.name == "Argentina")
+    assert expected
+    for spelling in ("AR", "ar", "Argentina"):
+        items = gold.evidence_items(db, 18, member=spelling)
+        assert len(items) == expected and {gold.evidence_record(i)["member"] for i in items} == {"Argentina"}
+    assert (
+        len(gold.evidence_items(db, 18, member="Turkey")) == len(gold.evidence_items(db, 18, member="TR")) > 0
+    )
 
 
 def test_a_name_in_the_table_that_is_no_member_is_a_warning():
