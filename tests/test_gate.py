@@ -80,3 +80,31 @@ def test_check_fails_below_a_floor_on_another_dataset_or_on_a_sample():
     assert "floors on sha256:aaa" in gate.check(doc, {"title": _run(0.9, sha="sha256:bbb")})[0]
     assert "--limit" in gate.check(doc, {"title": _run(0.9, limit=10)})[0]
     assert gate.check(doc, {}) == ["title: no run to check"]
+
+
+def test_the_gate_command_checks_the_newest_run_and_refuses_a_silent_lowering(tmp_path):
+    """`evidence eval gate` on a database holding one stored run (its metrics written here)."""
+    from typer.testing import CliRunner
+
+    from classifier.cli import app
+    from classifier.store import open_db
+
+    path = tmp_path / "baseline.json"
+    gate.write_baseline(path, _doc())
+    db_path = tmp_path / "eval.db"
+    db = open_db(db_path)
+    run = _run(0.75)
+    db["eval_runs"].insert({"id": run["id"], "mode": "title", "backend": "baseline", "dataset_sha": run["dataset_sha"],
+                            "config": json.dumps(run["config"]), "metrics": json.dumps(run["metrics"])})  # fmt: skip
+    runner = CliRunner()
+    base = ["--db", str(db_path), "eval", "gate", "--baseline", str(path)]
+    result = runner.invoke(app, base)
+    assert result.exit_code == 1 and "relevance_recall 0.75 is below its floor 0.8" in result.output
+    before = path.read_text(encoding="utf-8")
+    result = runner.invoke(app, [*base, "--update"])
+    assert result.exit_code == 1 and "refusing to lower floors" in result.output
+    assert path.read_text(encoding="utf-8") == before  # nothing written
+    result = runner.invoke(app, [*base, "--update", "--allow-regression", "--reason", "harder dataset"])
+    assert result.exit_code == 0, result.output
+    assert runner.invoke(app, base).exit_code == 0  # 0.75 meets the new floor 0.73
+    assert json.loads(path.read_text(encoding="utf-8"))["history"][-1]["reason"] == "harder dataset"
