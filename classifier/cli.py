@@ -137,7 +137,7 @@ def _db():
 def run_command(
     limit: Annotated[
         int | None,
-        typer.Option("--limit", "-n", help="Only the first N dataset items per input mode (a quick look)."),
+        typer.Option("--limit", "-n", help="N dataset items per input mode, sampled (a quick look)."),
     ] = None,
 ) -> None:
     """The main job on embedded defaults: import the reports, classify the gold dataset with the
@@ -160,7 +160,8 @@ def run_command(
     runs = run_evaluation(modes=["title", "paragraph"], limit=limit)
     rubrics = rubrics_for()
     paragraphs = dataset_lib.build_dataset(db, rubrics, "paragraph")
-    counts = pipeline.queue_gold(db, paragraphs[:limit] if limit else paragraphs)
+    # with --limit, the paragraphs the evaluation sampled (and classified)
+    counts = pipeline.queue_gold(db, dataset_lib.sample_items(paragraphs, limit) if limit else paragraphs)
     typer.echo("")
     typer.echo(
         f"Review queue: {counts['added']} new candidate actions, {counts['updated']} updated "
