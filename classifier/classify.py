@@ -32,6 +32,7 @@ from .models import ClassificationBase, DimensionLabel
 from .prompts import PromptTemplate, RenderedPrompt, check_unchanged, load_prompt, render, sha256
 from .redaction import redact
 from .rubric import Rubric
+from .store import new_id
 from .summaries import RunSummary, counted
 
 # Length limits applied after validation (see DimensionLabel for why not in the schema).
@@ -43,13 +44,11 @@ MAX_REASON = 200  # characters of a failure's error in the summary lines
 
 def output_model(rubric: Rubric) -> type[BaseModel]:
     """The strict output schema for one rubric: one field per dimension, nothing else."""
-    dimensions = create_model(
-        f"Dimensions{rubric.number}",
-        __config__=ConfigDict(extra="forbid"),
-        **{d.id: (DimensionLabel, ...) for d in rubric.dimensions},
-    )
+    fields: dict[str, Any] = {d.id: (DimensionLabel, ...) for d in rubric.dimensions}
+    dimensions = create_model(f"Dimensions{rubric.number}", __config__=ConfigDict(extra="forbid"), **fields)
     ids = tuple(e.id for e in rubric.exclusions)
-    exclusions: Any = (list[Literal[ids]], ...) if ids else (list[str], Field(max_length=0))
+    # a Literal of the rubric's own exclusion ids, made at run time: no static type can name it
+    exclusions: Any = (list[Literal[ids]], ...) if ids else (list[str], Field(max_length=0))  # type: ignore[valid-type]
     return create_model(
         f"Classification{rubric.number}",
         __base__=ClassificationBase,
@@ -73,8 +72,8 @@ def ground(
     item is flagged ``instruction-like-text``. The flags are :class:`classifier.flags.Flag`.
     """
     planted = instructions.find(document) if planted is None else planted
-    dims = {}
-    flags = []
+    dims: dict[str, dict[str, Any]] = {}
+    flags: list[str] = []
     for dim_id, value in output["dimensions"].items():
         located = [locate(q, document) for q in value.get("quotes", [])[:MAX_QUOTES]]
         quotes = []
@@ -184,6 +183,7 @@ class Classifier:
         self.template: PromptTemplate = load_prompt(prompt)
         check_unchanged(db, self.template)
         self.backend: Backend = backend_object or make_backend(config.llm, backend, model)
+        self.backend.bind(db)
         self.cost_cap = cost_cap if cost_cap is not None else config.llm.cost_cap
         self.token_cap = token_cap if token_cap is not None else config.llm.token_cap
         self.summary = ClassifySummary(self.backend.name, self.backend.model, self.template.name)
@@ -207,9 +207,9 @@ class Classifier:
 
     def cached(self, item: Item, prompt: RenderedPrompt) -> dict | None:
         rows = list(
-            self.db["classifications"].rows_where(
+            self.db.table("classifications").rows_where(
                 "content_sha = ? and commitment = ? and prompt_sha = ? and model = ? and status = 'ok'",
-                [item.content_sha, item.rubric.number, prompt.sha, self.backend.model],
+                [item.content_sha, item.rubric.number, prompt.sha, self.backend.model_for(item.rubric)],
                 limit=1,
             )
         )
@@ -251,7 +251,7 @@ class Classifier:
                 prompt, self._output_model(item.rubric), item.rubric, item.text, published=item.published
             )
         except Exception as exc:  # the last resort: this item fails with the reason, the run goes on
-            request = {"model": self.backend.model, "commitment": item.rubric.number}
+            request = {"model": self.backend.model_for(item.rubric), "commitment": item.rubric.number}
             result = CallResult("client-error", request=request, error=unexpected(exc))
         finally:
             self._reserved -= estimate
@@ -274,7 +274,7 @@ class Classifier:
                 "content_sha": item.content_sha,
                 "commitment": item.rubric.number,
                 "backend": self.backend.name,
-                "model": self.backend.model,
+                "model": self.backend.model_for(item.rubric),
                 "prompt_name": self.template.name,
                 "prompt_sha": prompt.sha,
                 "system_sha": prompt.system_sha,
@@ -308,18 +308,16 @@ class Classifier:
             self.db.execute(
                 "delete from classifications where content_sha = ? and commitment = ? and prompt_sha = ? "
                 "and model = ? and status = 'failed'",
-                [item.content_sha, item.rubric.number, prompt.sha, self.backend.model],
+                [item.content_sha, item.rubric.number, prompt.sha, self.backend.model_for(item.rubric)],
             )
-            pk = self.db["classifications"].insert(row).last_pk
-            return self.db["classifications"].get(pk)
+            return self.db.table("classifications").get(new_id(self.db.table("classifications").insert(row)))
 
     def _log_call(self, item: Item, prompt: RenderedPrompt, result: CallResult) -> int:
-        return (
-            self.db["llm_calls"]
-            .insert(
+        return new_id(
+            self.db.table("llm_calls").insert(
                 {
                     "backend": self.backend.name,
-                    "model": self.backend.model,
+                    "model": self.backend.model_for(item.rubric),
                     "prompt_name": self.template.name,
                     "prompt_sha": prompt.sha,
                     "input_sha": item.content_sha,
@@ -340,7 +338,6 @@ class Classifier:
                     "created_utc": now_utc(),
                 }
             )
-            .last_pk
         )
 
     async def run(self, items: list[Item], on_done=None) -> ClassifySummary:
@@ -418,7 +415,7 @@ def pending_items(
     for rubric in rubrics:
         params = {
             "commitment": rubric.number,
-            "model": classifier.backend.model,
+            "model": classifier.backend.model_for(rubric),
             "system_sha": keys[rubric.number],
         }
         for row in db.query(sql, params):

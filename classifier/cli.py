@@ -12,11 +12,14 @@ from typing import Annotated
 
 import typer
 
+from . import calls as calls_lib
 from . import crawl as crawl_lib
 from . import documents as documents_lib
 from . import gold as gold_lib
 from . import sources as sources_lib
+from . import users as users_lib
 from .config import ConfigError, load_config
+from .errors import NotFound
 from .gold import ManifestError
 from .models import MEMBER_CODES, MEMBERS, resolve_member
 from .prompts import PromptError
@@ -41,6 +44,7 @@ USER_ERRORS = (
     PromptError,
     QueueError,
     UserError,
+    NotFound,
     ValueError,
     FileNotFoundError,
 )
@@ -142,41 +146,52 @@ def run_command(
 ) -> None:
     """The main job on embedded defaults: import the reports, classify the gold dataset with the
     baseline, fill the review queue, print the evaluation (three levels) and the provisional scores."""
-    from . import dataset as dataset_lib
     from . import pipeline
     from . import score as score_lib
+    from .evaluation_report import side_by_side
+
+    def show(stage: str, job: pipeline.MainJob) -> None:
+        if stage == "gold":
+            _print_imports(job.imports)
+            for table in job.gold_tables:
+                typer.echo("")
+                typer.echo(gold_lib.render_score_table(table))
+            typer.echo("")
+            typer.echo(
+                "Evaluation against the reports' own coding (this takes a minute or two on the embedded model):"
+            )
+        elif stage == "evaluation":
+            typer.echo("")
+            typer.echo(side_by_side(job.runs))
+        elif stage == "queue":
+            typer.echo("")
+            typer.echo(
+                f"Review queue: {job.queued['added']} new candidate actions, {job.queued['updated']} updated "
+                "(`evidence queue list` to triage)"
+            )
+        elif stage == "scores":
+            typer.echo("")
+            typer.echo(
+                "PROVISIONAL scores: pending suggestions counted as if confirmed; only analysts' decisions "
+                "make them final."
+            )
+            for table in job.provisional:
+                typer.echo("")
+                typer.echo(score_lib.render_table(table))
 
     started = time.perf_counter()
-    db = _db()
-    results = gold_lib.import_paths(db, [corpus_dir() / "reports"])
-    _print_imports(results)
-    for table in gold_lib.score_tables(db):
-        typer.echo("")
-        typer.echo(gold_lib.render_score_table(table))
-    typer.echo("")
-    typer.echo(
-        "Evaluation against the reports' own coding (this takes a minute or two on the embedded model):"
-    )
-    runs = run_evaluation(modes=["title", "paragraph"], limit=limit)
-    rubrics = rubrics_for()
-    paragraphs = dataset_lib.build_dataset(db, rubrics, "paragraph")
-    # with --limit, the paragraphs the evaluation sampled (and classified)
-    counts = pipeline.queue_gold(db, dataset_lib.sample_items(paragraphs, limit) if limit else paragraphs)
-    typer.echo("")
-    typer.echo(
-        f"Review queue: {counts['added']} new candidate actions, {counts['updated']} updated "
-        "(`evidence queue list` to triage)"
+    job = pipeline.main_job(
+        _db(),
+        load_config(state.config),
+        limit=limit,
+        on_stage=show,
+        on_notice=lambda notice: typer.echo(notice, err=True),
+        on_run=_print_run,
     )
     typer.echo("")
     typer.echo(
-        "PROVISIONAL scores: pending suggestions counted as if confirmed; only analysts' decisions make them final."
+        f"database: {resolve_db_path(state.db)}; evaluation runs: {', '.join(r['id'] for r in job.runs)}"
     )
-    tables = [score_lib.commitment_table(db, r, include_pending=True) for r in rubrics]
-    for table in tables:
-        typer.echo("")
-        typer.echo(score_lib.render_table(table))
-    typer.echo("")
-    typer.echo(f"database: {resolve_db_path(state.db)}; evaluation runs: {', '.join(r['id'] for r in runs)}")
     typer.echo("review the queue in a browser: `evidence users add NAME`, then `evidence serve`")
     typer.echo(f"done in {time.perf_counter() - started:.0f} s")
 
@@ -244,19 +259,15 @@ def gold_show(
         )
     typer.echo("")
     for c in gold_lib.current_commitments(db):
-        sections = list(db["member_sections"].rows_where("commitment_id = ?", [c["id"]], order_by="position"))
-        actions = db["gold_evidence"].count_where("commitment_id = ?", [c["id"]])
+        actions, sections = gold_lib.commitment_sections(db, c)
         dims = json.loads(c["dimensions"])
         typer.echo(f"Commitment {c['number']}: {c['title']} ({c['report_kind']} report, v{c['version']})")
         typer.echo(f"  {c['commitment']}")
         typer.echo(f"  dimensions as written: {'; '.join(d['name'] for d in dims)}")
         typer.echo(f"  {actions} cited actions; average {c['average_printed']}")
         for s in sections:
-            count = db["gold_evidence"].count_where(
-                "commitment_id = ? and member = ?", [c["id"], s["member"]]
-            )
             typer.echo(
-                f"    {s['member']:<16} {gold_lib.printed_score(s['score']):>3}  {count:>3} actions  "
+                f"    {s['member']:<16} {gold_lib.printed_score(s['score']):>3}  {s['actions']:>3} actions  "
                 f"{', '.join(json.loads(s['analysts']))}"
             )
         typer.echo("")
@@ -412,7 +423,7 @@ def rubric_draft(
     rubric = draft.rubric
     typer.echo(
         f"{path}: drafted {rubric.summit} commitment {rubric.number} from {source.file_name} "
-        f"({draft.rubric.draft.backend}): {len(rubric.dimensions)} dimensions, "
+        f"({backend}): {len(rubric.dimensions)} dimensions, "
         f"{len(rubric.scoring.rules)} scoring rules, {len(rubric.gold)} members; "
         f"{len(rubric.draft_fields)} values to confirm"
     )
@@ -596,11 +607,8 @@ def docs_show(
     """One document: versions, dates and their sources, links to members and gold, fetch history, text."""
     import json as json_lib
 
-    db = _db()
-    doc = documents_lib.find_document(db, ref)
-    if doc is None:
-        raise ValueError(f"no document {ref!r}: `evidence docs log {ref}` says what happened to it")
-    versions = list(db["document_versions"].rows_where("document_id = ?", [doc["id"]], order_by="version"))
+    doc = documents_lib.document_detail(_db(), ref)
+    versions = doc["versions"]
     current = versions[-1] if versions else None
     typer.echo(f"document {doc['id']}: {doc['canonical_url']}")
     typer.echo(
@@ -620,10 +628,10 @@ def docs_show(
         )
         typer.echo(f"  language {current['language']}, site {current['site']}, author {current['author']}")
         typer.echo(f"  encoding {current['encoding']} ({current['encoding_source']})")
-    for link in db["document_links"].rows_where("canonical_url = ?", [doc["canonical_url"]]):
+    for link in doc["links"]:
         extra = f", footnote {link['footnote']}" if link["footnote"] else ""
         typer.echo(f"  linked: {link['member']} commitment {link['commitment']} via {link['source']}{extra}")
-    for c in db["classifications"].rows_where("document_id = ?", [doc["id"]], order_by="commitment, id"):
+    for c in doc["classifications"]:
         if c["status"] != "ok":
             typer.echo(f"  commitment {c['commitment']} ({c['backend']}/{c['model']}): failed: {c['error']}")
             continue
@@ -670,7 +678,7 @@ def classify_command(
         str | None, typer.Option("--since", help="Documents published on or after YYYY-MM-DD.")
     ] = None,
     backend: Annotated[
-        str | None, typer.Option("--backend", help="baseline or openai (default: config).")
+        str | None, typer.Option("--backend", help="learned, baseline or openai (default: config).")
     ] = None,
     model: Annotated[str | None, typer.Option("--model", help="Model name for the openai backend.")] = None,
     prompt: Annotated[str | None, typer.Option("--prompt", help="Prompt version, e.g. classify-v1.")] = None,
@@ -732,6 +740,32 @@ def classify_command(
         raise typer.Exit(1)
 
 
+@app.command("learn")
+@handled
+def learn_command(
+    commitment: Annotated[
+        int | None, typer.Option("--commitment", "-c", help="Only this commitment.")
+    ] = None,
+) -> None:
+    """Retrain the learned model from the rubrics, the gold and every analyst decision."""
+    from . import learner
+
+    rows = learner.learn(_db(), rubrics_for(commitment))
+    for row in rows:
+        short = row["version"].removeprefix("sha256:")[:16]
+        if not row["new"]:
+            typer.echo(
+                f"commitment {row['commitment']}: unchanged, version {short} ({row['decisions']} decisions)"
+            )
+            continue
+        fig = row["figures"]
+        typer.echo(
+            f"commitment {row['commitment']}: trained version {short} from {row['examples']} examples "
+            f"({row['decisions']} decisions) in {row['seconds']} s; held-out relevance average precision "
+            f"{fig.get('held_out_average_precision', 'n/a')}, threshold {fig.get('relevance_threshold', 0.5):.2f}"
+        )
+
+
 @calls_app.command("list")
 @handled
 def calls_list(
@@ -741,13 +775,7 @@ def calls_list(
     limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many.")] = 50,
 ) -> None:
     """Model calls, newest first: id, backend, model, prompt, commitment, outcome, tokens, cost, latency."""
-    db = _db()
-    rows = list(
-        db.query(
-            "select * from llm_calls where (:o is null or outcome = :o) order by id desc limit :n",
-            {"o": outcome, "n": limit},
-        )
-    )
+    rows = calls_lib.list_calls(_db(), outcome=outcome, limit=limit)
     for r in rows:
         typer.echo(
             f"{r['id']:>6}  {r['created_utc']}  {r['backend']}/{r['model']}  {r['prompt_name']}  c{r['commitment']}  "
@@ -762,11 +790,7 @@ def calls_list(
 @handled
 def calls_show(call_id: Annotated[int, typer.Argument(help="Call id from `evidence calls list`.")]) -> None:
     """One call: the request as sent (messages), the raw response, the parsed output and the accounting."""
-    db = _db()
-    rows = list(db["llm_calls"].rows_where("id = ?", [call_id]))
-    if not rows:
-        raise ValueError(f"no model call {call_id}")
-    r = rows[0]
+    r = calls_lib.get_call(_db(), call_id)
     typer.echo(
         f"call {r['id']}: {r['backend']}/{r['model']} prompt {r['prompt_name']} ({r['prompt_sha'][:19]}) "
         f"input {r['input_sha'][:19]} commitment {r['commitment']}"
@@ -1058,28 +1082,7 @@ def queue_export(
     if format not in ("csv", "jsonl"):
         raise ValueError(f"--format must be csv or jsonl, not {format!r}")
     check_state(state)
-    records = []
-    for st in review.states(_db()):
-        if state and st.state != state:
-            continue
-        records.append(
-            {
-                "id": st.item["id"],
-                "commitment": st.item["commitment"],
-                "member": st.item["member"],
-                "state": st.state,
-                "version": st.version,
-                "date": st.item["published"],
-                "summary": st.summary,
-                "labels": st.labels,
-                "suggested_labels": st.suggestion["labels"],
-                "flags": st.suggestion["flags"],
-                "decisions": [
-                    {k: d[k] for k in ("analyst", "action", "payload", "based_on_version", "created_utc")}
-                    for d in st.history
-                ],
-            }
-        )
+    records = review.export_records(_db(), state)
     if format == "jsonl":
         for rec in records:
             sys.stdout.write(json.dumps(rec, ensure_ascii=False) + "\n")
@@ -1241,11 +1244,6 @@ def report_draft(
     typer.echo(draft_lib.render_draft(sections, rubric, format))
 
 
-def _results_dir() -> Path:
-    # Under the project directory, never next to the corpus: that may be the installed package's copy.
-    return results_dir()
-
-
 def run_evaluation(
     *,
     modes: list[str],
@@ -1256,49 +1254,43 @@ def run_evaluation(
     limit: int | None = None,
     seed: int = 0,
 ) -> list[dict]:
-    """Evaluate one classifier on each input mode; print coverage, then the levels side by side."""
-    from . import classify as classify_lib
+    """Evaluate one classifier on each input mode; print each run's line, then the three levels
+    side by side."""
     from . import evaluate as eval_lib
     from .evaluation_report import side_by_side
 
-    config = load_config(state.config)
-    db = _db()
-    if not gold_lib.current_reports(db):
-        raise ValueError("no reports imported: run `evidence gold import corpus/reports` first")
-    rubrics = rubrics_for(commitment)
-    classifier = classify_lib.Classifier(db, config, backend=backend, model=model, prompt=prompt)
-    if notice := classifier.backend.notice():
-        typer.echo(notice, err=True)
-    runs = []
-    for mode in modes:
-        run = eval_lib.run_eval(
-            db,
-            config,
-            rubrics,
-            mode=mode,
-            commitment=commitment,
-            limit=limit,
-            seed=seed,
-            results_dir=_results_dir(),
-            classifier=classifier,
-        )
-        r = run["metrics"]["run"]
-        typer.echo(
-            f"run {run['id']}: {r['items']} items, {r['predicted']} predicted, {r['failed']} failed, "
-            f"{r['calls']} calls, {r['cache_hits']} cache hits, tokens {r['tokens_in']}/{r['tokens_out']}, "
-            f"cost ${r['cost']:.4f}, latency {r['latency_ms'] / 1000:.1f} s"
-        )
-        runs.append(run)
+    runs = eval_lib.evaluate_modes(
+        _db(),
+        load_config(state.config),
+        modes=modes,
+        backend=backend,
+        model=model,
+        prompt=prompt,
+        commitment=commitment,
+        limit=limit,
+        seed=seed,
+        on_notice=lambda notice: typer.echo(notice, err=True),
+        on_run=_print_run,
+    )
     typer.echo("")
     typer.echo(side_by_side(runs))
     return runs
+
+
+def _print_run(run: dict) -> None:
+    r = run["metrics"]["run"]
+    typer.echo(
+        f"run {run['id']}: {r['items']} items, {r['predicted']} predicted, {r['failed']} failed, "
+        f"{r['calls']} calls, {r['cache_hits']} cache hits, tokens {r['tokens_in']}/{r['tokens_out']}, "
+        f"cost ${r['cost']:.4f}, latency {r['latency_ms'] / 1000:.1f} s"
+    )
 
 
 @eval_app.command("run")
 @handled
 def eval_run(
     backend: Annotated[
-        str | None, typer.Option("--backend", help="baseline or openai (default: config).")
+        str | None, typer.Option("--backend", help="learned, baseline or openai (default: config).")
     ] = None,
     model: Annotated[str | None, typer.Option("--model", help="Model name for the openai backend.")] = None,
     prompt: Annotated[str | None, typer.Option("--prompt", help="Prompt version, e.g. classify-v1.")] = None,
@@ -1378,9 +1370,7 @@ def eval_list(limit: Annotated[int, typer.Option("--limit", "-n", help="At most 
     """Stored evaluation runs, newest first, with their headline figures."""
     from . import evaluate as eval_lib
 
-    db = _db()
-    for row in db.query("select id from eval_runs order by id desc limit ?", [limit]):
-        run = eval_lib.load_run(db, row["id"])
+    for run in eval_lib.list_runs(_db(), limit):
         h = eval_lib.headline(run)
         typer.echo(
             f"{run['id']}  {run['model']}  {run['prompt']}  recall {h['action.relevance_recall']}  "
@@ -1429,7 +1419,7 @@ def eval_report(
     from .evaluation_report import write_report
 
     run = eval_lib.load_run(_db(), run_id)
-    path = write_report(run, out or _results_dir(), format)
+    path = write_report(run, out or results_dir(), format)
     typer.echo(str(path))
 
 
@@ -1491,7 +1481,7 @@ def nightly_command(
             config,
             sources,
             max_documents=max_documents,
-            results_dir=_results_dir().parent / "runs",
+            results_dir=results_dir().parent / "runs",
             classifier=classifier,
         )
     except Exception as exc:  # e.g. the database itself failing: one line, work done is stored
@@ -1509,7 +1499,9 @@ def nightly_command(
 @handled
 def runs_list(limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many.")] = 20) -> None:
     """Nightly runs, newest first: id, status, exit code, start and finish."""
-    for r in _db().query("select * from runs order by id desc limit ?", [limit]):
+    from . import nightly as nightly_lib
+
+    for r in nightly_lib.list_runs(_db(), limit):
         typer.echo(
             f"{r['id']}  {r['status']:<18} exit {r['exit_code']}  {r['started_utc']} -> {r['finished_utc']}"
         )
@@ -1519,12 +1511,11 @@ def runs_list(limit: Annotated[int, typer.Option("--limit", "-n", help="At most 
 @handled
 def runs_show(run_id: Annotated[str, typer.Argument(help="Run id.")]) -> None:
     """One run's summary: per stage counts, failures by reason, tokens, cost and duration."""
-    rows = list(_db()["runs"].rows_where("id = ?", [run_id]))
-    if not rows:
-        raise ValueError(f"no nightly run {run_id!r}: see `evidence runs list`")
-    row = rows[0]
+    from . import nightly as nightly_lib
+
+    row = nightly_lib.get_run(_db(), run_id)
     typer.echo(f"{row['id']}  {row['status']}  exit {row['exit_code']}  since {row['since']}")
-    typer.echo(json.dumps(json.loads(row["summary"] or "{}"), indent=1))
+    typer.echo(json.dumps(row["summary"], indent=1))
 
 
 @app.command("serve")
@@ -1547,8 +1538,7 @@ def serve_command(
     """The analysts' web interface on this database: queue, items, decisions, scores, evaluation, drafts."""
     from . import web
 
-    db = _db()
-    if not db["users"].count_where("disabled = 0"):
+    if not users_lib.has_active_users(_db()):
         typer.echo("note: no active account yet: add one with `evidence users add NAME`", err=True)
     web.serve(host, port, resolve_db_path(state.db), secure_cookies=secure_cookies,
               forwarded_allow_ips=forwarded_allow_ips)  # fmt: skip
@@ -1566,8 +1556,6 @@ def users_add(
     """Add an account; the password is asked for twice (or read from stdin), and stored argon2-hashed."""
     import sys
 
-    from . import users as users_lib
-
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
@@ -1580,8 +1568,6 @@ def users_add(
 @handled
 def users_list() -> None:
     """Accounts: name, role, active or disabled, created."""
-    from . import users as users_lib
-
     for u in users_lib.list_users(_db()):
         typer.echo(
             f"{u['name']:<20} {u['role']:<8} {'disabled' if u['disabled'] else 'active':<9} {u['created_utc']}"
@@ -1592,8 +1578,6 @@ def users_list() -> None:
 @handled
 def users_disable(name: Annotated[str, typer.Argument(help="Login name.")]) -> None:
     """Disable an account and end its sessions; its decisions stay attributed to it."""
-    from . import users as users_lib
-
     users_lib.disable_user(_db(), name)
     typer.echo(f"disabled {name}")
 

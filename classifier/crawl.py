@@ -57,8 +57,8 @@ async def fetch_targets(
         version = current_version(db, document) if document else None
         result = await f.fetch(
             target.url,
-            etag=document["etag"] if version else None,
-            last_modified=document["last_modified"] if version else None,
+            etag=document["etag"] if document and version else None,
+            last_modified=document["last_modified"] if document and version else None,
         )
         # Extraction runs inline. Measured with bench/fetch_extract.py, moving it to a
         # thread made the run slower (interpreter-lock contention), not faster.
@@ -180,7 +180,7 @@ async def crawl(
         dates: dict[str, dt.date] = {}
         cutoffs = {source.name: since for source in sources}
         if since_last_crawl:
-            for row in db["source_state"].rows:
+            for row in db.table("source_state").rows:
                 if row["source"] in cutoffs and row["last_crawled_utc"]:
                     cutoffs[row["source"]] = dt.date.fromisoformat(row["last_crawled_utc"][:10])
         for source, items in zip(sources, found, strict=True):
@@ -199,7 +199,7 @@ async def crawl(
                         "footnote": None,
                         "item_date": item.date.isoformat() if item.date else None,
                     }
-                    for commitment in (source.commitments or [None])
+                    for commitment in (tuple(source.commitments) or (None,))
                 )
         fetched_on = known_urls(db, list(links))
         # New items; known ones the source dates on or after our last fetch (changed, maybe: the
@@ -224,7 +224,7 @@ async def crawl(
         summary.requests += f.requests_made - before
         await fetch_targets(db, targets, config, summary=summary, fetcher=f, on_done=on_done)
         for state in states:
-            db["source_state"].upsert(state, pk="source")
+            db.table("source_state").upsert(state, pk="source")
 
     if fetcher is not None:
         await run(fetcher)

@@ -135,8 +135,8 @@ async def discover(
     caller to save once the items are fetched: a run killed in between then sees the source
     again in full instead of a 304 that hides the items it never fetched."""
     state = (
-        db["source_state"].get(source.name)
-        if db["source_state"].count_where("source = ?", [source.name])
+        db.table("source_state").get(source.name)
+        if db.table("source_state").count_where("source = ?", [source.name])
         else None
     )
     conditional = state if state and state["url"] == source.url else None
@@ -171,7 +171,7 @@ async def discover(
             "last_outcome": outcome,
         }
         if states is None:
-            db["source_state"].upsert(state_row, pk="source")
+            db.table("source_state").upsert(state_row, pk="source")
         else:
             states.append(state_row)
     else:

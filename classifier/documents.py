@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 import sqlite_utils
 
 from .dates import now_utc
+from .errors import NotFound
 from .extract import Extracted, ExtractionFailed, ExtractionSkipped, extract
 from .fetch import FetchResult, InvalidURL, host_of, normalize_url
+from .store import new_id
 from .summaries import RunSummary, counted
 
 # Outcomes that are policy, not failure: they are skipped and do not fail a run.
@@ -70,7 +72,7 @@ class Summary(RunSummary):
 def log_attempt(
     db: sqlite_utils.Database, summary: Summary, result: FetchResult, purpose: str, **extra
 ) -> None:
-    db["fetch_log"].insert(
+    db.table("fetch_log").insert(
         {
             "run_id": summary.run_id,
             "url": result.url,
@@ -96,8 +98,8 @@ def log_attempt(
 
 def store_raw(db: sqlite_utils.Database, body: bytes, content_type: str | None) -> str:
     sha = "sha256:" + hashlib.sha256(body).hexdigest()
-    if not db["raw_responses"].count_where("sha256 = ?", [sha]):
-        db["raw_responses"].insert(
+    if not db.table("raw_responses").count_where("sha256 = ?", [sha]):
+        db.table("raw_responses").insert(
             {
                 "sha256": sha,
                 "content_type": content_type,
@@ -112,7 +114,7 @@ def store_raw(db: sqlite_utils.Database, body: bytes, content_type: str | None) 
 
 
 def raw_body(db: sqlite_utils.Database, sha: str) -> bytes:
-    row = db["raw_responses"].get(sha)
+    row = db.table("raw_responses").get(sha)
     return zlib.decompress(row["body"])
 
 
@@ -153,7 +155,7 @@ def store_fetch(
     with db.atomic():
         _link(db, target)
         if result.outcome == "not-modified" and existing is not None:
-            db["documents"].update(
+            db.table("documents").update(
                 existing["id"], {"last_fetched_utc": now_utc(), "last_outcome": "not-modified"}
             )
             summary.counts["unchanged"] += 1
@@ -164,7 +166,7 @@ def store_fetch(
             reason = result.outcome if result.outcome != "not-modified" else "not-modified-unknown"
             (summary.skipped if reason in SKIPPED_OUTCOMES else summary.failed)[reason] += 1
             if existing is not None:
-                db["documents"].update(existing["id"], {"last_outcome": reason})
+                db.table("documents").update(existing["id"], {"last_outcome": reason})
             log_attempt(db, summary, result, "document", canonical_url=target.url,
                  document_id=existing["id"] if existing else None)  # fmt: skip
             return
@@ -200,9 +202,8 @@ def store_fetch(
             "last_outcome": "fetched",
         }
         if document is None:
-            document_id = (
-                db["documents"]
-                .insert(
+            document_id = new_id(
+                db.table("documents").insert(
                     {
                         "canonical_url": canonical,
                         "first_url": target.url,
@@ -213,22 +214,21 @@ def store_fetch(
                         **validators,
                     }
                 )
-                .last_pk
             )
             current = None
         else:
             document_id = document["id"]
             current = current_version(db, document)
         if canonical != target.url:
-            db["document_aliases"].upsert({"url": target.url, "document_id": document_id}, pk="url")
+            db.table("document_aliases").upsert({"url": target.url, "document_id": document_id}, pk="url")
         if current is not None and current["content_sha256"] == content_sha:
-            db["documents"].update(document_id, validators)
+            db.table("documents").update(document_id, validators)
             summary.counts["unchanged"] += 1
             log_attempt(db, summary, result, "document", canonical_url=canonical, outcome="unchanged",
                  document_id=document_id, version=current["version"])  # fmt: skip
             return
         version = (current["version"] if current else 0) + 1
-        db["document_versions"].insert(
+        db.table("document_versions").insert(
             {
                 "document_id": document_id,
                 "version": version,
@@ -251,7 +251,7 @@ def store_fetch(
                 "truncated": int(extracted.truncated),
             }
         )
-        db["documents"].update(
+        db.table("documents").update(
             document_id, {"current_version": version, "kind": extracted.kind, **validators}
         )
         summary.counts["new" if version == 1 else "changed"] += 1
@@ -261,7 +261,7 @@ def store_fetch(
 
 def document_by_url(db: sqlite_utils.Database, url: str) -> dict | None:
     """The document stored under this canonical URL, or under which this URL is an alias."""
-    rows = list(db["documents"].rows_where("canonical_url = ?", [url], limit=1))
+    rows = list(db.table("documents").rows_where("canonical_url = ?", [url], limit=1))
     if rows:
         return rows[0]
     rows = list(
@@ -286,7 +286,7 @@ from documents d join document_versions v on v.document_id = d.id and v.version 
 def current_version(db: sqlite_utils.Database, document: dict) -> dict | None:
     """The stored version a document's ``current_version`` points at, or None."""
     rows = list(
-        db["document_versions"].rows_where(
+        db.table("document_versions").rows_where(
             "document_id = ? and version = ?", [document["id"], document["current_version"]], limit=1
         )
     )
@@ -296,7 +296,7 @@ def current_version(db: sqlite_utils.Database, document: dict) -> dict | None:
 def _link(db: sqlite_utils.Database, target: Target) -> None:
     if not target.links:
         return
-    db["document_links"].insert_all(
+    db.table("document_links").insert_all(
         ({"canonical_url": target.url, "discovered_utc": now_utc(), **link} for link in target.links),
         ignore=True,
     )
@@ -366,12 +366,34 @@ def list_documents(
 def find_document(db: sqlite_utils.Database, ref: str) -> dict | None:
     """A document by id or URL (any spelling that normalises to its canonical URL)."""
     if ref.isdigit():
-        rows = list(db["documents"].rows_where("id = ?", [int(ref)]))
+        rows = list(db.table("documents").rows_where("id = ?", [int(ref)]))
         return rows[0] if rows else None
     try:
         return document_by_url(db, normalize_url(ref))
     except InvalidURL:
         return None
+
+
+class NoSuchDocument(NotFound, ValueError):
+    """No document has that id or URL."""
+
+
+def document_detail(db: sqlite_utils.Database, ref: str) -> dict:
+    """One document by id or URL: the row, plus ``versions`` (oldest first), ``links`` (to members
+    and gold) and ``classifications`` (by commitment)."""
+    doc = find_document(db, ref)
+    if doc is None:
+        raise NoSuchDocument(f"no document {ref!r}: `evidence docs log {ref}` says what happened to it")
+    return {
+        **doc,
+        "versions": list(
+            db["document_versions"].rows_where("document_id = ?", [doc["id"]], order_by="version")
+        ),
+        "links": list(db["document_links"].rows_where("canonical_url = ?", [doc["canonical_url"]])),
+        "classifications": list(
+            db["classifications"].rows_where("document_id = ?", [doc["id"]], order_by="commitment, id")
+        ),
+    }
 
 
 def fetch_log(

@@ -1,20 +1,53 @@
 """Confirmed evidence -> a draft of the report's member sections, in the report's own form.
 
 Per member: the opening verdict, one dated paragraph per accepted item with a numbered
-footnote citing its source, the conclusion naming the dimensions of strong and weak action,
+footnote citing its source (with the reports' "Translation provided by …" note for a source
+not in English: :func:`translation_note`), the conclusion naming the dimensions of strong and weak action,
 and the "receives a score of" sentence, with the score from :func:`classifier.score.member_scores`.
 """
 
 from __future__ import annotations
 
+import re
+
 import sqlite_utils
 
 from .dates import long_date
+from .languages import language_name, normalise_code
 from .review import source_of, states
 from .rubric import Rubric
 from .score import member_scores
 
 VERDICT = {1: "fully complied", 0: "partially complied", -1: "not complied"}
+# An untranslated summary names its language first: "[German] Berlin, 2. Juli 2024. …"
+UNTRANSLATED = re.compile(r"^\[([^\]]{2,40})\]\s*")
+
+
+def translation_note(
+    language: str | None, summary: str, *, edited_by_analyst: bool, model: str | None
+) -> str:
+    """The footnote's translation note for a source in ``language``, as the reports print it.
+
+    English sources have none. An analyst's summary is their translation ("Translation provided
+    by Analyst."); an untranslated one (the embedded baseline quotes the original) says so; a
+    model's English summary was translated by that model.
+    """
+    code = normalise_code(language)
+    if code in (None, "en"):
+        return ""
+    if edited_by_analyst:
+        return "Translation provided by Analyst."
+    if UNTRANSLATED.match(summary):
+        return f"Original in {language_name(code)}, not translated."
+    return f"Translation provided by {model or 'the classifier'}."
+
+
+def _language_of(db: sqlite_utils.Database, item: dict) -> str | None:
+    row = db.execute(
+        "select language from document_versions where document_id = ? and content_sha256 = ?",
+        [item["document_id"], item["content_sha"]],
+    ).fetchone()
+    return row[0] if row else None
 
 
 def draft(db: sqlite_utils.Database, rubric: Rubric, member: str | None = None) -> list[dict]:
@@ -30,7 +63,10 @@ def draft(db: sqlite_utils.Database, rubric: Rubric, member: str | None = None) 
             doc = source_of(db, state.item)
             footnote += 1
             text = state.summary.strip()
-            if not text.startswith("On "):
+            untranslated = UNTRANSLATED.match(text)
+            if untranslated:  # the original's words, not ours: keep their case, name the language
+                text = f"On {long_date(state.item['published'])} [{untranslated[1]}]: {text[untranslated.end() :]}"
+            elif not text.startswith("On "):
                 text = (
                     f"On {long_date(state.item['published'])}, {text[0].lower() + text[1:]}" if text else ""
                 )
@@ -38,11 +74,19 @@ def draft(db: sqlite_utils.Database, rubric: Rubric, member: str | None = None) 
             doc = doc or {}
             url, title, site = doc.get("url"), doc.get("title"), doc.get("site")
             published, fetched = doc.get("published"), doc.get("fetched")
+            note = translation_note(
+                _language_of(db, state.item),
+                state.summary.strip(),
+                edited_by_analyst=any(d["action"] == "edit" for d in state.history),
+                model=state.suggestion.get("model"),
+            )
             notes.append(
                 {
                     "number": footnote,
                     "citation": f"{title or 'Untitled'}, {site or 'n/a'} {long_date(published)}. "
-                    f"Access Date: {long_date(fetched)}. {url or ''}".strip(),
+                    + (f"{note} " if note else "")
+                    + f"Access Date: {long_date(fetched)}. {url or ''}".strip(),
+                    "translation": note or None,
                 }
             )
         paragraphs.sort(key=lambda p: p["date"] or "")

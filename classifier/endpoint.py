@@ -16,7 +16,7 @@ import os
 import random
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -192,7 +192,7 @@ def _http_client(http_client: Any = None) -> Any:
     return client
 
 
-def _chain(exc: BaseException):
+def _chain(exc: BaseException | None) -> Iterator[BaseException]:
     """The exception and its causes and contexts, each once."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
@@ -279,10 +279,9 @@ class OpenAIBackend(Backend):
     name = "openai"
 
     @classmethod
-    def from_config(
-        cls, config: LLMConfig, *, api_key: str | None = None, http_client: Any = None
-    ) -> OpenAIBackend:
-        return cls(config, api_key=api_key, http_client=http_client)
+    def from_config(cls, config: LLMConfig, **kwargs: Any) -> OpenAIBackend:
+        """``kwargs``: ``api_key`` and ``http_client``, as :meth:`__init__` takes them."""
+        return cls(config, **kwargs)
 
     def __init__(self, config: LLMConfig, *, api_key: str | None = None, http_client: Any = None):
         import instructor

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from .dataset import (
     without_gold,
 )
 from .dates import new_run_id
+from .errors import NotFound
 from .metrics import (
     action_metrics,
     dimension_metrics,
@@ -177,9 +179,9 @@ def run_eval(
         "note": FLATTERY if mode == "paragraph" else None,
     }
     with db.atomic():
-        db["eval_runs"].insert({**{k: v for k, v in record.items() if k not in ("config", "metrics")},
+        db.table("eval_runs").insert({**{k: v for k, v in record.items() if k not in ("config", "metrics")},
                                 "config": json.dumps(record["config"]), "metrics": json.dumps(metrics)})  # fmt: skip
-        db["eval_predictions"].insert_all(
+        db.table("eval_predictions").insert_all(
             {
                 "run_id": run_id,
                 "item_id": i.id,
@@ -203,17 +205,77 @@ def run_eval(
     return record
 
 
+def evaluate_modes(
+    db: sqlite_utils.Database,
+    config: Config,
+    *,
+    modes: list[str],
+    backend: str | None = None,
+    model: str | None = None,
+    prompt: str | None = None,
+    commitment: int | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+    results_dir: Path | None = None,
+    on_notice: Callable[[str], None] | None = None,
+    on_run: Callable[[dict], None] | None = None,
+) -> list[dict]:
+    """Evaluate one classifier on each input mode in turn; the stored runs, in ``modes`` order.
+
+    Each run's file goes to ``results_dir``, by default `store.results_dir`: under the project
+    directory, never next to the corpus (that may be the installed package's copy).
+    ``on_notice`` gets the backend's line for the reader, ``on_run`` each run as it finishes.
+    """
+    from .gold import current_reports
+    from .rubric import rubrics_for
+    from .store import results_dir as default_results_dir
+
+    if not current_reports(db):
+        raise ValueError("no reports imported: run `evidence gold import corpus/reports` first")
+    rubrics = rubrics_for(commitment)
+    classifier = Classifier(db, config, backend=backend, model=model, prompt=prompt)
+    if on_notice and (notice := classifier.backend.notice()):
+        on_notice(notice)
+    runs = []
+    for mode in modes:
+        run = run_eval(
+            db,
+            config,
+            rubrics,
+            mode=mode,
+            commitment=commitment,
+            limit=limit,
+            seed=seed,
+            results_dir=results_dir or default_results_dir(),
+            classifier=classifier,
+        )
+        if on_run:
+            on_run(run)
+        runs.append(run)
+    return runs
+
+
+class NoSuchRun(NotFound, ValueError):
+    """No evaluation run has that id or id prefix."""
+
+
+def list_runs(db: sqlite_utils.Database, limit: int = 20) -> list[dict]:
+    """Stored evaluation runs, newest first, each as `load_run` gives it."""
+    ids = [r["id"] for r in db.query("select id from eval_runs order by id desc limit ?", [limit])]
+    return [load_run(db, run_id) for run_id in ids]
+
+
 def load_run(db: sqlite_utils.Database, run_id: str) -> dict:
-    rows = list(db["eval_runs"].rows_where("id = ?", [run_id]))
+    rows = list(db.table("eval_runs").rows_where("id = ?", [run_id]))
     if not rows:
         # a prefix, compared as text: `like` would read % and _ in what the user typed as wildcards
         rows = list(
-            db["eval_runs"].rows_where(
+            db.table("eval_runs").rows_where(
                 "substr(id, 1, length(:p)) = :p", {"p": run_id}, order_by="id desc", limit=1
             )
         )
     if not rows:
-        raise ValueError(f"no evaluation run {run_id!r}: see `evidence eval list`")
+        raise NoSuchRun(f"no evaluation run {run_id!r}: see `evidence eval list`")
     run = rows[0]
     run["metrics"] = json.loads(run["metrics"])
     run["config"] = json.loads(run["config"])
@@ -223,7 +285,7 @@ def load_run(db: sqlite_utils.Database, run_id: str) -> dict:
 def run_predictions(db: sqlite_utils.Database, run_id: str) -> dict[str, Any]:
     return {
         r["item_id"]: json.loads(r["prediction"]) if r["prediction"] else None
-        for r in db["eval_predictions"].rows_where("run_id = ?", [run_id])
+        for r in db.table("eval_predictions").rows_where("run_id = ?", [run_id])
     }
 
 
@@ -254,12 +316,14 @@ def headline(run: dict) -> dict[str, float | None]:
     return {f"{level}.{name}": run["metrics"].get(level, {}).get(name) for level, name in HEADLINE}
 
 
+def _delta(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(b - a, 4)
+
+
 def compare(db: sqlite_utils.Database, a: str, b: str) -> dict:
     run_a, run_b = load_run(db, a), load_run(db, b)
     ha, hb = headline(run_a), headline(run_b)
-    deltas = {
-        k: (ha[k], hb[k], None if ha[k] is None or hb[k] is None else round(hb[k] - ha[k], 4)) for k in ha
-    }
+    deltas = {k: (ha[k], hb[k], _delta(ha[k], hb[k])) for k in ha}
     pa, pb = run_predictions(db, run_a["id"]), run_predictions(db, run_b["id"])
     changed = []
     for item in sorted(set(pa) & set(pb)):

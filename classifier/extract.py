@@ -1,7 +1,9 @@
 """HTML and PDF -> document text and metadata, with a reconciled publication date.
 
 HTML goes through ``trafilatura.bare_extraction`` (title, text, author, site, canonical
-URL, date), PDF through pypdf. Anything else is skipped with the reason. The publication
+URL, date), PDF through pypdf. The language is the declared one (metadata, ``<html lang>``)
+unless the text is confidently in another (:func:`classifier.languages.page_language`).
+Anything else is skipped with the reason. The publication
 date is reconciled from three witnesses, the metadata, the URL and the text's dateline;
 the chosen date says where it came from and is flagged when the witnesses disagree.
 """
@@ -16,6 +18,8 @@ from dataclasses import dataclass, field
 import charset_normalizer
 import lxml.html
 import trafilatura
+
+from .languages import page_language
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 PDF_TYPES = ("application/pdf", "application/x-pdf")
@@ -55,7 +59,8 @@ class Extracted:
     kind: str  # html | pdf
     text: str
     title: str | None = None
-    language: str | None = None
+    language: str | None = None  # ISO 639-1 code, e.g. 'de'
+    language_source: str | None = None  # metadata | text (detected from the text)
     site: str | None = None
     author: str | None = None
     description: str | None = None
@@ -128,19 +133,18 @@ def extract_html(body: bytes, content_type: str | None, url: str) -> Extracted:
         raise ExtractionFailed(f"HTML extraction failed: {type(exc).__name__}: {exc}") from None
     if document is None:
         raise ExtractionFailed("no main text found in the HTML")
-    data = document.as_dict()
+    data = document if isinstance(document, dict) else document.as_dict()
     text = (data.get("text") or "").strip()
     if not text:
         raise ExtractionFailed("no main text found in the HTML")
-    language = data.get("language")
-    if not language:
-        language = _html_lang(html)
+    language, language_source = page_language(text, data.get("language") or _html_lang(html))
     truncated = len(text) > MAX_TEXT_CHARS
     return Extracted(
         kind="html",
         text=text[:MAX_TEXT_CHARS],
         title=data.get("title"),
         language=language,
+        language_source=language_source,
         site=data.get("sitename"),
         author=data.get("author"),
         description=data.get("description"),
@@ -183,10 +187,13 @@ def extract_pdf(body: bytes) -> Extracted:
         created = meta.creation_date
         if created is not None:
             candidates["metadata"] = created.date().isoformat()
+    language, language_source = page_language(text, None)
     return Extracted(
         kind="pdf",
         text=text[:MAX_TEXT_CHARS],
         title=title,
+        language=language,
+        language_source=language_source,
         author=meta.author if meta and meta.author else None,
         date_candidates=candidates,
         truncated=len(text) > MAX_TEXT_CHARS,

@@ -351,6 +351,7 @@ class Fetcher:
         config = self.config
 
         def wait(state: RetryCallState) -> float:
+            # tenacity types outcome as optional; it is set before wait and retry_error_callback run
             response: _Response = state.outcome.result()  # type: ignore[union-attr]
             wait_for = retry_after(response.headers.get("retry-after")) if response.headers else None
             backoff = config.backoff * (2 ** (state.attempt_number - 1))
@@ -377,7 +378,7 @@ class Fetcher:
             retry=retry_if_result(should_retry),
             retry_error_callback=lambda state: state.outcome.result(),  # type: ignore[union-attr]
         )
-        response = await retrying(once)
+        response: _Response = await retrying(once)
         attempts = counter["n"]
         return response, attempts
 
@@ -438,4 +439,4 @@ class Fetcher:
 async def _resolve(host: str, port: int) -> list[str]:
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return sorted({info[4][0] for info in infos})
+    return sorted({str(info[4][0]) for info in infos})  # (an address, never the int of a raw socket)

@@ -97,6 +97,7 @@ def parse_with_manifest(path: Path) -> Report:
     if "period_start" in entry and "period_end" in entry:
         period = (entry["period_start"], entry["period_end"])
     laid_out = None
+    source_format: str | None
     if path.suffix.lower() == ".pdf" or is_pdf(path):
         # A PDF: its pages' text rebuilt into the PDF-text shape; errors and warnings name pages.
         laid_out = read_pdf_report(path)
@@ -188,7 +189,7 @@ def _versions(db: sqlite_utils.Database, report: Report, number: int) -> list[di
 
 def _check_same_description(db: sqlite_utils.Database, report: Report, path: Path) -> None:
     """A text imported before must be described as it was then (the text's id is its content)."""
-    row = db["reports"].get(report.sha256)
+    row = db.table("reports").get(report.sha256)
     then = (row["summit"], row["kind"], row["period_start"], row["period_end"])
     now = (report.summit, report.kind, str(report.period_start), str(report.period_end))
     if then != now:
@@ -210,7 +211,7 @@ def import_report(db: sqlite_utils.Database, path: Path) -> ImportResult:
     current: dict[int, int] = {}
     new: list[tuple[Chapter, int, str]] = []
     with db.atomic():
-        seen = db["reports"].count_where("id = ?", [report.sha256]) > 0
+        seen = db.table("reports").count_where("id = ?", [report.sha256]) > 0
         if seen:
             _check_same_description(db, report, path)
         for chapter in report.chapters:
@@ -245,7 +246,7 @@ def _store(db: sqlite_utils.Database, report: Report, chapters: list[tuple[Chapt
     previous = db.execute(
         "select max(version) from reports where file_name = ?", [report.file_name]
     ).fetchone()[0]
-    db["reports"].insert(
+    db.table("reports").insert(
         {
             "id": rid,
             "file_name": report.file_name,
@@ -259,7 +260,7 @@ def _store(db: sqlite_utils.Database, report: Report, chapters: list[tuple[Chapt
             "imported_utc": now_utc(),
         }
     )
-    db["footnotes"].insert_all(
+    db.table("footnotes").insert_all(
         (
             {
                 "report_id": rid,
@@ -270,7 +271,7 @@ def _store(db: sqlite_utils.Database, report: Report, chapters: list[tuple[Chapt
     )
     for chapter, version, content_sha in chapters:
         cid = (
-            db["commitments"]
+            db.table("commitments")
             .insert(
                 {
                     "report_id": rid,
@@ -296,7 +297,7 @@ def _store(db: sqlite_utils.Database, report: Report, chapters: list[tuple[Chapt
         )
         columns = {row.member: row.column for row in chapter.assessment}
         for position, section in enumerate(chapter.members, start=1):
-            db["member_sections"].insert(
+            db.table("member_sections").insert(
                 {
                     "commitment_id": cid,
                     "member": section.member,
@@ -313,7 +314,7 @@ def _store(db: sqlite_utils.Database, report: Report, chapters: list[tuple[Chapt
                     "line": section.line,
                 }
             )
-            db["gold_evidence"].insert_all(
+            db.table("gold_evidence").insert_all(
                 {
                     "key": f"{rid[7:19]}:{chapter.number}:{MEMBER_CODES[item.member]}:{item.seq}",
                     "report_id": rid,
@@ -330,7 +331,7 @@ def _store(db: sqlite_utils.Database, report: Report, chapters: list[tuple[Chapt
                 }
                 for item in section.actions
             )
-    db["parse_warnings"].insert_all({"report_id": rid, **w.model_dump()} for w in report.warnings)
+    db.table("parse_warnings").insert_all({"report_id": rid, **w.model_dump()} for w in report.warnings)
 
 
 def import_paths(db: sqlite_utils.Database, paths: list[Path]) -> list[ImportResult]:
@@ -371,6 +372,19 @@ def current_commitments(db: sqlite_utils.Database, commitment: int | None = None
     return list(db.query(sql, {"n": commitment}))
 
 
+def commitment_sections(db: sqlite_utils.Database, commitment: dict) -> tuple[int, list[dict]]:
+    """A stored commitment's cited actions, and its member sections in order, each with
+    ``actions``: the number of cited actions for that member."""
+    actions = db["gold_evidence"].count_where("commitment_id = ?", [commitment["id"]])
+    sections = []
+    for s in db["member_sections"].rows_where("commitment_id = ?", [commitment["id"]], order_by="position"):
+        count = db["gold_evidence"].count_where(
+            "commitment_id = ? and member = ?", [commitment["id"], s["member"]]
+        )
+        sections.append({**s, "actions": count})
+    return actions, sections
+
+
 def chapter_versions(db: sqlite_utils.Database) -> list[dict]:
     """Every version of every chapter, newest first within a chapter, ``current`` marking the one read."""
     if "commitments" not in db.table_names():
@@ -401,13 +415,13 @@ def evidence_items(
             where s.commitment_id = e.commitment_id and s.member = e.member), e.seq
     """
     rows = list(db.query(sql, {"n": commitment, "m": member}))
-    notes: dict[tuple[str, int], dict] = {}
+    notes: dict[tuple[str, int], dict | None] = {}  # None: a footnote number the report lacks
     for row in rows:
         numbers = json.loads(row["footnotes"])
         missing = [(row["report_id"], n) for n in numbers if (row["report_id"], n) not in notes]
         for rid, n in missing:
-            found = list(db["footnotes"].rows_where("report_id = ? and number = ?", [rid, n]))
-            notes[(rid, n)] = found[0] if found else None  # type: ignore[assignment]
+            found = list(db.table("footnotes").rows_where("report_id = ? and number = ?", [rid, n]))
+            notes[(rid, n)] = found[0] if found else None
         out_notes = []
         for n in numbers:
             fn = notes.get((row["report_id"], n))
@@ -451,7 +465,9 @@ def score_tables(db: sqlite_utils.Database, commitment: int | None = None) -> li
     """Member scores per commitment with the average and percentage as printed."""
     tables = []
     for c in current_commitments(db, commitment):
-        sections = list(db["member_sections"].rows_where("commitment_id = ?", [c["id"]], order_by="position"))
+        sections = list(
+            db.table("member_sections").rows_where("commitment_id = ?", [c["id"]], order_by="position")
+        )
         scores = [s["score"] for s in sections if s["score"] is not None]  # (not assessed: left out)
         tables.append(
             {

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 # name -> "module:class". A backend's module is imported only when it is chosen.
 BACKENDS: dict[str, str] = {
     "baseline": "classifier.baseline:BaselineBackend",
+    "learned": "classifier.learner:LearnedBackend",
     "openai": "classifier.endpoint:OpenAIBackend",
 }
 
@@ -113,6 +114,16 @@ class Backend(ABC):
         published: str | None = None,
     ) -> CallResult:
         """Classify one document against one rubric; never raises for a bad reply."""
+
+    def bind(self, db: Any) -> None:
+        """Called once with the database the classifier writes to: a backend whose model lives
+        there (the learned one) reads it from here. Others need nothing."""
+        return None
+
+    def model_for(self, rubric: Rubric) -> str:
+        """The model string stored with (and keying the cache of) this rubric's classifications:
+        ``model`` unless the backend keeps one model per commitment."""
+        return self.model
 
     def price(self, tokens_in: int, tokens_out: int, cached: int) -> float:
         """What a call of these tokens costs, in USD (0 for a backend that costs nothing)."""

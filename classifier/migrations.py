@@ -13,7 +13,7 @@ migrations = Migrations("g7-evidence")
 @migrations()
 def m001_gold(db: Database) -> None:
     """Compliance reports as data: reports, chapters, member sections, evidence, footnotes."""
-    db["reports"].create(
+    db.table("reports").create(
         {
             "id": str,  # sha256:<hex> of the file's text
             "file_name": str,
@@ -28,8 +28,8 @@ def m001_gold(db: Database) -> None:
         },
         pk="id",
     )
-    db["reports"].create_index(["file_name", "version"], unique=True)
-    db["commitments"].create(
+    db.table("reports").create_index(["file_name", "version"], unique=True)
+    db.table("commitments").create(
         {
             "id": int,
             "report_id": str,
@@ -49,8 +49,8 @@ def m001_gold(db: Database) -> None:
         pk="id",
         foreign_keys=[("report_id", "reports", "id")],
     )
-    db["commitments"].create_index(["report_id", "number"], unique=True)
-    db["member_sections"].create(
+    db.table("commitments").create_index(["report_id", "number"], unique=True)
+    db.table("member_sections").create(
         {
             "id": int,
             "commitment_id": int,
@@ -70,8 +70,8 @@ def m001_gold(db: Database) -> None:
         pk="id",
         foreign_keys=[("commitment_id", "commitments", "id")],
     )
-    db["member_sections"].create_index(["commitment_id", "member"], unique=True)
-    db["footnotes"].create(
+    db.table("member_sections").create_index(["commitment_id", "member"], unique=True)
+    db.table("footnotes").create(
         {
             "report_id": str,
             "number": int,
@@ -89,7 +89,7 @@ def m001_gold(db: Database) -> None:
         pk=("report_id", "number"),
         foreign_keys=[("report_id", "reports", "id")],
     )
-    db["gold_evidence"].create(
+    db.table("gold_evidence").create(
         {
             "id": int,
             "key": str,  # stable across re-imports of the same text: <report sha prefix>:<n>:<member>:<seq>
@@ -108,9 +108,9 @@ def m001_gold(db: Database) -> None:
         pk="id",
         foreign_keys=[("report_id", "reports", "id"), ("commitment_id", "commitments", "id")],
     )
-    db["gold_evidence"].create_index(["key"], unique=True)
-    db["gold_evidence"].create_index(["commitment", "member"])
-    db["parse_warnings"].create(
+    db.table("gold_evidence").create_index(["key"], unique=True)
+    db.table("gold_evidence").create_index(["commitment", "member"])
+    db.table("parse_warnings").create(
         {
             "id": int,
             "report_id": str,
@@ -128,7 +128,7 @@ def m001_gold(db: Database) -> None:
 @migrations()
 def m002_corpus(db: Database) -> None:
     """Press releases: raw responses, documents and their versions, the fetch log, links to gold."""
-    db["raw_responses"].create(
+    db.table("raw_responses").create(
         {
             "sha256": str,  # sha256:<hex> of the body as received
             "content_type": str,
@@ -139,7 +139,7 @@ def m002_corpus(db: Database) -> None:
         },
         pk="sha256",
     )
-    db["documents"].create(
+    db.table("documents").create(
         {
             "id": int,
             "canonical_url": str,
@@ -155,8 +155,8 @@ def m002_corpus(db: Database) -> None:
         },
         pk="id",
     )
-    db["documents"].create_index(["canonical_url"], unique=True)
-    db["document_versions"].create(
+    db.table("documents").create_index(["canonical_url"], unique=True)
+    db.table("document_versions").create(
         {
             "id": int,
             "document_id": int,
@@ -182,10 +182,12 @@ def m002_corpus(db: Database) -> None:
         pk="id",
         foreign_keys=[("document_id", "documents", "id"), ("raw_sha256", "raw_responses", "sha256")],
     )
-    db["document_versions"].create_index(["document_id", "version"], unique=True)
-    db["document_versions"].create_index(["published"])
-    db["document_aliases"].create({"url": str, "document_id": int}, pk="url")  # other spellings of a page
-    db["document_links"].create(
+    db.table("document_versions").create_index(["document_id", "version"], unique=True)
+    db.table("document_versions").create_index(["published"])
+    db.table("document_aliases").create(
+        {"url": str, "document_id": int}, pk="url"
+    )  # other spellings of a page
+    db.table("document_links").create(
         {
             "id": int,
             "canonical_url": str,
@@ -199,10 +201,10 @@ def m002_corpus(db: Database) -> None:
         },
         pk="id",
     )
-    db["document_links"].create_index(
+    db.table("document_links").create_index(
         ["canonical_url", "member", "commitment", "source", "report_id", "footnote"], unique=True
     )
-    db["fetch_log"].create(
+    db.table("fetch_log").create(
         {
             "id": int,
             "run_id": str,
@@ -222,9 +224,9 @@ def m002_corpus(db: Database) -> None:
         },
         pk="id",
     )
-    db["fetch_log"].create_index(["canonical_url"])
-    db["fetch_log"].create_index(["run_id"])
-    db["source_state"].create(
+    db.table("fetch_log").create_index(["canonical_url"])
+    db.table("fetch_log").create_index(["run_id"])
+    db.table("source_state").create(
         {
             "source": str,
             "url": str,
@@ -240,8 +242,8 @@ def m002_corpus(db: Database) -> None:
 @migrations()
 def m003_classifications(db: Database) -> None:
     """Model calls (the cache and call log), grounded classifications, prompt versions seen."""
-    db["prompt_versions"].create({"name": str, "sha": str, "text": str}, pk="name")
-    db["llm_calls"].create(
+    db.table("prompt_versions").create({"name": str, "sha": str, "text": str}, pk="name")
+    db.table("llm_calls").create(
         {
             "id": int,
             "backend": str,
@@ -266,8 +268,8 @@ def m003_classifications(db: Database) -> None:
         },
         pk="id",
     )
-    db["llm_calls"].create_index(["input_sha", "commitment", "prompt_sha", "model"])
-    db["classifications"].create(
+    db.table("llm_calls").create_index(["input_sha", "commitment", "prompt_sha", "model"])
+    db.table("classifications").create(
         {
             "id": int,
             "document_id": int,
@@ -294,14 +296,16 @@ def m003_classifications(db: Database) -> None:
         pk="id",
         foreign_keys=[("document_id", "documents", "id"), ("call_id", "llm_calls", "id")],
     )
-    db["classifications"].create_index(["content_sha", "commitment", "prompt_sha", "model"], unique=True)
-    db["classifications"].create_index(["document_id", "commitment"])
+    db.table("classifications").create_index(
+        ["content_sha", "commitment", "prompt_sha", "model"], unique=True
+    )
+    db.table("classifications").create_index(["document_id", "commitment"])
 
 
 @migrations()
 def m004_queue(db: Database) -> None:
     """The analyst review queue: candidate actions, append-only decisions, claims."""
-    db["queue_items"].create(
+    db.table("queue_items").create(
         {
             "id": int,
             "document_id": int,
@@ -320,10 +324,10 @@ def m004_queue(db: Database) -> None:
         pk="id",
         foreign_keys=[("document_id", "documents", "id"), ("classification_id", "classifications", "id")],
     )
-    db["queue_items"].create_index(["document_id", "commitment", "member"], unique=True)
-    db["queue_items"].create_index(["member", "commitment", "published"])
-    db["queue_items"].create_index(["attention"])
-    db["decisions"].create(
+    db.table("queue_items").create_index(["document_id", "commitment", "member"], unique=True)
+    db.table("queue_items").create_index(["member", "commitment", "published"])
+    db.table("queue_items").create_index(["attention"])
+    db.table("decisions").create(
         {
             "id": int,
             "item_id": int,
@@ -336,7 +340,7 @@ def m004_queue(db: Database) -> None:
         pk="id",
         foreign_keys=[("item_id", "queue_items", "id")],
     )
-    db["decisions"].create_index(["item_id"])
+    db.table("decisions").create_index(["item_id"])
     # Decisions are append-only: the database itself refuses to change or remove one.
     db.execute(
         "CREATE TRIGGER decisions_append_only_update BEFORE UPDATE ON decisions "
@@ -346,7 +350,7 @@ def m004_queue(db: Database) -> None:
         "CREATE TRIGGER decisions_append_only_delete BEFORE DELETE ON decisions "
         "BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END"
     )
-    db["claims"].create(
+    db.table("claims").create(
         {"item_id": int, "analyst": str, "claimed_utc": str, "expires_utc": str},
         pk="item_id",
         foreign_keys=[("item_id", "queue_items", "id")],
@@ -356,7 +360,7 @@ def m004_queue(db: Database) -> None:
 @migrations()
 def m005_eval(db: Database) -> None:
     """Evaluation runs against the gold and every per-item prediction."""
-    db["eval_runs"].create(
+    db.table("eval_runs").create(
         {
             "id": str,
             "created_utc": str,
@@ -373,7 +377,7 @@ def m005_eval(db: Database) -> None:
         },
         pk="id",
     )
-    db["eval_predictions"].create(
+    db.table("eval_predictions").create(
         {
             "id": int,
             "run_id": str,
@@ -387,13 +391,13 @@ def m005_eval(db: Database) -> None:
         pk="id",
         foreign_keys=[("run_id", "eval_runs", "id")],
     )
-    db["eval_predictions"].create_index(["run_id"])
+    db.table("eval_predictions").create_index(["run_id"])
 
 
 @migrations()
 def m006_runs(db: Database) -> None:
     """Nightly runs: when, how each stage went, the summary."""
-    db["runs"].create(
+    db.table("runs").create(
         {
             "id": str,
             "started_utc": str,
@@ -411,14 +415,14 @@ def m006_runs(db: Database) -> None:
 def m007_system_sha(db: Database) -> None:
     """The rendered system prompt (prompt version x rubric) of each classification, so the nightly
     job finds what is still to classify with one query instead of rendering every prompt."""
-    db["classifications"].add_column("system_sha", str)
-    db["classifications"].create_index(["content_sha", "commitment", "model", "system_sha"])
+    db.table("classifications").add_column("system_sha", str)
+    db.table("classifications").create_index(["content_sha", "commitment", "model", "system_sha"])
 
 
 @migrations()
 def m008_users(db: Database) -> None:
     """Analyst accounts for the web interface, and their sessions (only a token's hash is stored)."""
-    db["users"].create(
+    db.table("users").create(
         {
             "id": int,
             "name": str,
@@ -429,8 +433,8 @@ def m008_users(db: Database) -> None:
         },
         pk="id",
     )
-    db["users"].create_index(["name"], unique=True)
-    db["sessions"].create(
+    db.table("users").create_index(["name"], unique=True)
+    db.table("sessions").create(
         {
             "id": str,  # sha256 of the cookie's token
             "user_id": int,
@@ -448,7 +452,7 @@ def m009_item_state(db: Database) -> None:
     """Each item's state (pending | accepted | rejected) kept on the item by the decision that sets
     it, so the queue filters, counts and orders 100,000 items with indexes instead of a subquery
     per item; the decisions stay the record it is derived from."""
-    db["queue_items"].add_column("state", str, not_null_default="pending")
+    db.table("queue_items").add_column("state", str, not_null_default="pending")
     db.execute(
         """
         update queue_items set state = coalesce(
@@ -473,10 +477,10 @@ def m010_chapter_versions(db: Database) -> None:
     take the newest version of each chapter. ``content_sha`` (of the parsed chapter and the
     footnotes it cites) lets a file that repeats a chapter unchanged add no version of it.
     Existing chapters are numbered in the order they were imported."""
-    db["commitments"].add_column("summit", str)
-    db["commitments"].add_column("report_kind", str)
-    db["commitments"].add_column("version", int)
-    db["commitments"].add_column("content_sha", str)
+    db.table("commitments").add_column("summit", str)
+    db.table("commitments").add_column("report_kind", str)
+    db.table("commitments").add_column("version", int)
+    db.table("commitments").add_column("content_sha", str)
     db.execute(
         """
         update commitments set
@@ -537,3 +541,29 @@ def m011_kebab_case_flags(db: Database) -> None:
         prediction = json.loads(raw)
         prediction["flags"] = rewrite(prediction["flags"])
         db.execute("update eval_predictions set prediction = ? where id = ?", [json.dumps(prediction), key])
+
+
+@migrations()
+def m015_learned_models(db: Database) -> None:
+    """Learned models, one row per commitment and version: the model itself (gzip pickle, with
+    its sha256 checked before loading), its settings, what it was trained on and its held-out
+    figures. ``decisions_through`` is the last decision id it learned from, so the nightly job
+    knows when new decisions call for a retrain."""
+    db.table("learned_models").create(
+        {
+            "id": int,
+            "commitment": int,
+            "version": str,  # sha256: of the training examples and settings
+            "model": str,  # the backend's model string: learned-tfidf-lr@<short version>
+            "settings": str,  # JSON
+            "counts": str,  # JSON: examples by source
+            "figures": str,  # JSON: held-out figures and the thresholds chosen on them
+            "decisions": int,  # decisions it learned from
+            "decisions_through": int,
+            "blob": bytes,
+            "blob_sha256": str,
+            "created_utc": str,
+        },
+        pk="id",
+    )
+    db.table("learned_models").create_index(["commitment", "version"], unique=True)

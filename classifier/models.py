@@ -9,7 +9,7 @@ so a typo in a field name is an error, not a silently ignored value.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, overload
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -90,6 +90,12 @@ def member_code(name: str) -> str:
     return MEMBER_CODES[name]
 
 
+@overload
+def resolve_member(value: str) -> str: ...
+@overload
+def resolve_member(value: None) -> None: ...
+@overload
+def resolve_member(value: str | None) -> str | None: ...
 def resolve_member(value: str | None) -> str | None:
     """'UK', 'uk', 'United Kingdom', 'AR', 'Turkey' -> the registered name; None passes through.
 
@@ -170,13 +176,17 @@ class Guidelines(Model):
     weak_examples: list[str] = Field(default_factory=list)
 
 
+Column = Literal["no", "partial", "full"]  # the assessment table's compliance columns
+DateSource = Literal["paragraph", "footnote", "period"]  # where an action's date was read
+
+
 class AssessmentRow(Model):
     """One member's row of the assessment table; ``score`` is None for a member the report
     lists as not assessed ('N/A', 'not assessed'), which the printed average leaves out."""
 
     member: str
     score: int | None
-    column: Literal["no", "partial", "full"] | None = None
+    column: Column | None = None
     line: int
 
     @property
@@ -191,7 +201,7 @@ class EvidenceItem(Model):
     seq: int
     date: dt.date | None = None
     date_raw: str | None = None
-    date_source: Literal["paragraph", "footnote", "period"] | None = None
+    date_source: DateSource | None = None
     text: str
     footnotes: list[int] = Field(default_factory=list)
     line: int

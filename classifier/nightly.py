@@ -23,6 +23,7 @@ from .classify import Classifier, pending_items
 from .config import Config
 from .crawl import crawl
 from .dates import new_run_id, now_utc
+from .errors import NotFound
 from .failpoints import failpoint
 from .redaction import redact, redact_all
 from .review import fill
@@ -91,6 +92,23 @@ def acquire(path: Path) -> Lock:
     raise LockHeld(f"could not take {path}")
 
 
+class NoSuchRun(NotFound, ValueError):
+    """No nightly run has that id."""
+
+
+def list_runs(db: sqlite_utils.Database, limit: int = 20) -> list[dict]:
+    """Nightly runs, newest first."""
+    return list(db.query("select * from runs order by id desc limit ?", [limit]))
+
+
+def get_run(db: sqlite_utils.Database, run_id: str) -> dict:
+    """One nightly run, its ``summary`` decoded."""
+    rows = list(db["runs"].rows_where("id = ?", [run_id]))
+    if not rows:
+        raise NoSuchRun(f"no nightly run {run_id!r}: see `evidence runs list`")
+    return {**rows[0], "summary": json.loads(rows[0]["summary"] or "{}")}
+
+
 def last_success(db: sqlite_utils.Database) -> str | None:
     row = db.execute("select max(started_utc) from runs where status in ('ok', 'failures')").fetchone()
     return row[0] if row else None
@@ -114,7 +132,7 @@ def run_nightly(
 ) -> dict:
     """One nightly run; returns its summary (also stored in ``runs``, logged and, if asked, as JSON).
 
-    Stages: crawl each source for items since its last full crawl; classify every stored
+    Stages: retrain the learned model when analysts decided since it was trained; crawl each source for items since its last full crawl; classify every stored
     document whose current text has no classification yet by this model and prompt (new and
     changed documents, earlier failures, and whatever a killed run left); fill the queue. A stage
     that breaks is recorded with its error and the next stage still runs.
@@ -127,7 +145,7 @@ def run_nightly(
     db.execute("update runs set status = 'crashed' where status = 'running'")
     previous = last_success(db)
     since = dt.date.fromisoformat(previous[:10]) if previous else None
-    db["runs"].insert({"id": run_id, "started_utc": now_utc(), "status": "running",
+    db.table("runs").insert({"id": run_id, "started_utc": now_utc(), "status": "running",
                        "since": since.isoformat() if since else None})  # fmt: skip
     summary: dict = {"run": run_id, "since": since.isoformat() if since else None, "stages": {}}
     _event("run-started", f"run {run_id} started; last successful run {since or 'never'}; each source crawled since its last full crawl", run=run_id,
@@ -137,6 +155,18 @@ def run_nightly(
     failures: dict[str, dict[str, int]] = {}
     stops: list[str] = []
     rubrics = rubrics_for()
+
+    def learn_stage() -> tuple[dict, dict, str]:
+        # first, so that tonight's classifications already use what the analysts decided today
+        from . import learner
+
+        new = learner.pending_decisions(db, rubrics)
+        if not new:
+            return {"new_decisions": 0, "retrained": []}, {}, "no new decisions: models unchanged"
+        rows = learner.learn(db, rubrics)
+        retrained = [r["commitment"] for r in rows if r["new"]]
+        return ({"new_decisions": new, "retrained": retrained}, {},
+                f"{new} new decisions; retrained commitments {retrained or 'none (same training data)'}")  # fmt: skip
 
     def crawl_stage() -> tuple[dict, dict, str]:
         done = asyncio.run(
@@ -178,7 +208,13 @@ def run_nightly(
 
     error = None
     try:
-        for name, run_stage in (("crawl", crawl_stage), ("classify", classify_stage), ("queue", queue_stage)):
+        stages = (
+            ("learn", learn_stage),
+            ("crawl", crawl_stage),
+            ("classify", classify_stage),
+            ("queue", queue_stage),
+        )
+        for name, run_stage in stages:
             t = time.monotonic()
             try:
                 stage, failures[name], message = run_stage()
@@ -203,7 +239,7 @@ def run_nightly(
     summary.update({"status": status, "failures": failures, "stopped": stops,
                     "seconds": round(time.monotonic() - started, 2), "exit_code": code})  # fmt: skip
     summary = redact_all(summary)  # stored, written and printed: errors in it came from outside
-    db["runs"].update(run_id, {"finished_utc": now_utc(), "status": status, "summary": json.dumps(summary),
+    db.table("runs").update(run_id, {"finished_utc": now_utc(), "status": status, "summary": json.dumps(summary),
                                "exit_code": code})  # fmt: skip
     if results_dir is not None:
         results_dir.mkdir(parents=True, exist_ok=True)

@@ -3,10 +3,73 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import sqlite_utils
 
-from .dataset import EvalItem
+from .config import Config
+from .dataset import EvalItem, sample_items
+from .gold import ImportResult
+
+
+@dataclass
+class MainJob:
+    """What the main job did, stage by stage: the imports and the reports' own score tables, the
+    evaluation runs (title and paragraph), the review queue's counts, and the provisional
+    score tables (pending suggestions counted as if confirmed)."""
+
+    imports: list[ImportResult] = field(default_factory=list)
+    gold_tables: list[dict] = field(default_factory=list)
+    runs: list[dict] = field(default_factory=list)
+    queued: dict[str, int] = field(default_factory=dict)
+    provisional: list[dict] = field(default_factory=list)
+
+
+def main_job(
+    db: sqlite_utils.Database,
+    config: Config,
+    *,
+    limit: int | None = None,
+    on_stage: Callable[[str, MainJob], None] | None = None,
+    on_notice: Callable[[str], None] | None = None,
+    on_run: Callable[[dict], None] | None = None,
+) -> MainJob:
+    """The main job on embedded defaults: import the bundled reports, classify the gold dataset
+    with the configured backend (title and paragraph inputs, ``limit`` items of each, sampled),
+    queue the classified paragraphs for review and score them provisionally.
+
+    ``on_stage(name, job)`` is called as each stage ends (``gold``, ``evaluation``, ``queue``,
+    ``scores``) so a caller can show the job as it goes; ``on_notice`` and ``on_run`` are passed
+    to `evaluate.evaluate_modes`.
+    """
+    from . import gold
+    from . import score as score_lib
+    from .dataset import build_dataset
+    from .evaluate import evaluate_modes
+    from .rubric import rubrics_for
+    from .store import corpus_dir
+
+    def stage(name: str) -> None:
+        if on_stage:
+            on_stage(name, job)
+
+    job = MainJob()
+    job.imports = gold.import_paths(db, [corpus_dir() / "reports"])
+    job.gold_tables = gold.score_tables(db)
+    stage("gold")
+    job.runs = evaluate_modes(
+        db, config, modes=["title", "paragraph"], limit=limit, on_notice=on_notice, on_run=on_run
+    )
+    stage("evaluation")
+    rubrics = rubrics_for()
+    paragraphs = build_dataset(db, rubrics, "paragraph")
+    # with --limit, the paragraphs the evaluation sampled (and classified)
+    job.queued = queue_gold(db, sample_items(paragraphs, limit) if limit else paragraphs)
+    stage("queue")
+    job.provisional = [score_lib.commitment_table(db, r, include_pending=True) for r in rubrics]
+    stage("scores")
+    return job
 
 
 def queue_gold(db: sqlite_utils.Database, items: list[EvalItem]) -> dict[str, int]:
@@ -45,13 +108,13 @@ def queue_gold(db: sqlite_utils.Database, items: list[EvalItem]) -> dict[str, in
             existing = db.execute("select id from documents where canonical_url = ?", [url]).fetchone()
             if existing is None and content in superseded:
                 existing = (superseded.pop(content),)
-                db["documents"].update(
+                db.table("documents").update(
                     existing[0],
                     {"canonical_url": url, "first_url": url, "current_version": 1, "last_outcome": "gold"},
                 )
             if existing is None:
                 doc_id = (
-                    db["documents"]
+                    db.table("documents")
                     .insert(
                         {
                             "canonical_url": url,
@@ -66,7 +129,7 @@ def queue_gold(db: sqlite_utils.Database, items: list[EvalItem]) -> dict[str, in
                     )
                     .last_pk
                 )
-                db["document_versions"].insert(
+                db.table("document_versions").insert(
                     {
                         "document_id": doc_id,
                         "version": 1,
@@ -85,7 +148,7 @@ def queue_gold(db: sqlite_utils.Database, items: list[EvalItem]) -> dict[str, in
                 [doc_id, content],
             )
         for doc_id in superseded.values():
-            db["documents"].update(doc_id, {"current_version": 0, "last_outcome": "superseded"})
+            db.table("documents").update(doc_id, {"current_version": 0, "last_outcome": "superseded"})
             undecided = (
                 "document_id = ? and not exists (select 1 from decisions d where d.item_id = queue_items.id)"
             )

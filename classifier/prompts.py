@@ -13,12 +13,16 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import frontmatter
 import jinja2
 
 from .rubric import Rubric
 from .store import data_dir
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
 
 SYSTEM_MARK = "=== system ==="
 USER_MARK = "=== user ==="
@@ -52,7 +56,7 @@ class RenderedPrompt:
     truncated: bool
     chars: int  # document characters sent
 
-    def messages(self) -> list[dict]:
+    def messages(self) -> list[ChatCompletionMessageParam]:
         return [{"role": "system", "content": self.system}, {"role": "user", "content": self.user}]
 
 
@@ -93,7 +97,7 @@ def load_prompt(
     if SYSTEM_MARK not in body or USER_MARK not in body:
         raise PromptError(f"{path}: needs '{SYSTEM_MARK}' and '{USER_MARK}' sections")
     system, user = body.split(SYSTEM_MARK, 1)[1].split(USER_MARK, 1)
-    meta = post.metadata
+    meta: dict[str, Any] = post.metadata  # front matter: whatever the YAML holds
     if meta.get("id") != prompt_id or int(meta.get("version", -1)) != int(path.stem.rsplit("-v", 1)[1]):
         raise PromptError(f"{path}: front matter id/version do not match the file name")
     return PromptTemplate(
@@ -154,7 +158,7 @@ def render(
 
 def check_unchanged(db, template: PromptTemplate) -> None:
     """Remember each prompt version's text; refuse a version whose file changed since."""
-    table = db["prompt_versions"]
+    table = db.table("prompt_versions")
     rows = list(table.rows_where("name = ?", [template.name]))
     if not rows:
         table.insert(

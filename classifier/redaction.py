@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import Any
+from typing import Any, overload
 
 REDACTED = "[redacted key]"
 
@@ -38,6 +38,12 @@ def remember(secret: str | None) -> None:
             _secrets = tuple(sorted({*_secrets, secret}, key=len, reverse=True))
 
 
+@overload
+def redact(text: str) -> str: ...
+@overload
+def redact(text: None) -> None: ...
+@overload
+def redact(text: str | None) -> str | None: ...
 def redact(text: str | None) -> str | None:
     """``text`` with every remembered secret and credential-shaped token replaced by ``[redacted key]``."""
     if not text:

@@ -180,7 +180,8 @@ def check_front_matter(front: FrontMatter, report: Report) -> list[ParseWarning]
                         member,
                     )
         if number in front.by_commitment:
-            computed = format_average(list(scores.values()))
+            # (a member not assessed is not in the average, as in the chapter's own table)
+            computed = format_average([s for s in scores.values() if s is not None])
             if _normal_sign(front.by_commitment[number]) != _normal_sign(computed):
                 warn(
                     f"Table D prints commitment {number}'s average as {front.by_commitment[number]}, "
@@ -192,7 +193,8 @@ def check_front_matter(front: FrontMatter, report: Report) -> list[ParseWarning]
         per_member: dict[str, list[int]] = {}
         for chapter in found.values():
             for m in chapter.members:
-                per_member.setdefault(m.member, []).append(m.score)
+                if m.score is not None:  # not assessed in this chapter: not in the member's average
+                    per_member.setdefault(m.member, []).append(m.score)
         for member, printed_average in front.by_member.items():
             if member in per_member:
                 computed = format_average(per_member[member])

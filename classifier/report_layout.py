@@ -164,14 +164,14 @@ def layout_text(pages: list[Page]) -> LaidOut:
     all_lines = [line for page in pages for line in page.lines]
     if not all_lines:
         return LaidOut("", [], len(pages), [])
-    sizes = Counter()
+    sizes: Counter[float] = Counter()
     for line in all_lines:
         sizes[round(line.size * 2) / 2] += len(line.text)
     body = sizes.most_common(1)[0][0]
     running = _running_lines(pages)
     # The usual distance between two lines of body text, and where a page's text usually starts.
-    steps = Counter()
-    firsts = Counter()
+    steps: Counter[float] = Counter()
+    firsts: Counter[int] = Counter()
     for p, page in enumerate(pages):
         previous = None
         for i, line in enumerate(page.lines):
@@ -193,7 +193,7 @@ def layout_text(pages: list[Page]) -> LaidOut:
     para: list[str] = []
     para_page = 0
     para_heading = False
-    section = None
+    section: str | None = None
     notes: list[str] = []  # the footnote being read (continues onto the next page's foot)
     note_page = 0
 
@@ -201,7 +201,11 @@ def layout_text(pages: list[Page]) -> LaidOut:
         nonlocal para, section
         if not para:
             return
-        if section in ("assessment", "scoring", "contents", "front-table") and not para_heading:
+        if (
+            section is not None
+            and section in ("assessment", "scoring", "contents", "front-table")
+            and not para_heading
+        ):
             for row in rows_from_flat_lines(para, section):
                 out.append(row)
                 out_pages.append(para_page)
@@ -247,6 +251,7 @@ def layout_text(pages: list[Page]) -> LaidOut:
                     or _starts_action(line.text)
                 )
             else:
+                assert previous is not None  # set by the line before
                 gap = line.top - previous.top
                 new = gap > 1.35 * max(leading, line.size * 1.1) or heading != para_heading
                 if section in ("assessment", "contents", "front-table") and not heading:
@@ -446,7 +451,7 @@ def pages_from_text(text: str) -> list[Page]:
             if (expected is not None and n == expected) or (cited and _follows(n, expected)):
                 foot = j
                 break
-        notes = set()
+        notes: set[int] = set()
         starts: dict[int, tuple[int, int]] = {}  # foot line -> (footnote number, where its text starts)
         running = None if foot == len(lines) else expected
         for j in range(foot, len(lines)):
@@ -488,10 +493,12 @@ def pages_from_text(text: str) -> list[Page]:
                 headings[k + 1] = wrapped[k + 1] = True
         top = 0.0
         previous_ends = True
+
+        def superscript(m: re.Match[str], notes: set[int] = notes) -> str:
+            return m[1].translate(_TO_SUPERSCRIPT) if int(m[1]) in notes else m[1]
+
         for k, line in enumerate(lines[:foot]):
-            glued = _GLUED_NUMBER.sub(
-                lambda m, notes=notes: m[1].translate(_TO_SUPERSCRIPT) if int(m[1]) in notes else m[1], line
-            )
+            glued = _GLUED_NUMBER.sub(superscript, line)
             stripped = glued.strip()
             heading = headings[k]
             top += 18.0 if previous_ends and k > 0 else 12.0

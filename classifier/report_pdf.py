@@ -54,7 +54,7 @@ def _page_runs(page, number: int, path: Path) -> list[Run]:
 
 def pdf_pages(path: Path) -> list[Page]:
     """The lines of each page of a PDF (see the module docstring)."""
-    from pypdf import PdfReader
+    from pypdf import PasswordType, PdfReader
     from pypdf.errors import FileNotDecryptedError, PdfReadError, PdfStreamError
 
     name = str(path)
@@ -76,7 +76,7 @@ def pdf_pages(path: Path) -> list[Page]:
                 try:
                     opened = reader.decrypt("")
                 except Exception:  # an encryption pypdf cannot open (e.g. AES without cryptography)
-                    opened = 0
+                    opened = PasswordType.NOT_DECRYPTED
                 if not opened:
                     raise ReportParseError(
                         "the PDF is encrypted (password-protected): save an unprotected copy and import that",

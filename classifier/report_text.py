@@ -868,10 +868,9 @@ def collect_footnotes(entries: list[Entry], warnings: Warnings) -> dict[int, Foo
             continue
         attach(target, index, entry, fragment)
     for number, fn in parsed.items():
-        url = fn.url
-        if url is not None:
-            fixed = _repair_url(_SPACES.sub("", url))
-            if fixed != url:
+        if fn.url is not None:
+            fixed = _repair_url(_SPACES.sub("", fn.url))
+            if fixed != fn.url:
                 parsed[number] = fn = fn.model_copy(update={"url": fixed})
         if fn.url is not None and fn.url.endswith(("-", "_")):
             warnings.add(
@@ -920,9 +919,10 @@ def _split_publishers(parsed: dict[int, Footnote]) -> None:
             words = fn.title.split(" ")
             node, found = tree, None
             for k in range(len(words) - 1, 0, -1):  # words[0] stays: the title must keep a word
-                node = node.get(words[k])
-                if node is None:
+                child = node.get(words[k])
+                if child is None:
                     break
+                node = child
                 found = node.get(None, found)
             if found:
                 parsed[number] = fn.model_copy(

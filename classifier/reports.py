@@ -22,6 +22,8 @@ from pathlib import Path
 from .models import (
     AssessmentRow,
     Chapter,
+    Column,
+    DateSource,
     Definition,
     EvidenceItem,
     Footnote,
@@ -65,6 +67,7 @@ __all__ = [
 ]
 
 MAX_REPORT_BYTES = 50_000_000
+_COLUMNS: tuple[Column, Column, Column] = ("no", "partial", "full")
 
 
 class ReportParseError(Exception):
@@ -380,7 +383,7 @@ def _evidence(member: str, seq: int, para: Entry, number: int, ctx: _Context) ->
     m = _ACTION_DATE.match(text)
     date = None
     date_raw = m[0][3:].strip() if m else None
-    source = None
+    source: DateSource | None = None
     if m and m[3]:
         try:
             date = dt.date(int(m[3]), MONTHS[m[2]], int(m[1]))
@@ -457,7 +460,7 @@ def _year_from_period(
     para: Entry,
     number: int,
     ctx: _Context,
-) -> tuple[dt.date | None, str | None]:
+) -> tuple[dt.date | None, DateSource | None]:
     """The date of 'On 17 December, …' (no year): the year in which that day falls inside the
     compliance period. Where the first footnote is dated that same day, its date is taken (as
     for any incomplete date). Where the period holds the day in no year or in several, the
@@ -563,7 +566,7 @@ def _parse_chapter(entries: list[Entry], ctx: _Context, *, ends_file: bool) -> C
             )
             continue
         score = parse_score(value)
-        column = ["no", "partial", "full"][column_index] if column_index < 3 else None
+        column = _COLUMNS[column_index] if column_index < 3 else None
         expected = {-1: "no", 0: "partial", 1: "full"}[score]
         if column is not None and column != expected:
             ctx.warn(
@@ -590,9 +593,9 @@ def _parse_chapter(entries: list[Entry], ctx: _Context, *, ends_file: bool) -> C
     rows_by_member = {row.member: row for row in chapter.assessment}
     for head, body in member_parts:
         section = _parse_member(head, body, number, ctx)
-        row = rows_by_member.get(section.member)
-        section.table_score = row.score if row else None
-        if row is not None and not row.assessed and section.assessed:
+        table_row = rows_by_member.get(section.member)
+        section.table_score = table_row.score if table_row else None
+        if table_row is not None and not table_row.assessed and section.assessed:
             ctx.warn(
                 "assessed-conflict",
                 f"{section.member}: the assessment table has the member not assessed, its section "
@@ -950,11 +953,11 @@ def parse_report(
     return Report(
         file_name=file_name,
         sha256=sha,
-        kind=(kind or header_kind),  # type: ignore[arg-type]
+        kind=(kind or header_kind),
         summit=summit or header_summit,
         period_start=start,
         period_end=end,
-        source_format=fmt,  # type: ignore[arg-type]
+        source_format=fmt,
         chapters=chapters,
         footnotes=footnotes,
         warnings=warnings.finish(),

@@ -21,6 +21,7 @@ from typing import Any
 import sqlite_utils
 
 from .dates import now_utc
+from .errors import NotFound
 from .flags import EXCLUDED, Flag
 from .flags import parse as parse_flag
 from .models import MEMBERS
@@ -54,7 +55,7 @@ def check_state(state: str | None) -> None:
         raise QueueError(f"state must be {', '.join(STATES[:-1])} or {STATES[-1]}")
 
 
-class NoSuchItem(QueueError):
+class NoSuchItem(QueueError, NotFound):
     """No queue item has that id."""
 
     def __init__(self, item_id: int):
@@ -166,13 +167,13 @@ def _upsert(db: sqlite_utils.Database, c: dict, member: str, suggestion: dict, s
     """Add or update one queue item from classification ``c``; return what happened."""
     with db.atomic():
         existing = list(
-            db["queue_items"].rows_where(
+            db.table("queue_items").rows_where(
                 "document_id = ? and commitment = ? and member = ?",
                 [c["document_id"], c["commitment"], member],
             )
         )
         if not existing:
-            db["queue_items"].insert(
+            db.table("queue_items").insert(
                 {
                     "document_id": c["document_id"],
                     "content_sha": c["content_sha"],
@@ -192,8 +193,8 @@ def _upsert(db: sqlite_utils.Database, c: dict, member: str, suggestion: dict, s
         item = existing[0]
         if item["suggestion_sha"] == sha and item["content_sha"] == c["content_sha"]:
             return "unchanged"  # a changed source text is a change even when the suggestion is not
-        decided = db["decisions"].count_where("item_id = ?", [item["id"]]) > 0
-        db["queue_items"].update(
+        decided = db.table("decisions").count_where("item_id = ?", [item["id"]]) > 0
+        db.table("queue_items").update(
             item["id"],
             {
                 "classification_id": c["id"],
@@ -288,7 +289,7 @@ def source_of(db: sqlite_utils.Database, item: dict) -> dict | None:
 def get_item(db: sqlite_utils.Database, item_id: int) -> dict:
     if item_id not in SQLITE_INTEGER:
         raise NoSuchItem(item_id)
-    rows = list(db["queue_items"].rows_where("id = ?", [item_id]))
+    rows = list(db.table("queue_items").rows_where("id = ?", [item_id]))
     if not rows:
         raise NoSuchItem(item_id)
     return rows[0]
@@ -318,7 +319,7 @@ def _changed(item: dict, history: list[dict]) -> bool:
 def state_of(db: sqlite_utils.Database, item_id: int) -> ItemState:
     item = get_item(db, item_id)
     suggestion = json.loads(item["suggestion"])
-    history = list(db["decisions"].rows_where("item_id = ?", [item_id], order_by="id"))
+    history = list(db.table("decisions").rows_where("item_id = ?", [item_id], order_by="id"))
     state, labels, summary, notes, decided = _derive(suggestion, history)
     return ItemState(
         item, suggestion, state, labels, summary, notes, history, decided, _changed(item, history)
@@ -415,6 +416,7 @@ def decide(
             [now_utc(), state, item_id],
         )
         conn.execute("COMMIT")
+        assert cursor.lastrowid is not None  # set by the insert above
         return cursor.lastrowid
     except BaseException:
         conn.execute("ROLLBACK")
@@ -550,21 +552,21 @@ def count_items(
 
 
 def claim(
-    db: sqlite_utils.Database, analyst: str, count: int = 20, minutes: int = 60, **filters: Any
+    db: sqlite_utils.Database, analyst: str | None, count: int = 20, minutes: int = 60, **filters: Any
 ) -> list[int]:
     """Claim up to ``count`` pending, unclaimed items (expired claims are free again)."""
     if not analyst:
         raise QueueError("claiming needs an analyst: --analyst NAME or EVIDENCE_ANALYST")
     now = now_utc()
     expires = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=minutes)).isoformat(timespec="seconds")
-    claimed = []
+    claimed: list[int] = []
     with db.atomic():
         for row in list_items(db, state=PENDING, limit=count * 5, **filters):
             if len(claimed) >= count:
                 break
             if row["claimed_by"] and row["claimed_by"] != analyst:
                 continue
-            db["claims"].upsert(
+            db.table("claims").upsert(
                 {"item_id": row["id"], "analyst": analyst, "claimed_utc": now, "expires_utc": expires},
                 pk="item_id",
             )
@@ -610,3 +612,37 @@ __all__ = [
     "state_of",
     "stats",
 ]
+
+
+def queue_members(db: sqlite_utils.Database) -> list[str]:
+    """The members that have queue items, in order (the queue page's member filter)."""
+    return [r[0] for r in db.execute("select distinct member from queue_items order by 1")]
+
+
+def export_records(db: sqlite_utils.Database, state: str | None = None) -> list[dict]:
+    """Every queue item (only those in ``state`` if given) as a record for export: its current
+    summary and labels, the suggestion's labels and flags, and each decision."""
+    check_state(state)
+    records = []
+    for st in states(db):
+        if state and st.state != state:
+            continue
+        records.append(
+            {
+                "id": st.item["id"],
+                "commitment": st.item["commitment"],
+                "member": st.item["member"],
+                "state": st.state,
+                "version": st.version,
+                "date": st.item["published"],
+                "summary": st.summary,
+                "labels": st.labels,
+                "suggested_labels": st.suggestion["labels"],
+                "flags": st.suggestion["flags"],
+                "decisions": [
+                    {k: d[k] for k in ("analyst", "action", "payload", "based_on_version", "created_utc")}
+                    for d in st.history
+                ],
+            }
+        )
+    return records

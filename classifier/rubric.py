@@ -365,7 +365,7 @@ def draft_value(rubric: Rubric, path: str) -> str:
     if head == "scoring_guidelines":
         return f"rows {', '.join(rubric.scoring_guidelines)}"
     if head == "gold":
-        member = rubric.gold_for(parts[1])
+        member = next(g for g in rubric.gold if g.member == parts[1])
         if parts[2] == "printed_score":
             return format_score(member.printed_score)
         if parts[2] == "conclusion":
@@ -432,7 +432,7 @@ def render_check(result: RubricCheck) -> str:
     """`evidence rubric check`'s text for one rubric."""
     rubric = result.rubric
     head = f"{rubric.number}. {rubric.title}  ({rubric.report_kind} report)"
-    if result.to_confirm:
+    if result.to_confirm and rubric.draft is not None:  # (values to confirm: a draft)
         head += f"  DRAFT ({rubric.draft.backend}): {len(result.to_confirm)} values to confirm"
     lines = [
         head,

@@ -332,19 +332,19 @@ def draft_dimensions(source: ChapterSource, log: Drafting) -> list[dict]:
             out[k]["quotes"].append(f'General Interpretive Guidelines: "{d["name"]}: {d["description"]}"')
             out[k]["strong_examples"] += example_items(d["description"])
     for sentence in strong_sentences:
-        k = _best_dimension(sentence, dims)
-        if k is None:
+        best = _best_dimension(sentence, dims)
+        if best is None:
             log.say(
                 f"strong examples assigned to no dimension (the wording matches none, or several): {sentence!r}"
             )
             continue
-        out[k]["quotes"].append(f'General Interpretive Guidelines: "{sentence}"')
-        out[k]["strong_examples"] += [
-            e for e in example_items(sentence) if e not in out[k]["strong_examples"]
+        out[best]["quotes"].append(f'General Interpretive Guidelines: "{sentence}"')
+        out[best]["strong_examples"] += [
+            e for e in example_items(sentence) if e not in out[best]["strong_examples"]
         ]
-        if not (set(content_stems(sentence.split(" include")[0])) & _cues(dims)[k]):
+        if not (set(content_stems(sentence.split(" include")[0])) & _cues(dims)[best]):
             log.say(
-                f"strong examples assigned to {out[k]['id']} by the words they share with its description; "
+                f"strong examples assigned to {out[best]['id']} by the words they share with its description; "
                 f"the report does not say which dimension they belong to: {sentence[:90]!r}"
             )
     weak = [e for s in weak_sentences for e in example_items(s)]
@@ -357,7 +357,7 @@ def draft_dimensions(source: ChapterSource, log: Drafting) -> list[dict]:
 def draft_exclusions(source: ChapterSource) -> list[dict]:
     g = source.guidelines
     text = " ".join(g.get(k) or "" for k in ("full", "partial", "non"))
-    out = []
+    out: list[dict] = []
     for a, b in sentences(text):
         s = text[a:b].strip()
         if re.search(r"\bexclud|\bdo(?:es)? not count|\bnot be counted|\bwill not be considered", s, re.I):

@@ -16,7 +16,10 @@ import sqlite_utils
 from .review import UNKNOWN_MEMBER, label_states, source_of, states
 from .rubric import Rubric, average_of, format_average, format_score, score
 
-RANK = {"none": 0, "weak": 1, "strong": 2}
+RANK = {"none": 0, "weak": 1, "unknown": 1.5, "strong": 2}
+# Backends whose pending "strong" is a calibrated probability above a threshold chosen on held-out
+# folds (the learned model's); any other backend's pending "strong" shows as unknown.
+CALIBRATED_BACKENDS = {"learned"}
 
 
 def _items(db: sqlite_utils.Database, commitment: int, member: str | None = None) -> list[int]:
@@ -30,7 +33,15 @@ def member_scores(
     """One row per member: strongest label per dimension, score, pending count, provisional."""
     rows = []
     by_member: dict[str, list] = {}
-    for _item, name, state, labels in label_states(db, commitment=rubric.number, member=member):
+    backends = dict(
+        db.execute(
+            "select id, json_extract(suggestion, '$.backend') from queue_items where commitment = ?",
+            [rubric.number],
+        ).fetchall()
+    )
+    for item, name, state, labels in label_states(db, commitment=rubric.number, member=member):
+        if state == "pending" and backends.get(item) not in CALIBRATED_BACKENDS:
+            labels = {d: "unknown" if v == "strong" else v for d, v in labels.items()}
         by_member.setdefault(name, []).append((state, labels))
     for name in rubric.members if member is None else [member]:
         strongest = dict.fromkeys(rubric.dimension_ids, "none")
@@ -47,11 +58,17 @@ def member_scores(
             for dim, label in labels.items():
                 if dim in strongest and RANK[label] > RANK[strongest[dim]]:
                     strongest[dim] = label
-        value = score(strongest, rubric.scoring, rubric.dimension_ids)
+        # unknown: evidence of action whose strength nobody confirmed, counted as weak
+        value = score(
+            {d: "weak" if v == "unknown" else v for d, v in strongest.items()},
+            rubric.scoring,
+            rubric.dimension_ids,
+        )
         rows.append(
             {
                 "member": name,
                 "labels": strongest,
+                "unknown": [d for d, v in strongest.items() if v == "unknown"],
                 "score": value,
                 "printed": format_score(value),
                 "confirmed": confirmed,

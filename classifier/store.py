@@ -122,3 +122,11 @@ def open_db(path: str | Path | None = None, *, migrate: bool = True) -> sqlite_u
     except sqlite_utils.db.sqlite3.DatabaseError as exc:
         raise StoreError(f"{path}: not a usable SQLite database ({exc})") from None
     return db
+
+
+def new_id(table: sqlite_utils.db.Table) -> int:
+    """The integer primary key of the row just inserted into `table` (`table.insert(...)` returns it)."""
+    pk = table.last_pk
+    if not isinstance(pk, int):  # every table the package inserts into this way has an integer id
+        raise TypeError(f"{table.name}: the inserted row's key is {pk!r}, not an integer id")
+    return pk

@@ -24,6 +24,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from .dates import now_utc
+from .store import new_id
 
 ROLES = ("analyst", "reader")
 SESSION_HOURS = 12
@@ -55,30 +56,34 @@ def add_user(db: sqlite_utils.Database, name: str, password: str, role: str = "a
         raise UserError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     if len(password) < MIN_PASSWORD:
         raise UserError(f"a password needs at least {MIN_PASSWORD} characters")
-    if db["users"].count_where("name = ?", [name]):
+    if db.table("users").count_where("name = ?", [name]):
         raise UserError(f"user {name!r} exists")
     row = {"name": name, "password_hash": _hasher.hash(password), "role": role, "disabled": 0,
            "created_utc": now_utc()}  # fmt: skip
-    user_id = db["users"].insert(row).last_pk
-    return User(user_id, name, role)
+    return User(new_id(db.table("users").insert(row)), name, role)
 
 
 def list_users(db: sqlite_utils.Database) -> list[dict]:
     return list(db.query("select id, name, role, disabled, created_utc from users order by name"))
 
 
+def has_active_users(db: sqlite_utils.Database) -> bool:
+    """Whether any account may log in."""
+    return bool(db["users"].count_where("disabled = 0"))
+
+
 def disable_user(db: sqlite_utils.Database, name: str) -> None:
     """Disable an account and end its sessions; its past decisions stay attributed to it."""
-    rows = list(db["users"].rows_where("name = ?", [name]))
+    rows = list(db.table("users").rows_where("name = ?", [name]))
     if not rows:
         raise UserError(f"no user {name!r}: see `evidence users list`")
     with db.atomic():
-        db["users"].update(rows[0]["id"], {"disabled": 1})
+        db.table("users").update(rows[0]["id"], {"disabled": 1})
         db.execute("delete from sessions where user_id = ?", [rows[0]["id"]])
 
 
 def authenticate(db: sqlite_utils.Database, name: str, password: str) -> User | None:
-    rows = list(db["users"].rows_where("name = ?", [name]))
+    rows = list(db.table("users").rows_where("name = ?", [name]))
     row = rows[0] if rows else None
     try:
         _hasher.verify(row["password_hash"] if row else _DUMMY, password)
@@ -87,7 +92,7 @@ def authenticate(db: sqlite_utils.Database, name: str, password: str) -> User | 
     if row is None or row["disabled"]:
         return None
     if _hasher.check_needs_rehash(row["password_hash"]):
-        db["users"].update(row["id"], {"password_hash": _hasher.hash(password)})
+        db.table("users").update(row["id"], {"password_hash": _hasher.hash(password)})
     return User(row["id"], row["name"], row["role"])
 
 
@@ -99,7 +104,7 @@ def start_session(db: sqlite_utils.Database, user: User) -> tuple[str, str]:
     """A new session: (token for the cookie, CSRF token for the forms)."""
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     expires = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=SESSION_HOURS)).isoformat(timespec="seconds")
-    db["sessions"].insert({"id": _token_id(token), "user_id": user.id, "csrf": csrf, "created_utc": now_utc(),
+    db.table("sessions").insert({"id": _token_id(token), "user_id": user.id, "csrf": csrf, "created_utc": now_utc(),
                            "expires_utc": expires})  # fmt: skip
     return token, csrf
 

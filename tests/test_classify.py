@@ -257,7 +257,7 @@ class OrderingStubBackend(Backend):
 
 def test_backends_are_chosen_by_name_from_the_registry(monkeypatch, rubrics, tmp_path):
     assert isinstance(make_backend(LLMConfig()), BaselineBackend)
-    with pytest.raises(ConfigError, match=r"^unknown backend 'nope': use baseline or openai$"):
+    with pytest.raises(ConfigError, match=r"^unknown backend 'nope': use baseline or learned or openai$"):
         make_backend(LLMConfig(), "nope")
     # a new backend is one subclass and one registry entry; the classifier follows its interface
     monkeypatch.setitem(BACKENDS, "ordering-stub", f"{__name__}:OrderingStubBackend")

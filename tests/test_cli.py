@@ -119,6 +119,27 @@ def test_user_errors_are_one_line_and_exit_1(args, message):
     assert len(result.output.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    ("args", "message", "error"),
+    [
+        (["docs", "show", "https://example.org/never-fetched"], "no document", "NoSuchDocument"),
+        (["calls", "show", "999"], "no model call 999", "NoSuchCall"),
+        (["runs", "show", "no-such-run"], "no nightly run 'no-such-run'", "NoSuchRun"),
+        (["eval", "report", "no-such-run"], "no evaluation run 'no-such-run'", "NoSuchRun"),
+        (["queue", "show", "999"], "no queue item 999", "NoSuchItem"),
+    ],
+)
+def test_what_names_nothing_is_not_found(isolated_db, args, message, error):
+    """Each store's lookup raises a NotFound (one class, subclassed): one line, exit code 1."""
+    from classifier.errors import NotFound
+
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+    assert result.output.startswith(f"error: {message}"), result.output
+    raised = runner.invoke(app, ["--debug", *args]).exception
+    assert isinstance(raised, NotFound) and type(raised).__name__ == error
+
+
 def test_debug_shows_the_traceback():
     result = runner.invoke(app, ["--debug", "gold", "evidence", "--member", "Atlantis"])
     assert result.exit_code != 0 and isinstance(result.exception, ValueError)
