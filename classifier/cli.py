@@ -143,7 +143,7 @@ def _db():
 def run_command(
     limit: Annotated[
         int | None,
-        typer.Option("--limit", "-n", help="Only the first N dataset items per input mode (a quick look)."),
+        typer.Option("--limit", "-n", help="N dataset items per input mode, sampled (a quick look)."),
     ] = None,
 ) -> None:
     """The main job on embedded defaults: import the reports, classify the gold dataset with the
@@ -1275,6 +1275,7 @@ def run_evaluation(
     prompt: str | None = None,
     commitment: int | None = None,
     limit: int | None = None,
+    seed: int = 0,
 ) -> list[dict]:
     """Evaluate one classifier on each input mode; print each run's line, then the three levels
     side by side."""
@@ -1290,6 +1291,7 @@ def run_evaluation(
         prompt=prompt,
         commitment=commitment,
         limit=limit,
+        seed=seed,
         on_notice=lambda notice: typer.echo(notice, err=True),
         on_run=_print_run,
     )
@@ -1318,25 +1320,71 @@ def eval_run(
     input: Annotated[
         list[str] | None,
         typer.Option(
-            "--input", help="title, paragraph or document (repeatable; default: title and paragraph)."
+            "--input",
+            help="title, paragraph, document or stream (repeatable; default: title and paragraph).",
         ),
     ] = None,
     commitment: Annotated[
         int | None, typer.Option("--commitment", "-c", help="Only this commitment.")
     ] = None,
     limit: Annotated[
-        int | None, typer.Option("--limit", "-n", help="Only the first N dataset items (quick checks).")
+        int | None,
+        typer.Option("--limit", "-n", help="N items sampled across commitments, positives and negatives."),
     ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the --limit sample.")] = 0,
+    max_failed: Annotated[
+        float, typer.Option("--max-failed", help="Exit 4 when more than this share of items failed.")
+    ] = 0.05,
 ) -> None:
-    """Classify the gold dataset and measure agreement at three levels; store the run."""
-    run_evaluation(
+    """Classify the gold dataset and measure agreement at each level; store the run. Exit 4 when the
+    failed share passes --max-failed, 5 when nothing at all was predicted."""
+    from .evaluate import exit_code
+
+    runs = run_evaluation(
         modes=input or ["title", "paragraph"],
         backend=backend,
         model=model,
         prompt=prompt,
         commitment=commitment,
         limit=limit,
+        seed=seed,
     )
+    if code := exit_code(runs, max_failed):
+        raise typer.Exit(code)
+
+
+@eval_app.command("gate")
+@handled
+def eval_gate(
+    update: Annotated[bool, typer.Option("--update", help="Raise the floors to the latest runs.")] = False,
+    allow_regression: Annotated[
+        bool, typer.Option("--allow-regression", help="With --update: allow a lower floor (needs --reason).")
+    ] = False,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why a floor is lowered.")] = None,
+    baseline: Annotated[
+        Path | None, typer.Option("--baseline", help="The floors file (default: eval/baseline.json).")
+    ] = None,
+) -> None:
+    """Check the newest whole-dataset baseline runs against the floors and pinned datasets; exit 1 below."""
+    from . import gate as gate_lib
+    from .store import project_dir
+
+    path = baseline or project_dir() / "eval" / "baseline.json"
+    doc = gate_lib.load_baseline(path)
+    runs = gate_lib.latest_runs(_db(), doc["floors"])
+    if update:
+        new, changes = gate_lib.update(doc, runs, allow_regression=allow_regression, reason=reason)
+        if changes:
+            gate_lib.write_baseline(path, new)
+        typer.echo(f"{path}: " + ("; ".join(changes) if changes else "unchanged"))
+        return
+    problems = gate_lib.history_problems(doc) + gate_lib.check(doc, runs)
+    for problem in problems:
+        typer.echo(problem, err=True)
+    if problems:
+        raise typer.Exit(1)
+    checked = ", ".join(f"{mode} run {run['id']}" for mode, run in runs.items())
+    typer.echo(f"gate passed: {checked}")
 
 
 @eval_app.command("list")

@@ -17,10 +17,25 @@ import sqlite_utils
 
 from .classify import Classifier, text_item
 from .config import Config
-from .dataset import FLATTERY, build_dataset, dataset_sha, without_gold
+from .dataset import (
+    FLATTERY,
+    base_rate,
+    build_dataset,
+    dataset_sha,
+    reference_labels,
+    sample_items,
+    without_gold,
+)
 from .dates import new_run_id
 from .errors import NotFound
-from .metrics import action_metrics, dimension_metrics, score_metrics, strongest_labels
+from .metrics import (
+    action_metrics,
+    dimension_metrics,
+    reference_dimension_metrics,
+    score_metrics,
+    stream_metrics,
+    strongest_labels,
+)
 from .rubric import Rubric
 
 
@@ -35,7 +50,34 @@ def _prediction(row: dict | None) -> dict | None:
         "labels": {k: v["label"] for k, v in dims.items()},
         "flags": json.loads(row["flags"]),
         "summary": row["summary"],
+        "confidence": row["confidence"],
         "call_id": row["call_id"],
+    }
+
+
+def _failure(row: dict | None) -> str | None:
+    """Why an item has no prediction (its outcome, e.g. ``invalid-output``), or None."""
+    if row is None:
+        return "skipped"  # a budget stopped it before any call
+    if row["status"] == "ok":
+        return None
+    return (row["error"] or "failed").split(":")[0].strip() or "failed"
+
+
+def coverage(items: list, rows: list[dict | None]) -> dict:
+    """Predicted, failed and failures by reason: the first thing a report says."""
+    reasons: dict[str, int] = {}
+    for row in rows:
+        if (why := _failure(row)) is not None:
+            reasons[why] = reasons.get(why, 0) + 1
+    failed = sum(reasons.values())
+    return {
+        "items": len(items),
+        "predicted": len(items) - failed,
+        "failed": failed,
+        "failed_rate": round(failed / len(items), 4) if items else None,
+        "by_reason": dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "failures_counted_as": "misses (not relevant, no member, no date, labels none)",
     }
 
 
@@ -50,42 +92,62 @@ def run_eval(
     prompt: str | None = None,
     commitment: int | None = None,
     limit: int | None = None,
+    seed: int = 0,
     results_dir: Path | None = None,
     classifier: Classifier | None = None,
 ) -> dict:
-    """Classify the dataset for one input mode, compute the metrics, store and return the run."""
+    """Classify the dataset for one input mode, compute the metrics, store and return the run.
+    ``limit`` samples that many items across commitments and positives / negatives (seeded)."""
     items = build_dataset(db, rubrics, mode, commitment=commitment)
+    full_sha = dataset_sha(items)
     if limit is not None:
-        items = items[:limit]
+        items = sample_items(items, limit, seed=seed)
     classifier = classifier or Classifier(db, config, backend=backend, model=model, prompt=prompt)
     blind = {r.number: without_gold(r) for r in rubrics}
     calls_before = classifier.summary.calls
     cached_before = classifier.summary.cached
     tokens_before = (classifier.summary.tokens_in, classifier.summary.tokens_out, classifier.summary.cost)
 
+    last_call = db.execute("select coalesce(max(id), 0) from llm_calls").fetchone()[0]
+    # as many calls in flight as the configuration allows (one for a backend that is not concurrent)
+    width = max(1, config.llm.concurrency) if classifier.backend.concurrent else 1
+    semaphore = asyncio.Semaphore(width)
+
+    async def one(item) -> dict | None:
+        async with semaphore:
+            return await classifier.classify(text_item(item.text, blind[item.commitment]))
+
+    # one text's items (a page against each commitment) one after another: a backend that embeds a
+    # text once for all commitments keeps it; the results go back in dataset order
+    first: dict[str, int] = {}
+    dispatch = sorted(range(len(items)), key=lambda n: (first.setdefault(items[n].text, n), n))
+
     async def go() -> list[dict | None]:
-        return [await classifier.classify(text_item(i.text, blind[i.commitment])) for i in items]
+        done = await asyncio.gather(*(one(items[n]) for n in dispatch))
+        by_index = dict(zip(dispatch, done, strict=True))
+        return [by_index[n] for n in range(len(items))]
 
     rows = asyncio.run(go())
     predictions = {i.id: p for i, r in zip(items, rows, strict=True) if (p := _prediction(r)) is not None}
     used = [r for r in rubrics if commitment is None or r.number == commitment]
     strongest = {r.number: strongest_labels(items, predictions, r) for r in used}
-    latency = 0
-    call_ids = [p["call_id"] for p in predictions.values() if p.get("call_id")]
-    if call_ids:
-        marks = ",".join("?" * len(call_ids))
-        latency = db.execute(
-            f"select coalesce(sum(latency_ms), 0) from llm_calls where id in ({marks})", call_ids
-        ).fetchone()[0]
+    # latency of the calls this run made, failed ones included; cache hits made none
+    latency = db.execute(
+        "select coalesce(sum(latency_ms), 0) from llm_calls where id > ?", [last_call]
+    ).fetchone()[0]
     summary = classifier.summary
     metrics = {
+        "coverage": coverage(items, rows),
         "action": action_metrics(items, predictions),
         "dimension": dimension_metrics(strongest, used),
         "score": score_metrics(strongest, used),
+        "reference": reference_dimension_metrics(items, predictions, reference_labels(db)),
         "run": {
             "items": len(items),
             "predicted": len(predictions),
             "failed": len(items) - len(predictions),
+            "concurrency": width,
+            "base_rate": base_rate(items),
             "calls": summary.calls - calls_before,
             "cache_hits": summary.cached - cached_before,
             "tokens_in": summary.tokens_in - tokens_before[0],
@@ -94,6 +156,8 @@ def run_eval(
             "latency_ms": latency,
         },
     }
+    if mode == "stream":
+        metrics["stream"] = stream_metrics(items, predictions)
     run_id = new_run_id(mode, classifier.backend.name)
     record = {
         "id": run_id,
@@ -105,7 +169,12 @@ def run_eval(
         "prompt_sha": classifier.template.sha,
         "dataset_sha": dataset_sha(items),
         "commitment": commitment,
-        "config": {"llm": config.llm.model_dump(exclude={"prices"}), "limit": limit},
+        "config": {
+            "llm": config.llm.model_dump(exclude={"prices"}),
+            "limit": limit,
+            "seed": seed,
+            "full_dataset_sha": full_sha,
+        },
         "metrics": metrics,
         "note": FLATTERY if mode == "paragraph" else None,
     }
@@ -146,6 +215,7 @@ def evaluate_modes(
     prompt: str | None = None,
     commitment: int | None = None,
     limit: int | None = None,
+    seed: int = 0,
     results_dir: Path | None = None,
     on_notice: Callable[[str], None] | None = None,
     on_run: Callable[[dict], None] | None = None,
@@ -175,6 +245,7 @@ def evaluate_modes(
             mode=mode,
             commitment=commitment,
             limit=limit,
+            seed=seed,
             results_dir=results_dir or default_results_dir(),
             classifier=classifier,
         )
@@ -219,9 +290,13 @@ def run_predictions(db: sqlite_utils.Database, run_id: str) -> dict[str, Any]:
 
 
 HEADLINE = [
+    ("coverage", "failed_rate"),
     ("action", "relevance_recall"),
     ("action", "relevance_precision"),
-    ("action", "member_accuracy"),
+    ("action", "relevance_f1"),
+    ("action", "member_exact"),
+    ("action", "member_top1"),
+    ("action", "member_in_set"),
     ("action", "date_accuracy"),
     ("action", "grounding_failure_rate"),
     ("dimension", "accuracy"),
@@ -229,11 +304,16 @@ HEADLINE = [
     ("score", "exact_agreement"),
     ("score", "weighted_kappa"),
     ("score", "mae"),
+    ("reference", "kappa_mean"),
+    ("stream", "pr_auc"),
+    ("stream", "precision_at_25"),
+    ("stream", "pages_relevant_rate"),
+    ("stream", "hard_pages_relevant"),
 ]
 
 
 def headline(run: dict) -> dict[str, float | None]:
-    return {f"{level}.{name}": run["metrics"][level].get(name) for level, name in HEADLINE}
+    return {f"{level}.{name}": run["metrics"].get(level, {}).get(name) for level, name in HEADLINE}
 
 
 def _delta(a: float | None, b: float | None) -> float | None:
@@ -253,3 +333,18 @@ def compare(db: sqlite_utils.Database, a: str, b: str) -> dict:
             changed.append({"item": item, "a": x, "b": y})
     return {"a": run_a, "b": run_b, "deltas": deltas, "changed": changed,
             "same_dataset": run_a["dataset_sha"] == run_b["dataset_sha"]}  # fmt: skip
+
+
+EXIT_FAILURES = 4  # more items failed than the threshold allows
+EXIT_NOTHING = 5  # no item was predicted at all
+
+
+def exit_code(runs: list[dict], max_failed: float) -> int:
+    """0, or :data:`EXIT_NOTHING` when a run predicted nothing, or :data:`EXIT_FAILURES` when a run's
+    failed share is above ``max_failed``."""
+    coverages = [r["metrics"]["coverage"] for r in runs]
+    if any(c["items"] and c["predicted"] == 0 for c in coverages):
+        return EXIT_NOTHING
+    if any((c["failed_rate"] or 0) > max_failed for c in coverages):
+        return EXIT_FAILURES
+    return 0

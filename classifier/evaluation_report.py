@@ -9,35 +9,77 @@ from pathlib import Path
 from .dataset import FLATTERY
 
 
+def _cell(value, width: int) -> str:
+    text = "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+    return text.rjust(width)
+
+
+def coverage_line(run: dict) -> str:
+    """What was predicted and what failed, and why: printed before any figure."""
+    c = run["metrics"].get("coverage") or {
+        "items": run["metrics"]["run"]["items"],
+        "predicted": run["metrics"]["run"]["predicted"],
+        "failed": run["metrics"]["run"]["failed"],
+        "by_reason": {},
+    }
+    reasons = ", ".join(f"{why} {n}" for why, n in c["by_reason"].items())
+    return (
+        f"coverage ({run['mode']}): {c['predicted']} of {c['items']} predicted, {c['failed']} failed"
+        + (f" ({reasons})" if reasons else "")
+        + ("; failures count as misses" if c["failed"] else "")
+    )
+
+
+ROWS = [
+    ("1. action: relevance recall", "action", "relevance_recall"),
+    ("   on predicted items only", "action", "relevance_recall_predicted_only"),
+    ("   relevance precision", "action", "relevance_precision"),
+    ("   on predicted items only", "action", "relevance_precision_predicted_only"),
+    ("   relevance F1", "action", "relevance_f1"),
+    ("   base rate (positives / judged)", "action", "base_rate"),
+    ("   member: exact set", "action", "member_exact"),
+    ("   member: top-1", "action", "member_top1"),
+    ("   member: anywhere in the set", "action", "member_in_set"),
+    ("   date accuracy", "action", "date_accuracy"),
+    ("   grounding failure rate", "action", "grounding_failure_rate"),
+    ("   other-commitment items relevant", "action", "other_commitment_relevant_rate"),
+    ("2. dimension: accuracy", "dimension", "accuracy"),
+    ("   Cohen's kappa", "dimension", "kappa"),
+    ("   pairs (unclear excluded)", "dimension", "pairs"),
+    ("3. member score: exact agreement", "score", "exact_agreement"),
+    ("   weighted kappa", "score", "weighted_kappa"),
+    ("   mean absolute error", "score", "mae"),
+    ("4. per action vs reference labels*: kappa", "reference", "kappa"),
+    ("   mean kappa over dimensions", "reference", "kappa_mean"),
+    ("   accuracy", "reference", "accuracy"),
+    ("   actions", "reference", "actions"),
+]
+STREAM_ROWS = [
+    ("5. stream: precision", "stream", "relevance_precision"),
+    ("   recall", "stream", "relevance_recall"),
+    ("   F1", "stream", "relevance_f1"),
+    ("   PR-AUC (average precision)", "stream", "pr_auc"),
+    ("   precision at 25", "stream", "precision_at_25"),
+    ("   precision at 50", "stream", "precision_at_50"),
+    ("   precision at 100", "stream", "precision_at_100"),
+    ("   real pages judged relevant", "stream", "pages_relevant"),
+    ("   of real pages", "stream", "pages"),
+    ("   hard pages judged relevant", "stream", "hard_pages_relevant"),
+    ("   of hard pages", "stream", "hard_pages"),
+]
+
+
 def side_by_side(runs: list[dict]) -> str:
-    """The three levels for several runs (input modes) in one table."""
+    """Coverage first, then the levels for several runs (input modes) in one table."""
     names = [f"{r['mode']} ({r['backend']})" for r in runs]
     width = max(len(n) for n in names) + 2
-    lines = [f"{'metric':<34}" + "".join(n.rjust(width) for n in names)]
-    rows = [
-        ("1. action: relevance recall", "action", "relevance_recall"),
-        ("   relevance precision", "action", "relevance_precision"),
-        ("   member attribution accuracy", "action", "member_accuracy"),
-        ("   date accuracy", "action", "date_accuracy"),
-        ("   grounding failure rate", "action", "grounding_failure_rate"),
-        ("   other-commitment items relevant", "action", "other_commitment_relevant_rate"),
-        ("2. dimension: accuracy", "dimension", "accuracy"),
-        ("   Cohen's kappa", "dimension", "kappa"),
-        ("   pairs (unclear excluded)", "dimension", "pairs"),
-        ("3. member score: exact agreement", "score", "exact_agreement"),
-        ("   weighted kappa", "score", "weighted_kappa"),
-        ("   mean absolute error", "score", "mae"),
-    ]
+    label_width = 44
+    lines = [coverage_line(r) for r in runs]
+    lines.append(f"{'metric':<{label_width}}" + "".join(n.rjust(width) for n in names))
+    rows = ROWS + (STREAM_ROWS if any("stream" in r["metrics"] for r in runs) else [])
     for label, level, key in rows:
-        cells = []
-        for r in runs:
-            value = r["metrics"][level].get(key)
-            cells.append(
-                ("-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)).rjust(
-                    width
-                )
-            )
-        lines.append(f"{label:<34}" + "".join(cells))
+        cells = [_cell(r["metrics"].get(level, {}).get(key), width) for r in runs]
+        lines.append(f"{label:<{label_width}}" + "".join(cells))
     for r in runs:
         for number, c in r["metrics"]["score"]["commitments"].items():
             lines.append(
@@ -46,6 +88,20 @@ def side_by_side(runs: list[dict]) -> str:
         unclear = r["metrics"]["dimension"]["unclear_excluded"]
         lines.append(
             f"   ({r['mode']}: {unclear} 'unclear' gold dimensions excluded; dataset {r['dataset_sha'][:19]})"
+        )
+    for r in runs:
+        dims = r["metrics"].get("reference", {}).get("dimensions", {})
+        if dims:
+            kappas = ", ".join(f"{d} {_cell(v['kappa'], 0)}" for d, v in dims.items())
+            lines.append(f"   reference kappa per dimension ({r['mode']}): {kappas}")
+    for r in runs:
+        through = r["metrics"].get("stream", {}).get("pages_through")
+        if through:
+            shown = ", ".join(through[:12]) + (f" and {len(through) - 12} more" if len(through) > 12 else "")
+            lines.append(f"   real pages judged relevant ({r['mode']}): {shown}")
+    if any("reference" in r["metrics"] for r in runs):
+        lines.append(
+            "* agreement with a model's reference labels (eval/data/reference-labels), not human coding"
         )
     if any(r["mode"] == "paragraph" for r in runs):
         lines.append("Note: " + FLATTERY)
@@ -82,6 +138,26 @@ def write_report(run: dict, directory: Path, fmt: str = "md") -> Path:
         ax.set_title(f"Dimension labels ({run['mode']})")
         fig.tight_layout()
         path = directory / f"{run['id']}-confusion.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        images.append(path)
+    ref = run["metrics"].get("reference") or {}
+    if ref.get("confusion"):
+        fig, ax = plt.subplots(figsize=(4.2, 3.6))
+        ax.imshow(ref["confusion"], cmap="Greens")
+        ax.set_xticks(range(3), ref["labels"])
+        ax.set_yticks(range(3), ref["labels"])
+        ax.set_xlabel("predicted (per action)")
+        ax.set_ylabel("a model's reference labels")
+        peak = max(max(row) for row in ref["confusion"]) or 1
+        for y, row in enumerate(ref["confusion"]):
+            for x, value in enumerate(row):
+                ax.text(
+                    x, y, str(value), ha="center", va="center", color="white" if value > peak / 2 else "black"
+                )
+        ax.set_title(f"Per action vs reference labels ({run['mode']})", fontsize=9)
+        fig.tight_layout()
+        path = directory / f"{run['id']}-reference.png"
         fig.savefig(path, dpi=110)
         plt.close(fig)
         images.append(path)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import sqlite_utils
 
 from .config import Config
-from .dataset import EvalItem
+from .dataset import EvalItem, sample_items
 from .gold import ImportResult
 
 
@@ -36,7 +36,7 @@ def main_job(
     on_run: Callable[[dict], None] | None = None,
 ) -> MainJob:
     """The main job on embedded defaults: import the bundled reports, classify the gold dataset
-    with the configured backend (title and paragraph inputs, the first ``limit`` items of each),
+    with the configured backend (title and paragraph inputs, ``limit`` items of each, sampled),
     queue the classified paragraphs for review and score them provisionally.
 
     ``on_stage(name, job)`` is called as each stage ends (``gold``, ``evaluation``, ``queue``,
@@ -64,7 +64,8 @@ def main_job(
     stage("evaluation")
     rubrics = rubrics_for()
     paragraphs = build_dataset(db, rubrics, "paragraph")
-    job.queued = queue_gold(db, paragraphs[:limit] if limit else paragraphs)
+    # with --limit, the paragraphs the evaluation sampled (and classified)
+    job.queued = queue_gold(db, sample_items(paragraphs, limit) if limit else paragraphs)
     stage("queue")
     job.provisional = [score_lib.commitment_table(db, r, include_pending=True) for r in rubrics]
     stage("scores")

@@ -219,11 +219,14 @@ def test_cassettes_hold_no_keys():
             assert "authorization" not in headers and "api-key" not in headers
 
 
-def test_eval_run_through_the_openai_path(tmp_path):
-    """`evidence eval`'s machinery on real model output: a tiny slice of the title dataset."""
+def test_eval_run_through_the_openai_path(tmp_path, monkeypatch):
+    """`evidence eval`'s machinery on real model output: a tiny slice of the title dataset (the first
+    two items, as the cassette recorded them, not the stratified sample `--limit` now draws)."""
     from classifier import evaluate, gold
 
     from .conftest import REPORTS
+
+    monkeypatch.setattr(evaluate, "sample_items", lambda items, limit, seed=0: items[:limit])
 
     db = open_db(tmp_path / "eval.db")
     gold.import_paths(db, [REPORTS])

@@ -14,7 +14,7 @@ from classifier.store import open_db
 
 from .conftest import FINAL_19
 
-LIMIT = 8  # the first cited actions of commitment 19: enough to queue several, quick to classify
+LIMIT = 8  # a sample of commitment 19's dataset (as --limit draws it): enough to queue several, quick
 
 
 def queue_first_actions(db) -> dict[str, int]:
@@ -24,7 +24,8 @@ def queue_first_actions(db) -> dict[str, int]:
     evaluate.run_eval(
         db, Config(), rubrics, mode="paragraph", commitment=19, limit=LIMIT, classifier=classifier
     )
-    return pipeline.queue_gold(db, dataset.build_dataset(db, rubrics, "paragraph", commitment=19)[:LIMIT])
+    items = dataset.build_dataset(db, rubrics, "paragraph", commitment=19)
+    return pipeline.queue_gold(db, dataset.sample_items(items, LIMIT))
 
 
 def queued(db) -> list[tuple[str, str]]:
