@@ -101,15 +101,15 @@ def build_dataset(
     if mode not in MODES:
         raise ValueError(f"--input must be one of {', '.join(MODES)}")
     if mode == "stream":
-        items = build_dataset(db, rubrics, "paragraph", commitment=commitment)
-        items = [i for i in items if i.kind in ("positive", "out_of_period")]
+        paragraphs = build_dataset(db, rubrics, "paragraph", commitment=commitment)
+        stream = [i for i in paragraphs if i.kind in ("positive", "out_of_period")]
         for rubric in rubrics:
             if commitment is None or rubric.number == commitment:
-                items += [
+                stream += [
                     EvalItem(f"page:{name}@{rubric.number}", rubric.number, kind, None, None, text, url)
                     for name, url, text, kind in real_pages()
                 ]
-        return items
+        return stream
     rows = evidence_items(db)
     urls_by_commitment: dict[int, set[str]] = {}
     for row in rows:
