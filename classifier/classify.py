@@ -22,6 +22,7 @@ import sqlite_utils
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from . import instructions
+from .calls import log_call
 from .config import Config, ConfigError
 from .dates import now_utc
 from .documents import CURRENT_VERSIONS
@@ -324,31 +325,16 @@ class Classifier:
             return self.db.table("classifications").get(new_id(self.db.table("classifications").insert(row)))
 
     def _log_call(self, item: Item, prompt: RenderedPrompt, result: CallResult) -> int:
-        return new_id(
-            self.db.table("llm_calls").insert(
-                {
-                    "backend": self.backend.name,
-                    "model": self.backend.model_for(item.rubric),
-                    "prompt_name": self.template.name,
-                    "prompt_sha": prompt.sha,
-                    "input_sha": item.content_sha,
-                    "commitment": item.rubric.number,
-                    "request": json.dumps(result.request, ensure_ascii=False),
-                    # whatever a backend read from an endpoint, redacted again: any backend's
-                    "raw_response": redact(result.raw_response),
-                    "parsed": redact(json.dumps(result.output)) if result.output is not None else None,
-                    "outcome": result.outcome,
-                    "error": redact(result.error),
-                    "tokens_in": result.tokens_in,
-                    "tokens_out": result.tokens_out,
-                    "cached_tokens": result.cached_tokens,
-                    "cost": result.cost,
-                    "latency_ms": int(result.latency * 1000),
-                    "retries": result.retries,
-                    "run_id": self.summary.run_id,
-                    "created_utc": now_utc(),
-                }
-            )
+        return log_call(
+            self.db,
+            result,
+            backend=self.backend.name,
+            model=self.backend.model_for(item.rubric),
+            prompt_name=self.template.name,
+            prompt_sha=prompt.sha,
+            input_sha=item.content_sha,
+            commitment=item.rubric.number,
+            run_id=self.summary.run_id,
         )
 
     async def run(self, items: list[Item], on_done=None) -> ClassifySummary:

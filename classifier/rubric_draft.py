@@ -1089,32 +1089,15 @@ def _log_call(db, backend, prompt_name: str, prompt_sha: str, document: str, num
     """The call in the model call log (`evidence calls list`), as classification logs its calls."""
     import hashlib
 
-    from .redaction import redact
+    from .calls import log_call
 
-    return (
-        db["llm_calls"]
-        .insert(
-            {
-                "backend": backend.name,
-                "model": backend.model,
-                "prompt_name": prompt_name,
-                "prompt_sha": prompt_sha,
-                "input_sha": "sha256:" + hashlib.sha256(document.encode("utf-8")).hexdigest(),
-                "commitment": number,
-                "request": json.dumps(result.request, ensure_ascii=False),
-                "raw_response": redact(result.raw_response),
-                "parsed": redact(json.dumps(result.output)) if result.output is not None else None,
-                "outcome": result.outcome,
-                "error": redact(result.error),
-                "tokens_in": result.tokens_in,
-                "tokens_out": result.tokens_out,
-                "cached_tokens": result.cached_tokens,
-                "cost": result.cost,
-                "latency_ms": int(result.latency * 1000),
-                "retries": result.retries,
-                "run_id": None,
-                "created_utc": now_utc(),
-            }
-        )
-        .last_pk
+    return log_call(
+        db,
+        result,
+        backend=backend.name,
+        model=backend.model,
+        prompt_name=prompt_name,
+        prompt_sha=prompt_sha,
+        input_sha="sha256:" + hashlib.sha256(document.encode("utf-8")).hexdigest(),
+        commitment=number,
     )
