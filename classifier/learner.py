@@ -230,6 +230,7 @@ class LearnedBackend(Backend):
     name = "learned"
     model = MODEL_PREFIX.rstrip("@")
     concurrent = False
+    calibrated = True
 
     def __init__(self, **_: Any):
         self.db: sqlite_utils.Database | None = None

@@ -97,6 +97,9 @@ class Backend(ABC):
     # whether several items may be in flight at once (an endpoint waits on the network; an
     # embedded model computes, and is faster one item at a time)
     concurrent: ClassVar[bool] = True
+    # whether a "strong" label means a calibrated probability above a threshold chosen on
+    # held-out data (provisional scores count only such pending strong labels as strong)
+    calibrated: ClassVar[bool] = False
     # set when the backend learns that no further call can succeed (a mode the endpoint does
     # not support, a wrong URL or model): why, in one line naming what to change
     unusable: str | None = None
@@ -157,6 +160,12 @@ def backend_class(name: str) -> type[Backend]:
         raise ConfigError(f"unknown backend {name!r}: use {' or '.join(BACKENDS)}")
     module, _, cls = BACKENDS[name].partition(":")
     return getattr(importlib.import_module(module), cls)
+
+
+def is_calibrated(name: str | None) -> bool:
+    """Whether the backend registered under ``name`` labels strong only on calibrated evidence;
+    False for a name no longer registered."""
+    return name in BACKENDS and backend_class(name).calibrated
 
 
 def make_backend(

@@ -13,13 +13,11 @@ import json
 
 import sqlite_utils
 
+from .llm import is_calibrated
 from .review import UNKNOWN_MEMBER, label_states, source_of, states
 from .rubric import Rubric, average_of, format_average, format_score, score
 
 RANK = {"none": 0, "weak": 1, "unknown": 1.5, "strong": 2}
-# Backends whose pending "strong" is a calibrated probability above a threshold chosen on held-out
-# folds (the learned model's); any other backend's pending "strong" shows as unknown.
-CALIBRATED_BACKENDS = {"learned"}
 
 
 def _items(db: sqlite_utils.Database, commitment: int, member: str | None = None) -> list[int]:
@@ -40,7 +38,9 @@ def member_scores(
         ).fetchall()
     )
     for item, name, state, labels in label_states(db, commitment=rubric.number, member=member):
-        if state == "pending" and backends.get(item) not in CALIBRATED_BACKENDS:
+        # a pending "strong" counts only from a backend whose strong is calibrated on held-out
+        # data (Backend.calibrated); any other backend's shows as unknown
+        if state == "pending" and not is_calibrated(backends.get(item)):
             labels = {d: "unknown" if v == "strong" else v for d, v in labels.items()}
         by_member.setdefault(name, []).append((state, labels))
     for name in rubric.members if member is None else [member]:
