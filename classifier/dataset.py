@@ -172,12 +172,12 @@ _PAGES: list[tuple[str, str, str, str]] = []
 def real_pages() -> list[tuple[str, str, str, str]]:
     """(file name, url, extracted text, kind) for each real page that has text; read once."""
     from .extract import ExtractionFailed, ExtractionSkipped, extract_html
-    from .store import data_dir
+    from .store import data_file
 
     if _PAGES:
         return _PAGES
-    directory = data_dir(REALPAGES[0]).joinpath(*REALPAGES[1:])
-    manifest = directory / "manifest.json"
+    manifest = data_file(*REALPAGES, "manifest.json")
+    directory = manifest.parent
     if not manifest.is_file():
         raise ValueError(f"the stream mode needs the real pages: {manifest} is missing")
     for entry in json.loads(manifest.read_text(encoding="utf-8")):
@@ -204,9 +204,9 @@ def reference_labels(db: sqlite_utils.Database) -> dict[str, dict[str, str]]:
     """Per cited action (the id of its dataset items, ``key@commitment``), the dimension labels of
     ``eval/data/reference-labels/`` (see its README): agreement with a model's reference labels, not
     with human coding. Joined on (commitment, member, date, text); an action with no match is left out."""
-    from .store import data_dir
+    from .store import data_file
 
-    path = data_dir(REFERENCE_LABELS[0]).joinpath(*REFERENCE_LABELS[1:])
+    path = data_file(*REFERENCE_LABELS)
     if not path.is_file():
         raise ValueError(f"the reference labels are missing: {path}")
     by_action = {}

@@ -71,6 +71,17 @@ def data_dir(name: str) -> Path:
     return candidates[0]
 
 
+def data_file(*parts: str) -> Path:
+    """A read-only data file (e.g. ``eval/data/reference-labels/actions.jsonl``), first found of:
+    the project directory's, the checkout's, the copy installed with the package. Looked up file
+    by file, because a project's own ``eval/`` holds its results and need not hold the data."""
+    candidates = [root.joinpath(*parts) for root in (project_dir(), PACKAGE_ROOT, BUNDLED_DIR)]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    return candidates[0]
+
+
 def corpus_dir() -> Path:
     """The corpus directory: ``EVIDENCE_CORPUS``, else the first ``corpus/`` of :func:`data_dir`."""
     env = os.environ.get(CORPUS_ENV)

@@ -30,7 +30,14 @@ from .conftest import ROOT
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 # What a build of the package needs from the repository (pyproject.toml names the readme).
-BUILD_INPUTS = ["pyproject.toml", "README.md", "classifier", "corpus", "prompts"]
+BUILD_INPUTS = [
+    "pyproject.toml",
+    "README.md",
+    "classifier",
+    "corpus",
+    "prompts",
+    "eval/data/reference-labels",
+]
 
 
 def _name(requirement: str) -> str:
@@ -135,7 +142,7 @@ def test_extras_that_dependencies_ask_for_are_declared_directly():
 def test_wheel_configuration_ships_the_corpus_and_prompts():
     setuptools = PYPROJECT["tool"]["setuptools"]
     mapped = {Path(directory).name: package for package, directory in setuptools["package-dir"].items()}
-    assert set(mapped) == {"corpus", "prompts"}
+    assert set(mapped) == {"corpus", "prompts", "eval"}
     for directory, package in mapped.items():
         assert package in setuptools["packages"] and package.startswith("classifier.bundled.")
         assert (store.BUNDLED_DIR / directory).as_posix().endswith(package.replace(".", "/"))
@@ -149,6 +156,14 @@ def test_wheel_configuration_ships_the_corpus_and_prompts():
     assert shipped == tracked  # every corpus file: commitments, reports + manifest, sources.toml
     prompts = {p.name for pattern in patterns[mapped["prompts"]] for p in (ROOT / "prompts").glob(pattern)}
     assert {p.name for p in (ROOT / "prompts").glob("classify-v*.md")} <= prompts
+    # the evaluation's reference labels ship too (the stream mode's real pages stay in the checkout)
+    labels = {
+        p.relative_to(ROOT / "eval").as_posix()
+        for pattern in patterns[mapped["eval"]]
+        for p in (ROOT / "eval").glob(pattern)
+    }
+    assert "data/reference-labels/actions.jsonl" in labels and "data/reference-labels/README.md" in labels
+    assert not any(name.startswith("data/realpages") or name.startswith("results") for name in labels)
 
 
 def _copy_data(target: Path) -> Path:
