@@ -316,14 +316,17 @@ def test_log_lines_are_json_a_machine_can_read(world):
     code, summary, log = world.run(log_format="json")
     assert code == 0
     events = [e["event"] for e in log if "event" in e]
-    assert events == [
-        "run-started",
-        "stage-done",
-        "stage-started",
-        "stage-done",
-        "stage-done",
-        "run-finished",
+    stages = [(e["event"], e.get("stage")) for e in log if "event" in e]
+    assert stages == [
+        ("run-started", None),
+        ("stage-done", "learn"),  # first: retrain the learned model when analysts decided
+        ("stage-done", "crawl"),
+        ("stage-started", "classify"),
+        ("stage-done", "classify"),
+        ("stage-done", "queue"),
+        ("run-finished", None),
     ]
+    assert events == [event for event, _ in stages]
     crawl = next(e for e in log if e.get("stage") == "crawl")
     assert crawl["new"] == 2 and crawl["level"] == "INFO" and crawl["time"].endswith("Z")
     assert log[-1]["status"] == "ok" and log[-1]["run"] == summary["run"]
@@ -367,7 +370,7 @@ def test_a_stage_that_breaks_is_recorded_and_the_run_still_finishes(world):
     # Broken between stages: the run stops there, is recorded as an error, and the next run goes on.
     world.publish(1)
     code, summary, log = world.run(failpoints="crawl.done=error")
-    assert code == 1 and summary["status"] == "error" and set(summary["stages"]) == {"crawl"}
+    assert code == 1 and summary["status"] == "error" and set(summary["stages"]) == {"learn", "crawl"}
     assert summary["error"] == "FailpointError: failpoint crawl.done"
     assert any(e.get("event") == "run-error" and e["level"] == "ERROR" for e in log)
     code, summary, _ = world.run()
