@@ -123,44 +123,22 @@ def write_report(run: dict, directory: Path, fmt: str = "md") -> Path:
     dim = run["metrics"]["dimension"]
     images = []
     if dim["confusion"]:
-        fig, ax = plt.subplots(figsize=(4.2, 3.6))
-        ax.imshow(dim["confusion"], cmap="Blues")
-        ax.set_xticks(range(3), dim["labels"])
-        ax.set_yticks(range(3), dim["labels"])
-        ax.set_xlabel("predicted (strongest per member)")
-        ax.set_ylabel("gold (analysts' conclusions)")
-        peak = max(max(row) for row in dim["confusion"]) or 1
-        for y, row in enumerate(dim["confusion"]):
-            for x, value in enumerate(row):
-                ax.text(
-                    x, y, str(value), ha="center", va="center", color="white" if value > peak / 2 else "black"
-                )
-        ax.set_title(f"Dimension labels ({run['mode']})")
-        fig.tight_layout()
-        path = directory / f"{run['id']}-confusion.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        images.append(path)
+        images.append(
+            _confusion_plot(
+                plt, dim["confusion"], dim["labels"], "Blues", "predicted (strongest per member)",
+                "gold (analysts' conclusions)", f"Dimension labels ({run['mode']})", None,
+                directory / f"{run['id']}-confusion.png",
+            )
+        )  # fmt: skip
     ref = run["metrics"].get("reference") or {}
     if ref.get("confusion"):
-        fig, ax = plt.subplots(figsize=(4.2, 3.6))
-        ax.imshow(ref["confusion"], cmap="Greens")
-        ax.set_xticks(range(3), ref["labels"])
-        ax.set_yticks(range(3), ref["labels"])
-        ax.set_xlabel("predicted (per action)")
-        ax.set_ylabel("a model's reference labels")
-        peak = max(max(row) for row in ref["confusion"]) or 1
-        for y, row in enumerate(ref["confusion"]):
-            for x, value in enumerate(row):
-                ax.text(
-                    x, y, str(value), ha="center", va="center", color="white" if value > peak / 2 else "black"
-                )
-        ax.set_title(f"Per action vs reference labels ({run['mode']})", fontsize=9)
-        fig.tight_layout()
-        path = directory / f"{run['id']}-reference.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        images.append(path)
+        images.append(
+            _confusion_plot(
+                plt, ref["confusion"], ref["labels"], "Greens", "predicted (per action)",
+                "a model's reference labels", f"Per action vs reference labels ({run['mode']})", 9,
+                directory / f"{run['id']}-reference.png",
+            )
+        )  # fmt: skip
     rows = run["metrics"]["score"]["rows"]
     if rows:
         fig, ax = plt.subplots(figsize=(4.2, 3.6))
@@ -198,3 +176,24 @@ def write_report(run: dict, directory: Path, fmt: str = "md") -> Path:
         out = directory / f"{run['id']}.html"
     out.write_text(text, encoding="utf-8")
     return out
+
+
+def _confusion_plot(plt, matrix, labels, cmap, xlabel, ylabel, title, title_size, path: Path) -> Path:
+    """A 3x3 confusion matrix with its counts written in the cells, saved as a PNG."""
+    fig, ax = plt.subplots(figsize=(4.2, 3.6))
+    ax.imshow(matrix, cmap=cmap)
+    ax.set_xticks(range(3), labels)
+    ax.set_yticks(range(3), labels)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    peak = max(max(row) for row in matrix) or 1
+    for y, row in enumerate(matrix):
+        for x, value in enumerate(row):
+            ax.text(
+                x, y, str(value), ha="center", va="center", color="white" if value > peak / 2 else "black"
+            )
+    ax.set_title(title, fontsize=title_size)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
