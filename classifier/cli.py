@@ -19,7 +19,7 @@ from . import gold as gold_lib
 from . import sources as sources_lib
 from . import users as users_lib
 from .config import ConfigError, load_config
-from .errors import NotFound
+from .errors import EndpointUnusable, NotFound
 from .gold import ManifestError
 from .models import MEMBER_CODES, MEMBERS, resolve_member
 from .prompts import PromptError
@@ -45,6 +45,7 @@ USER_ERRORS = (
     QueueError,
     UserError,
     NotFound,
+    EndpointUnusable,
     ValueError,
     FileNotFoundError,
 )
@@ -1349,7 +1350,14 @@ def eval_run(
         limit=limit,
         seed=seed,
     )
-    if code := exit_code(runs, max_failed):
+    stopped = next(
+        (r["metrics"]["run"].get("stopped") for r in runs if r["metrics"]["run"].get("stopped")), None
+    )
+    code = exit_code(runs, max_failed)
+    if stopped:  # the endpoint failed in a way no later item could avoid: what to change, last
+        typer.echo(f"error: {redact(stopped)}", err=True)
+        code = code or 1
+    if code:
         raise typer.Exit(code)
 
 

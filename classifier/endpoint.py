@@ -342,6 +342,24 @@ class OpenAIBackend(Backend):
                 self.unusable = report.problem
         return self._preflight if isinstance(self._preflight, str) else None
 
+    def check_now(self) -> str | None:
+        if self._preflight is False:
+            import openai
+
+            async def go() -> CheckReport:
+                http = openai.DefaultAsyncHttpxClient()
+                try:
+                    probe = OpenAIBackend(self.config, api_key=self._openai.api_key, http_client=http)
+                    return await check(probe, structured=False)
+                finally:
+                    await http.aclose()
+
+            problem = asyncio.run(go()).problem
+            self._preflight = problem
+            if problem:
+                self.unusable = problem
+        return self._preflight if isinstance(self._preflight, str) else None
+
     def order(self, items: Sequence[Ordered]) -> list[Ordered]:
         # Items of one rubric share the static prompt prefix: together, the provider caches it.
         return sorted(items, key=lambda i: i.rubric.number)

@@ -27,7 +27,7 @@ from .dataset import (
     without_gold,
 )
 from .dates import new_run_id
-from .errors import NotFound
+from .errors import EndpointUnusable, NotFound
 from .metrics import (
     action_metrics,
     dimension_metrics,
@@ -103,6 +103,9 @@ def run_eval(
     if limit is not None:
         items = sample_items(items, limit, seed=seed)
     classifier = classifier or Classifier(db, config, backend=backend, model=model, prompt=prompt)
+    # an endpoint that cannot answer stops the run here, with one line, before anything is sent
+    if items and (problem := classifier.backend.check_now()):
+        raise EndpointUnusable(problem)
     blind = {r.number: without_gold(r) for r in rubrics}
     calls_before = classifier.summary.calls
     cached_before = classifier.summary.cached
@@ -154,6 +157,7 @@ def run_eval(
             "tokens_out": summary.tokens_out - tokens_before[1],
             "cost": round(summary.cost - tokens_before[2], 6),
             "latency_ms": latency,
+            "stopped": classifier.backend.unusable,  # why no further item was sent, if so
         },
     }
     if mode == "stream":

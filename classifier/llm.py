@@ -144,6 +144,11 @@ class Backend(ABC):
         """Before a run spends anything: why no call can succeed (one line), or None."""
         return None
 
+    def check_now(self) -> str | None:
+        """:meth:`preflight` from outside any event loop, with connections of its own: for the
+        commands that check the endpoint before they start (``eval run``, ``nightly``)."""
+        return None
+
     def order(self, items: Sequence[Ordered]) -> list[Ordered]:
         """The order to classify items in: as given, unless the backend has a reason to group them."""
         return list(items)

@@ -23,7 +23,7 @@ from .classify import Classifier, pending_items
 from .config import Config
 from .crawl import crawl
 from .dates import new_run_id, now_utc
-from .errors import NotFound
+from .errors import EndpointUnusable, NotFound
 from .failpoints import failpoint
 from .redaction import redact, redact_all
 from .review import fill
@@ -208,6 +208,9 @@ def run_nightly(
 
     error = None
     try:
+        # a model endpoint that cannot answer stops the run before it crawls or learns anything
+        if problem := (classifier.backend.check_now() if classifier else None):
+            raise EndpointUnusable(problem)
         stages = (
             ("learn", learn_stage),
             ("crawl", crawl_stage),
