@@ -232,7 +232,9 @@ def test_eval_run_through_the_openai_path(tmp_path, monkeypatch):
     gold.import_paths(db, [REPORTS])
     config = Config(llm=LLMConfig(backend="openai", base_url=BASE_URL, model="smollm2-135m-instruct"))
     with recorder.use_cassette("eval-19-title.yaml"):
-        classifier = Classifier(db, config, backend_object=backend())
+        checked = backend()
+        checked._preflight = None  # this recording predates the check before a run (GET /models)
+        classifier = Classifier(db, config, backend_object=checked)
         run = evaluate.run_eval(
             db, config, rubrics_for(), mode="title", commitment=19, limit=2, classifier=classifier
         )
