@@ -164,6 +164,7 @@ class Item:
     document_id: int | None = None
     version: int | None = None
     published: str | None = None
+    language: str | None = None  # the page's language as stored; None: detected from the text
 
 
 class Classifier:
@@ -232,6 +233,7 @@ class Classifier:
             item.text,
             max_chars=self.config.llm.max_doc_chars,
             instruction_like=len(planted),
+            language=item.language or _detected_language(item.content_sha, item.text),
         )
         hit = self.cached(item, prompt)
         if hit is not None:
@@ -364,7 +366,7 @@ def document_items(
 ) -> list[Item]:
     """The current version of every stored document (published since ``since``) x every rubric."""
     sql = f"""
-        select v.document_id as id, v.version, v.content_sha256, v.text, v.published
+        select v.document_id as id, v.version, v.content_sha256, v.text, v.published, v.language
         from ({CURRENT_VERSIONS}) v
         where (:since is null or v.published >= :since) and v.kind != 'gold'
         order by v.published desc, v.document_id desc
@@ -380,6 +382,7 @@ def document_items(
             document_id=row["id"],
             version=row["version"],
             published=row["published"],
+            language=row["language"],
         )
         for row in rows
         for rubric in rubrics
@@ -402,7 +405,7 @@ def pending_items(
     """
     keys = {r.number: render(classifier.template, r, "").system_sha for r in rubrics}
     sql = f"""
-        select v.document_id as id, v.version, v.content_sha256, v.published
+        select v.document_id as id, v.version, v.content_sha256, v.published, v.language
         from ({CURRENT_VERSIONS}) v
         where v.kind != 'gold' and not exists (
             select 1 from classifications c
@@ -438,11 +441,26 @@ def pending_items(
             document_id=row["id"],
             version=row["version"],
             published=row["published"],
+            language=row["language"],
         )
         for row, rubrics_left in chosen
         for rubric in rubrics_left
     ]
     return items, len(order)
+
+
+_DETECTED: dict[str, str | None] = {}
+
+
+def _detected_language(content_sha: str, text: str) -> str | None:
+    """The language of a text with none stored (an evaluation item): detected once per text."""
+    if content_sha not in _DETECTED:
+        from .languages import page_language
+
+        if len(_DETECTED) > 20_000:
+            _DETECTED.clear()
+        _DETECTED[content_sha] = page_language(text, None)[0]
+    return _DETECTED[content_sha]
 
 
 def text_item(text: str, rubric: Rubric, **kwargs: Any) -> Item:

@@ -222,7 +222,7 @@ def test_the_flag_reaches_the_queue_and_puts_the_item_first(tmp_path):
 
 def test_the_prompt_frames_the_document_as_data_and_names_what_was_found(rubrics):
     template = load_prompt()
-    assert template.name == "classify-v2"
+    assert template.name == "classify-v3"
     text = f"{STRONG} {PLANTED[1]}"
     flagged = render(template, rubrics[18], text, instruction_like=len(instructions.find(text)))
     clean = render(template, rubrics[18], STRONG)

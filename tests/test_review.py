@@ -237,7 +237,7 @@ def test_scores_count_confirmed_evidence_only(db):
     receipt = explain(db, rubric, member)
     (entry,) = receipt["dimensions"]["border_management"]
     assert entry["item"] == chosen and entry["url"].startswith("http://127.0.0.1")
-    assert entry["content_sha256"].startswith("sha256:") and entry["prompt"] == "classify-v2"
+    assert entry["content_sha256"].startswith("sha256:") and entry["prompt"] == "classify-v3"
     assert [d["action"] for d in entry["decisions"]] == ["relabel", "accept"]
     assert pending_view["provisional"]
 
