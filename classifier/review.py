@@ -404,6 +404,12 @@ def decide(
             raise QueueError(f"unknown dimension {payload.get('dimension')!r}: one of {dims}")
         if version != based_on_version:
             raise StaleItem(_what_changed(conn, item_id, based_on_version, version))
+        from . import coding  # an item being coded blind takes its coders' actions as codings
+
+        coded = coding.record(conn, item_id, analyst, action, version, json.loads(suggestion)["labels"], payload)
+        if coded is not None:
+            conn.execute("COMMIT")
+            return coded
         cursor = conn.execute(
             "insert into decisions (item_id, analyst, action, payload, based_on_version, created_utc) "
             "values (?, ?, ?, ?, ?, ?)",
@@ -566,12 +572,22 @@ def claim(
                 break
             if row["claimed_by"] and row["claimed_by"] != analyst:
                 continue
+            if _coded_blind_by_others(db, row["id"], analyst):
+                continue
             db.table("claims").upsert(
                 {"item_id": row["id"], "analyst": analyst, "claimed_utc": now, "expires_utc": expires},
                 pk="item_id",
             )
             claimed.append(row["id"])
     return claimed
+
+
+def _coded_blind_by_others(db: sqlite_utils.Database, item_id: int, analyst: str) -> bool:
+    """Whether the item is assigned for double coding to analysts other than ``analyst`` only."""
+    from . import coding
+
+    seen = coding.view(db, item_id, analyst)
+    return seen.blind and analyst not in seen.analysts
 
 
 def stats(db: sqlite_utils.Database) -> list[dict]:
