@@ -853,9 +853,7 @@ ForceOption = Annotated[
 def _decide(
     item_id: int, analyst: str | None, action: str, version: int | None, force: bool = False, **payload
 ) -> None:
-    from . import review
-
-    from . import coding
+    from . import coding, review
 
     db = _db()
     who = review.resolve_analyst(analyst)
@@ -1155,7 +1153,9 @@ def queue_assigned(analyst: AnalystOption = None) -> None:
     if not who:
         raise QueueError("whose assignments? --analyst NAME or EVIDENCE_ANALYST")
     ids = coding.assigned_to(_db(), who)
-    typer.echo(f"{len(ids)} items to code: {' '.join(map(str, ids))}" if ids else f"nothing left to code for {who}")
+    typer.echo(
+        f"{len(ids)} items to code: {' '.join(map(str, ids))}" if ids else f"nothing left to code for {who}"
+    )
 
 
 def _figure(value: float | None) -> str:
@@ -1243,7 +1243,7 @@ def queue_next(
     commitment: Annotated[int | None, typer.Option("--commitment", "-c", help="Commitment number.")] = None,
 ) -> None:
     """Triage in the terminal, one key per action: a accept, r reject, l relabel, e edit, n note, s skip, q quit."""
-    from . import review
+    from . import coding, review
 
     who = review.resolve_analyst(analyst)
     if not who:
@@ -1256,13 +1256,15 @@ def queue_next(
             for r in review.list_items(
                 db, member=resolve_member(member), commitment=commitment, state=review.PENDING, limit=200
             )
-            if r["id"] not in skipped and r["claimed_by"] in (None, who)
+            if r["id"] not in skipped
+            and r["claimed_by"] in (None, who)
+            and not coding.waiting_on_others(db, r["id"], who)
         ]
         if not rows:
             typer.echo("nothing left to triage")
             return
         item_id = rows[0]["id"]
-        queue_show(item_id)
+        queue_show(item_id, who)
         version = review.state_of(db, item_id).version
         key = (
             typer.prompt("[a]ccept [r]eject re[l]abel [e]dit [n]ote [s]kip [q]uit", default="s")

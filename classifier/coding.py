@@ -30,7 +30,7 @@ import json
 import random
 import sqlite3
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import sqlite_utils
 
@@ -124,7 +124,9 @@ class Coding:
         return self.labels.get(dimension, "none") if self.relevant else "none"
 
 
-def _codings(conn: sqlite3.Connection, item_id: int, analysts: list[str], labels: dict[str, str]) -> dict[str, Coding]:
+def _codings(
+    conn: sqlite3.Connection, item_id: int, analysts: list[str], labels: dict[str, str]
+) -> dict[str, Coding]:
     out = {a: Coding(a, dict(labels)) for a in analysts}
     rows = conn.execute(
         "select analyst, action, payload, created_utc from codings where item_id = ? order by id", [item_id]
@@ -156,7 +158,9 @@ def agreed(codings: list[Coding]) -> bool:
     """Whether finished codings agree: all reject, or all accept with the same labels."""
     if {c.relevant for c in codings} == {False}:
         return True
-    return {c.relevant for c in codings} == {True} and len({json.dumps(c.labels, sort_keys=True) for c in codings}) == 1
+    return {c.relevant for c in codings} == {True} and len(
+        {json.dumps(c.labels, sort_keys=True) for c in codings}
+    ) == 1
 
 
 @dataclass
@@ -201,7 +205,9 @@ def view(db: sqlite_utils.Database, item_id: int, viewer: str | None) -> View:
     analysts = _analysts(conn, item_id)
     if not analysts:
         return View([], 0, viewer, None, [], None)
-    row = conn.execute("select json_extract(suggestion, '$.labels') from queue_items where id = ?", [item_id]).fetchone()
+    row = conn.execute(
+        "select json_extract(suggestion, '$.labels') from queue_items where id = ?", [item_id]
+    ).fetchone()
     codings = _codings(conn, item_id, analysts, json.loads(row[0]) if row else {})
     coded = sum(c.done for c in codings.values())
     complete = coded == len(analysts)
@@ -210,6 +216,14 @@ def view(db: sqlite_utils.Database, item_id: int, viewer: str | None) -> View:
         analysts, coded, viewer, codings.get(viewer or ""),
         everyone if complete else [], agreed(everyone) if complete else None,
     )  # fmt: skip
+
+
+def waiting_on_others(db: sqlite_utils.Database, item_id: int, analyst: str | None) -> bool:
+    """Whether ``analyst`` has nothing to do on the item until other coders have coded it
+    (it is being coded blind, and they are not a coder of it or have coded it already):
+    `queue next` and `queue claim` pass it over."""
+    seen = view(db, item_id, analyst)
+    return seen.blind and (seen.mine is None or seen.mine.done)
 
 
 def record(
@@ -253,7 +267,9 @@ def record(
     return coding_id
 
 
-def _settle(conn: sqlite3.Connection, item_id: int, done: list[Coding], labels: dict[str, str], version: int) -> None:
+def _settle(
+    conn: sqlite3.Connection, item_id: int, done: list[Coding], labels: dict[str, str], version: int
+) -> None:
     """Append the decisions the agreeing coders' codings amount to, attributed to them together."""
     who = "+".join(c.analyst for c in done)
     names = [c.analyst for c in done]
@@ -297,7 +313,7 @@ class Row:
     counts: dict[str, int]  # how often each value was given, over all coders
 
 
-def alpha(data: list[list[Any]], level: str, domain: list[Any]) -> float | None:
+def alpha(data: list[list[Any]], level: Literal["nominal", "ordinal"], domain: list[Any]) -> float | None:
     """Krippendorff's α over ``data`` (coders × items, None: not coded); None when undefined
     (fewer than two values in the data: there is no disagreement to expect)."""
     import krippendorff

@@ -406,7 +406,9 @@ def decide(
             raise StaleItem(_what_changed(conn, item_id, based_on_version, version))
         from . import coding  # an item being coded blind takes its coders' actions as codings
 
-        coded = coding.record(conn, item_id, analyst, action, version, json.loads(suggestion)["labels"], payload)
+        coded = coding.record(
+            conn, item_id, analyst, action, version, json.loads(suggestion)["labels"], payload
+        )
         if coded is not None:
             conn.execute("COMMIT")
             return coded
@@ -565,6 +567,8 @@ def claim(
         raise QueueError("claiming needs an analyst: --analyst NAME or EVIDENCE_ANALYST")
     now = now_utc()
     expires = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=minutes)).isoformat(timespec="seconds")
+    from . import coding
+
     claimed: list[int] = []
     with db.atomic():
         for row in list_items(db, state=PENDING, limit=count * 5, **filters):
@@ -572,7 +576,7 @@ def claim(
                 break
             if row["claimed_by"] and row["claimed_by"] != analyst:
                 continue
-            if _coded_blind_by_others(db, row["id"], analyst):
+            if coding.waiting_on_others(db, row["id"], analyst):
                 continue
             db.table("claims").upsert(
                 {"item_id": row["id"], "analyst": analyst, "claimed_utc": now, "expires_utc": expires},
@@ -580,14 +584,6 @@ def claim(
             )
             claimed.append(row["id"])
     return claimed
-
-
-def _coded_blind_by_others(db: sqlite_utils.Database, item_id: int, analyst: str) -> bool:
-    """Whether the item is assigned for double coding to analysts other than ``analyst`` only."""
-    from . import coding
-
-    seen = coding.view(db, item_id, analyst)
-    return seen.blind and analyst not in seen.analysts
 
 
 def stats(db: sqlite_utils.Database) -> list[dict]:

@@ -342,8 +342,11 @@ async def decide(request: Request) -> Response:
         context = coding_context(request, item_context(request, item_id))
         return render(request, "item.html", 400, problem=str(exc), **context)
     if action in review.STATE_AFTER:  # a decision that settles the item: on to the next
-        following = [r["id"] for r in review.list_items(db(request), state=review.PENDING, limit=2)
-                     if r["id"] != item_id][:1]  # an item coded blind stays pending: not it again
+        following = [
+            r["id"]
+            for r in review.list_items(db(request), state=review.PENDING, limit=2)
+            if r["id"] != item_id
+        ][:1]  # an item coded blind stays pending: not it again
         target = f"/items/{following[0]}" if following else "/queue"
         return RedirectResponse(f"{target}?done={action}&from={item_id}", status_code=303)
     return RedirectResponse(f"/items/{item_id}?done={action}", status_code=303)

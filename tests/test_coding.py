@@ -70,7 +70,7 @@ def test_assign_picks_pending_undecided_items_repeatably(review_db, tmp_path):
     assert coding.assign(twin_db, ["ana", "ben"], 3, seed=7) == (7, ids)  # the same seed, the same pick
     _, more = coding.assign(db, ["ana", "ben"], 100)
     assert not set(more) & set(ids)  # assigned once only
-    assert coding.assign(db, ["ana", "ben"], 5) [1] == []  # nothing free is left
+    assert coding.assign(db, ["ana", "ben"], 5)[1] == []  # nothing free is left
 
 
 @pytest.mark.parametrize(
@@ -92,7 +92,9 @@ def test_bad_assignments_are_one_line_errors_and_write_nothing(review_db, args, 
 
 
 def test_blind_coding_agreement_and_reconciliation_in_the_cli(review_db, monkeypatch):
-    assigned = cli("queue", "assign", "--analysts", "ana,ben", "--count", "4", "--commitment", "18", "--seed", "3")
+    assigned = cli(
+        "queue", "assign", "--analysts", "ana,ben", "--count", "4", "--commitment", "18", "--seed", "3"
+    )
     assert assigned.exit_code == 0 and "seed 3" in assigned.output, assigned.output
     ids = [int(x) for x in assigned.output.split(":")[-1].split()]
     assert len(ids) == 4
@@ -111,7 +113,11 @@ def test_blind_coding_agreement_and_reconciliation_in_the_cli(review_db, monkeyp
     assert (st.version, st.state, st.history) == (version, "pending", [])
     # ana sees her coding; ben sees that one coder has coded, not what
     as_ana = cli("queue", "show", str(first), "--analyst", "ana").output
-    assert "1 of 2 coded" in as_ana and f"ana: accept; labels {dims[0]}" in as_ana and f"{dims[1]} weak" in as_ana
+    assert (
+        "1 of 2 coded" in as_ana
+        and f"ana: accept; labels {dims[0]}" in as_ana
+        and f"{dims[1]} weak" in as_ana
+    )
     as_ben = cli("queue", "show", str(first), "--analyst", "ben").output
     assert "1 of 2 coded" in as_ben and "ana:" not in as_ben and f"{dims[1]} weak" not in as_ben
     assert "ana:" not in cli("queue", "show", str(first)).output  # nobody named: nothing shown
@@ -126,12 +132,17 @@ def test_blind_coding_agreement_and_reconciliation_in_the_cli(review_db, monkeyp
     assert not set(ids) & {int(x) for x in claimed.split(":")[-1].split()}
 
     # ben codes it the same way: the agreement settles it, attributed to both
-    cli("queue", "relabel", str(first), dims[1], "weak", "--analyst", "ben", "--force")  # carl's note came since
+    cli(
+        "queue", "relabel", str(first), dims[1], "weak", "--analyst", "ben", "--force"
+    )  # carl's note came since
     settled = cli("queue", "accept", str(first), "--analyst", "ben", "--force")
     assert "all coded and agreed" in settled.output, settled.output
     st = review.state_of(db, first)
     assert st.state == "accepted" and st.labels[dims[1]] == "weak"
-    assert [(d["analyst"], d["action"]) for d in st.history][-2:] == [("ana+ben", "relabel"), ("ana+ben", "accept")]
+    assert [(d["analyst"], d["action"]) for d in st.history][-2:] == [
+        ("ana+ben", "relabel"),
+        ("ana+ben", "accept"),
+    ]
     both = cli("queue", "show", str(first), "--analyst", "ben").output
     assert "ana: accept" in both and "ben: accept" in both
 
@@ -142,7 +153,9 @@ def test_blind_coding_agreement_and_reconciliation_in_the_cli(review_db, monkeyp
     assert review.state_of(db, second).state == "pending"
     shown = cli("queue", "show", str(second), "--analyst", "carl").output
     assert "disagreeing on relevance" in shown and "ben: reject: not an action" in shown
-    reconciled = cli("queue", "reject", str(second), "--reason", "announcement only", "--analyst", "carl", "--force")
+    reconciled = cli(
+        "queue", "reject", str(second), "--reason", "announcement only", "--analyst", "carl", "--force"
+    )
     assert "now rejected" in reconciled.output, reconciled.output
     # third and fourth: both reject them (agreement settles a rejection too)
     for item in ids[2:]:
@@ -154,7 +167,10 @@ def test_blind_coding_agreement_and_reconciliation_in_the_cli(review_db, monkeyp
     # relevance: ana 1,1,0,0 and ben 1,0,0,0: the hand-worked example, kappa .5, alpha 8/15
     report = cli("queue", "agreement")
     assert report.exit_code == 0, report.output
-    assert "4 items assigned for double coding, 4 coded by all their coders, 3 agreed, 0 to reconcile" in report.output
+    assert (
+        "4 items assigned for double coding, 4 coded by all their coders, 3 agreed, 0 to reconcile"
+        in report.output
+    )
     relevance = next(line for line in report.output.splitlines() if line.startswith("relevance"))
     assert relevance.split()[1:5] == ["4", "75%", "0.500", "0.533"], relevance
     assert "reject 5, accept 3" in relevance
@@ -233,3 +249,22 @@ def test_web_non_coder_cannot_decide_an_item_coded_blind(review_db):
         assert "You can decide on it once they have all coded it" in refused.text
         assert csrf_of(refused.text)
     assert review.state_of(db, ids[0]).history == []
+
+
+def test_queue_next_codes_assigned_items_once_and_moves_on(review_db):
+    from typer.testing import CliRunner
+
+    from classifier.cli import app
+
+    _, ids = coding.assign(open_db(review_db), ["ana", "ben"], 100, seed=4)
+    result = CliRunner().invoke(app, ["queue", "next", "--analyst", "ana"], input="a\n" * len(ids))
+    assert result.exit_code == 0 and result.output.rstrip().endswith("nothing left to triage"), result.output
+    assert rows(review_db, "select count(*), count(distinct item_id) from codings") == [(len(ids), len(ids))]
+    assert rows(review_db, "select count(*) from decisions") == [(0,)]
+    # carl has nothing to triage until both have coded; ben has all of them
+    assert (
+        "nothing left to triage"
+        in CliRunner().invoke(app, ["queue", "next", "--analyst", "carl"], input="q\n").output
+    )
+    shown = CliRunner().invoke(app, ["queue", "next", "--analyst", "ben"], input="q\n").output
+    assert "double coding by ana, ben: 1 of 2 coded" in shown and "ana:" not in shown
