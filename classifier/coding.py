@@ -138,10 +138,9 @@ def _codings(
         p = json.loads(payload)
         if action == "relabel":
             c.labels[p["dimension"]] = p["label"]
-        elif action == "accept":
-            c.relevant, c.reason, c.at = True, None, at
-        elif action == "reject":
-            c.relevant, c.reason, c.at = False, p.get("reason"), at
+        elif action in ("accept", "reject"):  # with the labels as the coder saw them then
+            c.labels = {**c.labels, **p.get("labels", {})}
+            c.relevant, c.reason, c.at = action == "accept", p.get("reason"), at
         elif action == "note":
             c.notes.append(p["note"])
     return out
@@ -253,6 +252,8 @@ def record(
         )
     if action not in CODING_ACTIONS:
         raise CodingError(f"item {item_id} is being coded blind: {action} it once every coder has coded it")
+    if action in ("accept", "reject"):  # the labels the coding settles on, whatever the suggestion does next
+        payload = {**payload, "labels": codings[analyst].labels}
     cursor = conn.execute(
         "insert into codings (item_id, analyst, action, payload, based_on_version, created_utc) "
         "values (?, ?, ?, ?, ?, ?)",

@@ -268,3 +268,23 @@ def test_queue_next_codes_assigned_items_once_and_moves_on(review_db):
     )
     shown = CliRunner().invoke(app, ["queue", "next", "--analyst", "ben"], input="q\n").output
     assert "double coding by ana, ben: 1 of 2 coded" in shown and "ana:" not in shown
+
+
+def test_a_coding_keeps_the_labels_its_coder_saw_when_the_suggestion_changes(review_db):
+    db = open_db(review_db)
+    _, (item,) = coding.assign(db, ["ana", "ben"], 1, commitment=18, seed=6)
+    st = review.state_of(db, item)
+    dim = next(iter(st.labels))
+    assert st.labels[dim] == "strong"
+    review.decide(db, item, "ana", "accept", st.version)
+    # a new suggestion comes in (as a re-fill writes it): the dimension is now suggested weak
+    suggestion = {**st.suggestion, "labels": {**st.suggestion["labels"], dim: "weak"}}
+    db.execute(
+        "update queue_items set suggestion = ?, version = version + 1 where id = ?",
+        [json.dumps(suggestion), item],
+    )
+    db.conn.commit()
+    review.decide(db, item, "ben", "accept", st.version + 1)
+    seen = coding.view(db, item, "ben")
+    assert {c.analyst: c.labels[dim] for c in seen.codings} == {"ana": "strong", "ben": "weak"}
+    assert seen.disagreements() == [dim] and review.state_of(db, item).state == "pending"
