@@ -147,9 +147,14 @@ def _codings(
 
 
 def _analysts(conn: sqlite3.Connection, item_id: int) -> list[str]:
-    rows = conn.execute(
-        "select analyst from coding_assignments where item_id = ? order by rowid", [item_id]
-    ).fetchall()
+    try:
+        rows = conn.execute(
+            "select analyst from coding_assignments where item_id = ? order by rowid", [item_id]
+        ).fetchall()
+    except sqlite3.OperationalError as exc:  # a database from before m019 has no double coding
+        if "no such table" not in str(exc):
+            raise
+        return []
     return [r[0] for r in rows]
 
 
