@@ -854,10 +854,11 @@ ForceOption = Annotated[
 def _decide(
     item_id: int, analyst: str | None, action: str, version: int | None, force: bool = False, **payload
 ) -> None:
-    from . import review
+    from . import coding, review
 
     db = _db()
     who = review.resolve_analyst(analyst)
+    blind = coding.view(db, item_id, who).blind if item_id in review.SQLITE_INTEGER else False
     try:
         if version is None:
             decision = review.decide_current(db, item_id, who, action, force=force, **payload)
@@ -869,9 +870,22 @@ def _decide(
             typer.echo(f"  {_history_line(d)}", err=True)
         raise
     state = review.state_of(db, item_id)
+    seen = coding.view(db, item_id, who)
+    if blind and who in seen.analysts:  # taken as this analyst's coding, not as a decision
+        typer.echo(f"coding {decision}: {who} {action} item {item_id}, coded blind ({_coding_line(seen)})")
+        return
     typer.echo(
         f"decision {decision}: {who} {action} item {item_id} (now {state.state}, version {state.version})"
     )
+
+
+def _coding_line(seen) -> str:
+    """Where an item's double coding stands, in a few words."""
+    if not seen.complete:
+        return f"{seen.coded} of {len(seen.analysts)} coded; the others' codings stay hidden until all have coded"
+    if seen.agree:
+        return "all coded and agreed: settled by the agreement"
+    return f"all coded, disagreeing on {', '.join(seen.disagreements())}: needs a reconciling decision"
 
 
 def _history_line(d: dict) -> str:
@@ -956,12 +970,20 @@ def _highlight(text: str, dim: str, quotes: list[dict], width: int = 160) -> lis
 
 @queue_app.command("show")
 @handled
-def queue_show(item_id: Annotated[int, typer.Argument(help="Queue item id.")]) -> None:
+def queue_show(
+    item_id: Annotated[int, typer.Argument(help="Queue item id.")],
+    analyst: Annotated[
+        str | None,
+        typer.Option("--analyst", "-a", help="Who is looking (default: $EVIDENCE_ANALYST): an item coded "
+                     "blind shows only your own coding until every coder has coded it."),
+    ] = None,
+) -> None:  # fmt: skip
     """One item: summary, labels with their quotes highlighted in the text, source, date, history."""
-    from . import review
+    from . import coding, review
 
     db = _db()
     st = review.state_of(db, item_id)
+    seen = coding.view(db, item_id, review.resolve_analyst(analyst))
     item, sug = st.item, st.suggestion
     doc = review.source_of(db, item) or {"url": None, "text": "", "published": None}
     url, text, published = doc["url"], doc["text"], doc["published"]
@@ -986,6 +1008,23 @@ def queue_show(item_id: Annotated[int, typer.Argument(help="Queue item id.")]) -
         typer.echo(
             f"  {d['created_utc']}  {d['analyst']} {d['action']} {d['payload']} (on version {d['based_on_version']})"
         )
+    if seen.active:
+        typer.echo(f"  double coding by {', '.join(seen.analysts)}: {_coding_line(seen)}")
+        for c in seen.codings or ([seen.mine] if seen.mine else []):
+            typer.echo(f"    {_coded(c)}")
+
+
+def _coded(c) -> str:
+    """One analyst's coding as a line."""
+    if not c.done:
+        verdict = "not coded yet (accept or reject to finish)"
+    elif c.relevant:
+        verdict = "accept"
+    else:
+        verdict = f"reject: {c.reason}"
+    labels = ", ".join(f"{d} {label}" for d, label in c.labels.items())
+    notes = "".join(f"; note: {n}" for n in c.notes)
+    return f"{c.analyst}: {verdict}; labels {labels}{notes}"
 
 
 @queue_app.command("accept")
@@ -1078,6 +1117,81 @@ def queue_claim(
     typer.echo(f"claimed {len(ids)} items for {minutes} minutes: {' '.join(map(str, ids))}")
 
 
+@queue_app.command("assign")
+@handled
+def queue_assign(
+    analysts: Annotated[
+        str, typer.Option("--analysts", help="Two or more analysts, comma-separated (e.g. ana,ben).")
+    ],
+    count: Annotated[int, typer.Option("--count", "-n", help="How many items to code twice.")],
+    commitment: Annotated[int | None, typer.Option("--commitment", "-c", help="Commitment number.")] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Random seed of the pick (default: a new one, printed).")
+    ] = None,
+) -> None:
+    """Assign the same pending, undecided items to several analysts to code blind (double coding)."""
+    from . import coding
+
+    names = coding.parse_analysts(analysts)
+    used, ids = coding.assign(_db(), names, count, commitment=commitment, seed=seed)
+    if not ids:
+        typer.echo("no pending, undecided, unassigned items to assign")
+        return
+    short = f" (only {len(ids)} free)" if len(ids) < count else ""
+    typer.echo(
+        f"assigned {len(ids)} items{short} to {', '.join(names)} for blind coding (seed {used}): "
+        + " ".join(map(str, ids))
+    )
+
+
+@queue_app.command("assigned")
+@handled
+def queue_assigned(analyst: AnalystOption = None) -> None:
+    """The items assigned to you for blind coding that you have not coded yet."""
+    from . import coding, review
+
+    who = review.resolve_analyst(analyst)
+    if not who:
+        raise QueueError("whose assignments? --analyst NAME or EVIDENCE_ANALYST")
+    ids = coding.assigned_to(_db(), who)
+    typer.echo(
+        f"{len(ids)} items to code: {' '.join(map(str, ids))}" if ids else f"nothing left to code for {who}"
+    )
+
+
+def _figure(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+@queue_app.command("agreement")
+@handled
+def queue_agreement(
+    commitment: Annotated[int | None, typer.Option("--commitment", "-c", help="Commitment number.")] = None,
+) -> None:
+    """Agreement of the analysts who coded the same items blind: Cohen's κ and Krippendorff's α per dimension."""
+    from . import coding
+
+    a = coding.agreement(_db(), commitment=commitment)
+    typer.echo(
+        f"{a.assigned} items assigned for double coding, {a.coded} coded by all their coders, "
+        f"{a.agreed} agreed, {a.to_reconcile} to reconcile"
+    )
+    if not a.rows:
+        typer.echo("no item coded by all its coders yet: no agreement to measure")
+        return
+    typer.echo(f"coders: {', '.join(a.coders[0])} (over {a.rows[0].items} items)")
+    for other in a.coders[1:]:
+        typer.echo(f"  (other coder sets, not in the table: {', '.join(other)})")
+    typer.echo(f"{'':<28}{'items':>6}{'agree':>7}{'kappa':>8}{'alpha':>8}{'alpha-ord':>10}  counts")
+    for r in a.rows:
+        counts = ", ".join(f"{k} {v}" for k, v in r.counts.items())
+        observed = "n/a" if r.observed is None else f"{r.observed:.0%}"
+        typer.echo(
+            f"{r.name:<28}{r.items:>6}{observed:>7}{_figure(r.kappa):>8}{_figure(r.alpha_nominal):>8}"
+            f"{_figure(r.alpha_ordinal) if r.name != coding.RELEVANCE else '':>10}  {counts}"
+        )
+
+
 @queue_app.command("stats")
 @handled
 def queue_stats() -> None:
@@ -1130,7 +1244,7 @@ def queue_next(
     commitment: Annotated[int | None, typer.Option("--commitment", "-c", help="Commitment number.")] = None,
 ) -> None:
     """Triage in the terminal, one key per action: a accept, r reject, l relabel, e edit, n note, s skip, q quit."""
-    from . import review
+    from . import coding, review
 
     who = review.resolve_analyst(analyst)
     if not who:
@@ -1143,13 +1257,15 @@ def queue_next(
             for r in review.list_items(
                 db, member=resolve_member(member), commitment=commitment, state=review.PENDING, limit=200
             )
-            if r["id"] not in skipped and r["claimed_by"] in (None, who)
+            if r["id"] not in skipped
+            and r["claimed_by"] in (None, who)
+            and not coding.waiting_on_others(db, r["id"], who)
         ]
         if not rows:
             typer.echo("nothing left to triage")
             return
         item_id = rows[0]["id"]
-        queue_show(item_id)
+        queue_show(item_id, who)
         version = review.state_of(db, item_id).version
         key = (
             typer.prompt("[a]ccept [r]eject re[l]abel [e]dit [n]ote [s]kip [q]uit", default="s")

@@ -567,3 +567,35 @@ def m015_learned_models(db: Database) -> None:
         pk="id",
     )
     db.table("learned_models").create_index(["commitment", "version"], unique=True)
+
+
+@migrations()
+def m019_blind_coding(db: Database) -> None:
+    """Double coding: the analysts an item is assigned to for blind coding, and each one's
+    coding of it (accept, reject, relabel, note), append-only like decisions. A coding changes
+    neither the item's version nor its decisions: until every assigned analyst has coded the
+    item, nobody sees another's coding; then agreement settles it or a reconciling decision does."""
+    db.table("coding_assignments").create(
+        {"item_id": int, "analyst": str, "seed": int, "assigned_utc": str},
+        pk=("item_id", "analyst"),
+        foreign_keys=[("item_id", "queue_items", "id")],
+    )
+    db.table("codings").create(
+        {
+            "id": int,
+            "item_id": int,
+            "analyst": str,
+            "action": str,  # accept | reject | relabel | note
+            "payload": str,  # JSON: reason, dimension+label, note
+            "based_on_version": int,
+            "created_utc": str,
+        },
+        pk="id",
+        foreign_keys=[("item_id", "queue_items", "id")],
+    )
+    db.table("codings").create_index(["item_id", "analyst"])
+    for event in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER codings_append_only_{event.lower()} BEFORE {event} ON codings "
+            "BEGIN SELECT RAISE(ABORT, 'codings are append-only'); END"
+        )

@@ -404,6 +404,14 @@ def decide(
             raise QueueError(f"unknown dimension {payload.get('dimension')!r}: one of {dims}")
         if version != based_on_version:
             raise StaleItem(_what_changed(conn, item_id, based_on_version, version))
+        from . import coding  # an item being coded blind takes its coders' actions as codings
+
+        coded = coding.record(
+            conn, item_id, analyst, action, version, json.loads(suggestion)["labels"], payload
+        )
+        if coded is not None:
+            conn.execute("COMMIT")
+            return coded
         cursor = conn.execute(
             "insert into decisions (item_id, analyst, action, payload, based_on_version, created_utc) "
             "values (?, ?, ?, ?, ?, ?)",
@@ -559,12 +567,16 @@ def claim(
         raise QueueError("claiming needs an analyst: --analyst NAME or EVIDENCE_ANALYST")
     now = now_utc()
     expires = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=minutes)).isoformat(timespec="seconds")
+    from . import coding
+
     claimed: list[int] = []
     with db.atomic():
         for row in list_items(db, state=PENDING, limit=count * 5, **filters):
             if len(claimed) >= count:
                 break
             if row["claimed_by"] and row["claimed_by"] != analyst:
+                continue
+            if coding.waiting_on_others(db, row["id"], analyst):
                 continue
             db.table("claims").upsert(
                 {"item_id": row["id"], "analyst": analyst, "claimed_utc": now, "expires_utc": expires},
