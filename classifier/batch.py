@@ -23,7 +23,7 @@ import json
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, Literal
 
 import sqlite_utils
 from pydantic import BaseModel, ValidationError
@@ -40,8 +40,8 @@ from .redaction import redact, redact_all
 from .rubric import Rubric, rubrics_for
 from .store import new_id
 
-ENDPOINT = "/v1/chat/completions"
-WINDOW = "24h"
+ENDPOINT: Final[Literal["/v1/chat/completions"]] = "/v1/chat/completions"
+WINDOW: Final[Literal["24h"]] = "24h"
 # the provider's statuses after which a batch changes no more
 FINAL = ("completed", "failed", "expired", "cancelled")
 # OpenAI takes input files of up to 200 MB: a batch is cut before its file passes this
@@ -124,7 +124,11 @@ class BatchRunner:
         # Files and batches are not chat completions: openai's own retries (which honour
         # Retry-After) are enough, and an output file may be far over a chat reply's bound.
         self._client = AsyncOpenAI(
-            api_key=key, base_url=llm.base_url, timeout=max(llm.timeout, 120.0), max_retries=3, http_client=http_client
+            api_key=key,
+            base_url=llm.base_url,
+            timeout=max(llm.timeout, 120.0),
+            max_retries=3,
+            http_client=http_client,
         )
         self.echo = echo or (lambda _line: None)
         self.sleep = sleep
@@ -206,7 +210,9 @@ class BatchRunner:
         size = 0
         for request in requests:
             data = json.dumps(self.line(request), ensure_ascii=False).encode("utf-8") + b"\n"
-            if chunk and (len(chunk) >= self.backend.config.batch_max_requests or size + len(data) > MAX_FILE_BYTES):
+            if chunk and (
+                len(chunk) >= self.backend.config.batch_max_requests or size + len(data) > MAX_FILE_BYTES
+            ):
                 rows.append(await self._submit(chunk))
                 chunk, size = [], 0
             chunk.append((request, data))
@@ -288,7 +294,9 @@ class BatchRunner:
             )
             failpoint("batch.created")
         self._update(row["id"], state="submitted", batch_id=adopted.id, status=adopted.status)
-        self.echo(f"batch {adopted.id}: {row['requests']} requests submitted to {self.url} ({adopted.status})")
+        self.echo(
+            f"batch {adopted.id}: {row['requests']} requests submitted to {self.url} ({adopted.status})"
+        )
         return self._row(row["id"])
 
     # -- polling ------------------------------------------------------------------------------------------
@@ -298,9 +306,15 @@ class BatchRunner:
         wait = self.backend.config.batch_poll
         last = None
         while True:
-            batch = await self._call(f"poll batch {row['batch_id']}", self._client.batches.retrieve(row["batch_id"]))
+            batch = await self._call(
+                f"poll batch {row['batch_id']}", self._client.batches.retrieve(row["batch_id"])
+            )
             counts = batch.request_counts.model_dump() if batch.request_counts else None
-            errors = [one_line(f"{e.code}: {e.message}", 200) for e in (batch.errors.data or [])] if batch.errors and batch.errors.data else []
+            errors = (
+                [one_line(f"{e.code}: {e.message}", 200) for e in (batch.errors.data or [])]
+                if batch.errors and batch.errors.data
+                else []
+            )
             self._update(
                 row["id"],
                 status=batch.status,
@@ -368,7 +382,9 @@ class BatchRunner:
                     self.backend._mode,
                     request=record,
                 )
-            result.cost = self.backend.price(result.tokens_in, result.tokens_out, result.cached_tokens) * share
+            result.cost = (
+                self.backend.price(result.tokens_in, result.tokens_out, result.cached_tokens) * share
+            )
             summary = classifier.summary
             summary.calls += 1
             summary.tokens_in += result.tokens_in
@@ -393,7 +409,9 @@ class BatchRunner:
         c = self.classifier
         if row["model"] == c.backend.model and row["prompt_name"] == c.template.name:
             return c
-        other = Classifier(self.db, self.config, backend="openai", model=row["model"], prompt=row["prompt_name"])
+        other = Classifier(
+            self.db, self.config, backend="openai", model=row["model"], prompt=row["prompt_name"]
+        )
         other.summary = c.summary
         return other
 
@@ -491,14 +509,16 @@ def judge(
     result.raw_response = redact(json.dumps(body, ensure_ascii=False)[:4096]) if body is not None else None
     if status != 200:
         detail = body.get("error") if isinstance(body, dict) else None
-        message = detail.get("message") if isinstance(detail, dict) else body
+        said = detail.get("message") if isinstance(detail, dict) else body
         result.outcome = "rate-limited" if status == 429 else "http-error"
-        result.error = one_line(f"HTTP {status}: {message}")
+        result.error = one_line(f"HTTP {status}: {said}")
         return result
     try:
         completion = ChatCompletion.model_validate(body)
     except ValidationError as exc:
-        result.error = f"the batch's answer is not a chat completion: JSON of another shape ({exc.error_count()} errors)"
+        result.error = (
+            f"the batch's answer is not a chat completion: JSON of another shape ({exc.error_count()} errors)"
+        )
         return result
     usage = completion.usage
     if usage is not None:
@@ -587,7 +607,9 @@ async def run_batch(
     import time
 
     started = time.monotonic()
-    runner = BatchRunner(db, config, classifier, api_key=api_key, http_client=http_client, echo=echo, sleep=sleep)
+    runner = BatchRunner(
+        db, config, classifier, api_key=api_key, http_client=http_client, echo=echo, sleep=sleep
+    )
     try:
         return await runner.run(items)
     finally:

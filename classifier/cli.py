@@ -736,13 +736,17 @@ def classify_command(
 
         batch_lib.check_backend(classifier)
         if cost_cap is not None or classifier.cost_cap is not None:
-            typer.echo("note: a cost cap does not apply to a batch (its cost is known when it ends)", err=True)
+            typer.echo(
+                "note: a cost cap does not apply to a batch (its cost is known when it ends)", err=True
+            )
     # a batch prints its states as they change (it may wait hours), not a progress bar
     advance, _, stop = _progress(len(items), "classifying") if not batch else (None, None, lambda: None)
     try:
         if batch:
             batches = asyncio.run(
-                batch_lib.run_batch(db, config, classifier, items, echo=lambda line: typer.echo(line, err=True))
+                batch_lib.run_batch(
+                    db, config, classifier, items, echo=lambda line: typer.echo(line, err=True)
+                )
             )
             for line in batches.lines():
                 typer.echo(line)

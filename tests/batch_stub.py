@@ -79,13 +79,17 @@ class _BatchHandler(_Handler):
                 name = part.get_param("name", header="content-disposition")
                 fields[str(name)] = part.get_payload(decode=True)
             if fields.get("purpose") != b"batch" or "file" not in fields:
-                self._send(400, {"error": {"message": "stub: want purpose=batch and a file", "type": "bad_request"}})
+                self._send(
+                    400, {"error": {"message": "stub: want purpose=batch and a file", "type": "bad_request"}}
+                )
                 return
             self._send(200, stub._store_file(fields["file"], "batch"))
             return
         body = json.loads(raw or b"{}")
         if body.get("input_file_id") not in stub._files or body.get("endpoint") != "/v1/chat/completions":
-            self._send(400, {"error": {"message": "stub: unknown input file or endpoint", "type": "bad_request"}})
+            self._send(
+                400, {"error": {"message": "stub: unknown input file or endpoint", "type": "bad_request"}}
+            )
             return
         self._send(200, stub._create_batch(body))
 

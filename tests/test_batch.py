@@ -23,7 +23,7 @@ import pytest
 from typer.testing import CliRunner
 
 from classifier.batch import custom_id, run_batch, status_lines
-from classifier.classify import Classifier, output_model, text_item
+from classifier.classify import Classifier, text_item
 from classifier.cli import app
 from classifier.config import Config, Price
 from classifier.endpoint import OpenAIBackend
@@ -32,7 +32,7 @@ from classifier.store import open_db
 from . import newsroom
 from .batch_stub import BatchStub
 from .newsroom import Newsroom
-from .test_llm_faults import DOCUMENT, RUBRIC, VALID, document, llm_config, prompt
+from .test_llm_faults import DOCUMENT, RUBRIC, VALID, document, llm_config
 
 KEY = "evidence-NOT-A-REAL-KEY-batch-4d2e"
 SECRET = "NOT-A-REAL"
@@ -97,7 +97,11 @@ def test_a_batch_line_is_the_request_a_live_call_sends(stub):
     (line,) = [json.loads(t) for t in upload.decode().splitlines()]
     assert line["body"] == sent["body"]  # messages, model, parameters and the tool, byte for byte as JSON
     assert line["method"] == "POST" and line["url"] == "/v1/chat/completions"
-    assert line["custom_id"] == custom_id(text_item(DOCUMENT, RUBRIC)) == f"19:{text_item(DOCUMENT, RUBRIC).content_sha}"
+    assert (
+        line["custom_id"]
+        == custom_id(text_item(DOCUMENT, RUBRIC))
+        == f"19:{text_item(DOCUMENT, RUBRIC).content_sha}"
+    )
     created = [c for c in stub.calls if c[0] == "POST"]
     assert created == [("POST", "/v1/files"), ("POST", "/v1/batches")]
 
@@ -130,12 +134,22 @@ def test_happy_path_stores_what_a_live_run_stores_at_half_the_price(stub):
     assert rows(batch_db) == rows(live_db)  # same cache identity, same grounding and flags
     live_calls, batch_calls = calls(live_db), calls(batch_db)
     assert [c["outcome"] for c in batch_calls] == ["ok"] * 3
-    for lc, bc in zip(sorted(live_calls, key=lambda c: c["input_sha"]), sorted(batch_calls, key=lambda c: c["input_sha"])):
-        assert (bc["tokens_in"], bc["tokens_out"], bc["parsed"]) == (lc["tokens_in"], lc["tokens_out"], lc["parsed"])
+    for lc, bc in zip(
+        sorted(live_calls, key=lambda c: c["input_sha"]),
+        sorted(batch_calls, key=lambda c: c["input_sha"]),
+        strict=True,
+    ):
+        assert (bc["tokens_in"], bc["tokens_out"], bc["parsed"]) == (
+            lc["tokens_in"],
+            lc["tokens_out"],
+            lc["parsed"],
+        )
         assert bc["cost"] == pytest.approx(lc["cost"] * 0.5) and bc["cost"] > 0
         request = json.loads(bc["request"])
         assert request["batch"] == batches.submitted[0] and request["custom_id"].startswith("19:sha256:")
-        assert {k: v for k, v in request.items() if k not in ("batch", "custom_id")} == json.loads(lc["request"])
+        assert {k: v for k, v in request.items() if k not in ("batch", "custom_id")} == json.loads(
+            lc["request"]
+        )
     assert classifier.summary.cost == pytest.approx(live.summary.cost * 0.5)
     (row,) = batch_db["batches"].rows
     assert (row["state"], row["status"], row["requests"]) == ("collected", "completed", 3)
@@ -237,8 +251,9 @@ def fetched_db(tmp_path_factory):
 
 @pytest.fixture
 def world(fetched_db, isolated_db, tmp_path, stub, monkeypatch):
-    from .test_llm_replies import answer
     from classifier.rubric import rubrics_for
+
+    from .test_llm_replies import answer
 
     source, target = sqlite3.connect(fetched_db), sqlite3.connect(isolated_db)
     source.backup(target)
@@ -273,7 +288,9 @@ def test_classify_batch_stores_results_shows_status_and_leaks_no_key(world, stub
     assert "classified 2, cached 0, failed 0" in done.output
     assert "submitted 1 batch(es): batch-stub-" in done.output and "completed" in done.output
     status = runner.invoke(app, ["classify", "--batch", "--status"])
-    assert status.exit_code == 0 and "collected/completed  2 requests, 2 completed / 0 failed" in status.output
+    assert (
+        status.exit_code == 0 and "collected/completed  2 requests, 2 completed / 0 failed" in status.output
+    )
     assert status_lines(open_db(isolated_db))[0].startswith("1  batch-stub-")
     assert SECRET not in done.output + status.output + dump(isolated_db)
     assert all(SECRET not in u.decode() for u in stub.uploads)
@@ -295,7 +312,11 @@ def test_a_run_killed_between_submitting_and_reading_back_is_resumed_without_a_s
     stub.polls = None  # in progress until the test lets it end
     env = {**world, "EVIDENCE_FAILPOINTS": f"{point}=kill"}
     killed = subprocess.run(
-        [EXE, "classify", "--batch", "--commitment", "19"], env=env, capture_output=True, text=True, timeout=120
+        [EXE, "classify", "--batch", "--commitment", "19"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert killed.returncode == -9, killed.stderr  # SIGKILL, from the failpoint
     assert stub.batches_created() == 1
@@ -317,7 +338,9 @@ def test_a_run_killed_between_submitting_and_reading_back_is_resumed_without_a_s
     assert SECRET not in resumed.output + killed.stdout + killed.stderr + dump(isolated_db)
 
 
-def test_a_batch_the_endpoint_no_longer_knows_is_one_line_and_stays_stored(world, stub, isolated_db, monkeypatch):
+def test_a_batch_the_endpoint_no_longer_knows_is_one_line_and_stays_stored(
+    world, stub, isolated_db, monkeypatch
+):
     monkeypatch.setenv("EVIDENCE_FAILPOINTS", "batch.submitted=error")
     stopped = runner.invoke(app, ["classify", "--batch", "-c", "19"])
     assert stopped.exit_code == 1 and "failpoint batch.submitted" in stopped.output
@@ -330,3 +353,16 @@ def test_a_batch_the_endpoint_no_longer_knows_is_one_line_and_stays_stored(world
     assert "rerun `evidence classify --batch` to pick it up" in line
     (row,) = open_db(isolated_db)["batches"].rows
     assert row["state"] == "submitted" and stub.batches_created() == 1
+
+
+def test_migration_m016_adds_the_batches_table_to_an_existing_database(tmp_path):
+    from classifier.migrations import migrations
+
+    db = open_db(tmp_path / "old.db", migrate=False)
+    migrations.apply(db, stop_before="m016_batches")
+    assert "batches" not in db.table_names()
+    db["prompt_versions"].insert({"name": "kept", "sha": "sha256:0", "text": "x"})
+    migrations.apply(db)
+    assert "batches" in db.table_names() and db["prompt_versions"].count == 1
+    assert {"batch_id", "state", "status", "items", "input_file_id"} <= set(db["batches"].columns_dict)
+    assert "m016_batches" in {m.name for m in migrations.applied(db)}
