@@ -147,7 +147,8 @@ class BatchRunner:
         """Batches submitted to this endpoint whose results are not stored yet, oldest first."""
         return list(
             self.db.query(
-                "select * from batches where state != 'collected' and base_url = ? order by id", [self.url]
+                "select * from batches where state in ('submitting', 'submitted') and base_url = ? order by id",
+                [self.url],
             )
         )
 
@@ -158,6 +159,10 @@ class BatchRunner:
         if items and (problem := await self.backend.preflight()):
             self.classifier.summary.stopped = problem
             return summary
+        # a run stopped before its upload was stored submitted nothing: its requests are
+        # among the items still to classify, and go into this run's batch
+        with self.db.atomic():
+            self.db.execute("delete from batches where state = 'uploading' and base_url = ?", [self.url])
         rows = self.in_flight()
         if rows:
             summary.resumed = [r["batch_id"] or f"(row {r['id']}, not created yet)" for r in rows]
@@ -260,6 +265,7 @@ class BatchRunner:
                 }
             )
         )
+        failpoint("batch.uploading")
         data = b"".join(d for _, d in chunk)
         file = await self._call(
             "upload the batch's requests",
@@ -273,10 +279,6 @@ class BatchRunner:
         its input file, by a run killed before it stored the id, is adopted)."""
         if row["batch_id"]:
             return row
-        if row["state"] == "uploading":  # killed before the upload was stored: upload again
-            self.db.table("batches").delete(row["id"])
-            items = self._items(row)
-            return (await self.submit(items))[0] if items else row
         adopted = None
         async for batch in self._client.batches.list(limit=100):
             if batch.input_file_id == row["input_file_id"]:
@@ -440,13 +442,6 @@ class BatchRunner:
             version=entry.get("version"),
             published=entry.get("published"),
         )
-
-    def _items(self, row: dict) -> list[Item]:
-        return [
-            item
-            for entry in json.loads(row["items"])
-            if (item := self._item(entry, _rubric(entry["commitment"]))) is not None
-        ]
 
     # -- the database and the endpoint ------------------------------------------------------------------
 

@@ -366,3 +366,23 @@ def test_migration_m016_adds_the_batches_table_to_an_existing_database(tmp_path)
     assert "batches" in db.table_names() and db["prompt_versions"].count == 1
     assert {"batch_id", "state", "status", "items", "input_file_id"} <= set(db["batches"].columns_dict)
     assert "m016_batches" in {m.name for m in migrations.applied(db)}
+
+
+def test_a_run_stopped_before_its_upload_was_stored_uploads_once_more_and_submits_one_batch(
+    stub, monkeypatch
+):
+    from classifier.failpoints import FailpointError
+
+    db = open_db(":memory:")
+    texts = [document(n) for n in range(2)]
+    monkeypatch.setenv("EVIDENCE_FAILPOINTS", "batch.uploading=error")
+    with pytest.raises(FailpointError):
+        batch_run(stub, db, texts)
+    (row,) = db["batches"].rows
+    assert row["state"] == "uploading" and stub.uploads == []
+    monkeypatch.delenv("EVIDENCE_FAILPOINTS")
+    classifier, batches = batch_run(stub, db, texts)
+    assert batches.resumed == [] and len(batches.submitted) == 1 and classifier.summary.classified == 2
+    assert (len(stub.uploads), stub.batches_created()) == (1, 1)
+    (row,) = db["batches"].rows
+    assert row["state"] == "collected"
