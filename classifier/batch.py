@@ -156,6 +156,8 @@ class BatchRunner:
         """Pick up the batches in flight, if any; else submit ``items`` (those not cached); then
         poll every batch to its end and store its results."""
         summary = BatchSummary([], [], {})
+        # texts of a batch in flight are found among these first (then among stored documents)
+        self._texts.update((custom_id(i), i) for i in items)
         if items and (problem := await self.backend.preflight()):
             self.classifier.summary.stopped = problem
             return summary
@@ -272,18 +274,17 @@ class BatchRunner:
             self._client.files.create(file=(f"evidence-batch-{row_id}.jsonl", data), purpose="batch"),
         )
         self._update(row_id, state="submitting", input_file_id=file.id)
-        return await self._created(self._row(row_id))
+        return await self._created(self._row(row_id), fresh=True)
 
-    async def _created(self, row: dict) -> dict:
+    async def _created(self, row: dict, *, fresh: bool = False) -> dict:
         """The row with its batch created at the provider (once: a batch already created for
         its input file, by a run killed before it stored the id, is adopted)."""
         if row["batch_id"]:
             return row
         adopted = None
-        async for batch in self._client.batches.list(limit=100):
-            if batch.input_file_id == row["input_file_id"]:
-                adopted = batch
-                break
+        if not fresh:  # the newest batches, where one created just before a kill would be
+            page = await self._call("list the batches", self._client.batches.list(limit=100))
+            adopted = next((b for b in page.data if b.input_file_id == row["input_file_id"]), None)
         if adopted is None:
             adopted = await self._call(
                 "create the batch",
@@ -350,8 +351,9 @@ class BatchRunner:
                     if isinstance(line, dict) and isinstance(line.get("custom_id"), str):
                         lines.setdefault(line["custom_id"], line)
         settings = json.loads(row["settings"])
-        classifier = self._classifier_for(row)
-        price, _ = self.backend.config.price_of(row["model"])
+        classifier = self._classifier_for(row, settings)
+        backend = check_backend(classifier)
+        price, _ = backend.config.price_of(row["model"])
         share = price.batch if price is not None else 1.0
         for entry in json.loads(row["items"]):
             rubric = _rubric(entry["commitment"])
@@ -368,7 +370,7 @@ class BatchRunner:
             )
             if self._stored(row, entry, prompt):
                 continue
-            record = {**self.backend.request_record(prompt, classifier._output_model(rubric)),
+            record = {**backend.request_record(prompt, classifier._output_model(rubric)),
                       "batch": row["batch_id"], "custom_id": entry["custom_id"]}  # fmt: skip
             if prompt.sha != entry["prompt_sha"]:
                 result = CallResult(
@@ -381,12 +383,10 @@ class BatchRunner:
                     lines.get(entry["custom_id"]),
                     batch,
                     classifier._output_model(rubric),
-                    self.backend._mode,
+                    backend._mode,
                     request=record,
                 )
-            result.cost = (
-                self.backend.price(result.tokens_in, result.tokens_out, result.cached_tokens) * share
-            )
+            result.cost = backend.price(result.tokens_in, result.tokens_out, result.cached_tokens) * share
             summary = classifier.summary
             summary.calls += 1
             summary.tokens_in += result.tokens_in
@@ -407,13 +407,22 @@ class BatchRunner:
         ).fetchone()
         return found is not None
 
-    def _classifier_for(self, row: dict) -> Classifier:
+    def _classifier_for(self, row: dict, settings: dict) -> Classifier:
+        """The classifier a batch's results are judged and stored with: this run's, unless the
+        batch was submitted with another model, prompt or request settings."""
         c = self.classifier
-        if row["model"] == c.backend.model and row["prompt_name"] == c.template.name:
+        llm = self.backend.config
+        wanted = {
+            "model": row["model"],
+            "mode": settings["mode"],
+            "temperature": settings["temperature"],
+            "max_output_tokens": settings["max_output_tokens"],
+            "max_doc_chars": settings["max_doc_chars"],
+        }
+        if row["prompt_name"] == c.template.name and all(getattr(llm, k) == v for k, v in wanted.items()):
             return c
-        other = Classifier(
-            self.db, self.config, backend="openai", model=row["model"], prompt=row["prompt_name"]
-        )
+        config = self.config.model_copy(update={"llm": llm.model_copy(update=wanted)})
+        other = Classifier(self.db, config, backend="openai", prompt=row["prompt_name"])
         other.summary = c.summary
         return other
 

@@ -386,3 +386,22 @@ def test_a_run_stopped_before_its_upload_was_stored_uploads_once_more_and_submit
     assert (len(stub.uploads), stub.batches_created()) == (1, 1)
     (row,) = db["batches"].rows
     assert row["state"] == "collected"
+
+
+def test_a_batch_picked_up_under_other_settings_is_judged_with_the_settings_it_was_sent_with(
+    stub, monkeypatch
+):
+    from classifier.failpoints import FailpointError
+
+    db = open_db(":memory:")
+    texts = [document(n) for n in range(2)]
+    monkeypatch.setenv("EVIDENCE_FAILPOINTS", "batch.submitted=error")
+    with pytest.raises(FailpointError):
+        batch_run(stub, db, texts, max_output_tokens=1200)
+    monkeypatch.delenv("EVIDENCE_FAILPOINTS")
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)  # the batch's own backend reads the configured variable
+    classifier, batches = batch_run(stub, db, texts, max_output_tokens=900, temperature=0.3)
+    assert len(batches.resumed) == 1 and classifier.summary.classified == 2 and stub.batches_created() == 1
+    assert {json.loads(c["request"])["max_tokens"] for c in calls(db)} == {1200}
+    assert {json.loads(c["request"])["temperature"] for c in calls(db)} == {0.0}
+    assert all(c["cost"] > 0 for c in calls(db))
