@@ -405,3 +405,19 @@ def test_a_batch_picked_up_under_other_settings_is_judged_with_the_settings_it_w
     assert {json.loads(c["request"])["max_tokens"] for c in calls(db)} == {1200}
     assert {json.loads(c["request"])["temperature"] for c in calls(db)} == {0.0}
     assert all(c["cost"] > 0 for c in calls(db))
+
+
+def test_polls_wait_longer_each_time_up_to_the_cap(stub):
+    stub.polls = 5
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    async def go():
+        db = open_db(":memory:")
+        async with classifier_for(stub, db, batch_poll=2.0, batch_poll_max=5.0) as (classifier, cfg):
+            await run_batch(db, cfg, classifier, [text_item(DOCUMENT, RUBRIC)], api_key=KEY, sleep=sleep)
+
+    asyncio.run(go())
+    assert waits == [2.0, 3.0, 4.5, 5.0, 5.0] and stub.polled() == 6
