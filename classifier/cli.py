@@ -689,6 +689,17 @@ def classify_command(
     cost_cap: Annotated[
         float | None, typer.Option("--cost-cap", help="Stop calling the model past this many USD.")
     ] = None,
+    batch: Annotated[
+        bool,
+        typer.Option(
+            "--batch",
+            help="Through the OpenAI Batch API (half price, results within 24 h); a rerun picks up "
+            "the batch in flight.",
+        ),
+    ] = False,
+    status: Annotated[
+        bool, typer.Option("--status", help="With --batch: list the stored batches and their states.")
+    ] = False,
 ) -> None:
     """Classify stored documents against every commitment's rubric: relevance, members, labels, quotes."""
     import asyncio
@@ -698,6 +709,14 @@ def classify_command(
 
     config = load_config(state.config)
     db = _db()
+    if status:
+        if not batch:
+            raise ValueError("--status lists batches: use it with --batch")
+        from . import batch as batch_lib
+
+        for line in batch_lib.status_lines(db):
+            typer.echo(line)
+        return
     rubrics = rubrics_for(commitment)
     start = None
     if since:
@@ -713,10 +732,31 @@ def classify_command(
     items = classify_lib.document_items(db, rubrics, since=start, limit=limit)
     if not items:
         raise ValueError("no documents to classify: fetch some first (`evidence fetch`, `evidence crawl`)")
-    advance, _, stop = _progress(len(items), "classifying")
+    if batch:
+        from . import batch as batch_lib
+
+        batch_lib.check_backend(classifier)
+        if cost_cap is not None or classifier.cost_cap is not None:
+            typer.echo(
+                "note: a cost cap does not apply to a batch (its cost is known when it ends)", err=True
+            )
+    # a batch prints its states as they change (it may wait hours), not a progress bar
+    advance, _, stop = _progress(len(items), "classifying") if not batch else (None, None, lambda: None)
     try:
-        summary = asyncio.run(classifier.run(items, on_done=advance))
+        if batch:
+            batches = asyncio.run(
+                batch_lib.run_batch(
+                    db, config, classifier, items, echo=lambda line: typer.echo(line, err=True)
+                )
+            )
+            for line in batches.lines():
+                typer.echo(line)
+            summary = classifier.summary
+        else:
+            summary = asyncio.run(classifier.run(items, on_done=advance))
     except Exception as exc:  # not one item's failure (those are counted): e.g. the database failing
+        if batch and isinstance(exc, batch_lib.BatchError):
+            raise  # one line naming the endpoint and the problem; the batch stays stored
         if state.debug:
             raise
         from .llm import unexpected

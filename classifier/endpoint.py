@@ -373,15 +373,7 @@ class OpenAIBackend(Backend):
         *,
         published: str | None = None,
     ) -> CallResult:
-        request = {
-            "model": self.model,
-            "messages": prompt.messages(),
-            "temperature": self.config.temperature,
-            "max_tokens": self.config.max_output_tokens,
-            "mode": self.config.mode,
-            "response_model": output_model.__name__,
-        }
-        result = CallResult(outcome="network-error", request=request)
+        result = CallResult(outcome="network-error", request=self.request_record(prompt, output_model))
         exchange = _Exchange()
         token = _replies.set(exchange.replies)
         started = time.monotonic()
@@ -408,6 +400,27 @@ class OpenAIBackend(Backend):
         result.output = redact_all(result.output)
         return result
 
+    def request_record(self, prompt: RenderedPrompt, output_model: type[BaseModel]) -> dict[str, Any]:
+        """The request as the call log keeps it: messages and parameters, never the key."""
+        return {
+            "model": self.model,
+            "messages": prompt.messages(),
+            "temperature": self.config.temperature,
+            "max_tokens": self.config.max_output_tokens,
+            "mode": self.config.mode,
+            "response_model": output_model.__name__,
+        }
+
+    def request_kwargs(self, messages: list[Any]) -> dict[str, Any]:
+        """The chat-completion parameters of one request, before instructor adds its mode's
+        (tools, response format): shared by live calls and batch requests."""
+        return {
+            "model": self.model,
+            "messages": messages,
+            "temperature": self.config.temperature,
+            "max_tokens": self.config.max_output_tokens,
+        }
+
     async def _attempts(
         self, prompt: RenderedPrompt, output_model: type[BaseModel], result: CallResult, exchange: _Exchange
     ) -> None:
@@ -426,12 +439,7 @@ class OpenAIBackend(Backend):
                 # max_retries=0: the re-asks are ours, so that each sends the prompt and the last
                 # error only (instructor's resend every earlier answer, past the model's context)
                 parsed, completion = await client.chat.completions.create_with_completion(
-                    model=self.model,
-                    response_model=output_model,
-                    messages=messages,
-                    temperature=self.config.temperature,
-                    max_tokens=self.config.max_output_tokens,
-                    max_retries=0,
+                    response_model=output_model, max_retries=0, **self.request_kwargs(messages)
                 )
                 result.outcome, result.output = "ok", parsed.model_dump(mode="json")
                 result.raw_response = _dump(completion) or exchange.excerpt()

@@ -42,6 +42,7 @@ class CallResult:
     # ok | invalid-output | refused | timeout | rate-limited | http-error | network-error
     # | invalid-response (the endpoint's reply is not a chat completion) | client-error (a fault of ours)
     # | output-truncated (the answer was cut off at max_output_tokens)
+    # | expired (a batch's 24 h window passed first) | batch-failed (the batch was refused or cancelled)
     outcome: str
     output: dict | None = None
     request: dict = field(default_factory=dict)

@@ -570,6 +570,39 @@ def m015_learned_models(db: Database) -> None:
 
 
 @migrations()
+def m016_batches(db: Database) -> None:
+    """Batches submitted to the OpenAI Batch API (`evidence classify --batch`), one row each,
+    written before the batch is created and updated at every poll, so that a rerun after a kill
+    picks up the batch in flight instead of submitting it again. ``items`` lists every request's
+    custom_id with what is needed to store its result (the document version, the prompt sha)."""
+    db.table("batches").create(
+        {
+            "id": int,
+            "batch_id": str,  # the provider's id; null until the batch is created
+            "state": str,  # uploading | submitting | submitted | collected
+            "status": str,  # the provider's last status: validating, in_progress, completed, expired ...
+            "backend": str,
+            "model": str,
+            "prompt_name": str,
+            "base_url": str,  # where it was submitted (never the key)
+            "settings": str,  # JSON: the request parameters and prompt budget it was built with
+            "items": str,  # JSON list: custom_id, content_sha, commitment, prompt_sha, document_id, version
+            "requests": int,
+            "input_file_id": str,
+            "output_file_id": str,
+            "error_file_id": str,
+            "request_counts": str,  # JSON: total, completed, failed as the provider last said
+            "error": str,
+            "run_id": str,
+            "created_utc": str,
+            "updated_utc": str,
+            "collected_utc": str,
+        },
+        pk="id",
+    )
+    db.table("batches").create_index(["state"])
+
+
 def m019_blind_coding(db: Database) -> None:
     """Double coding: the analysts an item is assigned to for blind coding, and each one's
     coding of it (accept, reject, relabel, note), append-only like decisions. A coding changes
