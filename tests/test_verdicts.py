@@ -1,0 +1,90 @@
+"""Member x dimension verdicts on the review database (real SQLite, real classifications through the
+OpenAI-compatible STUB of tests/llm_stub.py, see tests/webapp.py), and the proposal rules."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from classifier import review, verdicts
+from classifier.rubric import rubrics_for
+from classifier.store import open_db
+
+
+@pytest.fixture
+def db(review_db):
+    return open_db(review_db)
+
+
+def accept_all(db, commitment: int) -> list[int]:
+    ids = [r["id"] for r in review.list_items(db, commitment=commitment, member="Canada", limit=100)]
+    for item in ids:
+        review.decide(db, item, "ana", "accept", review.get_item(db, item)["version"])
+    return ids
+
+
+def test_proposals_count_how_many_and_how_strong():
+    assert verdicts.propose(["strong", "none", "weak"]).label == "strong"
+    assert verdicts.propose(["none", "none"]).label == "none"
+    assert verdicts.propose([]).reason == "no confirmed action"
+    assert verdicts.propose(["strong", "weak", "weak"], "at-least-2").label == "weak"
+    assert verdicts.propose(["strong", "strong", "weak"], "at-least-2").label == "strong"
+    assert verdicts.propose(["strong", "weak", "weak"], "majority").label == "weak"
+    assert verdicts.propose(["weak", "weak", "weak", "weak"], "points-4").label == "strong"
+    assert verdicts.propose(["strong", "weak", "weak"], "share-0.5").label == "weak"
+    assert verdicts.propose(["weak", "unknown"]).label == "unknown"  # a strong nobody confirmed
+    p = verdicts.propose(["strong", "none", "weak"], "at-least-1")
+    assert p.reason == "1 strong, 1 weak of 3 confirmed actions (at-least-1)"
+    for bad in ("at-least", "strongest-2", "best", ""):
+        with pytest.raises(verdicts.VerdictError, match="unknown proposal rule"):
+            verdicts.propose([], bad)
+
+
+def test_a_cell_proposes_until_an_analyst_decides_and_keeps_its_history(db):
+    rubric = rubrics_for(18)[0]
+    first = rubric.dimension_ids[0]
+    cells = verdicts.cells(db, rubric)
+    cell = cells[("Canada", first)]
+    assert cell.actions == [] and cell.pending and cell.proposal.label == "none"
+    assert cell.gap == f"no confirmed action — {len(cell.pending)} pending candidates"
+    items = accept_all(db, 18)
+    cell = verdicts.cells(db, rubric)[("Canada", first)]
+    assert [a["id"] for a in cell.actions] == sorted(items) and cell.pending == []
+    assert cell.label == "strong" and not cell.confirmed and cell.gap is None
+    readings = verdicts.member_readings(db, 18)
+    assert readings["Canada"][first] == ("strong", False, sorted(items))
+    assert readings["France"][first] == ("none", False, [])
+
+    row = verdicts.set_verdict(db, rubric, "Canada", first, "weak", "ana", 0, note="arrests only")
+    assert row["version"] == 1 and row["proposal"]["label"] == "strong"
+    assert [a["item"] for a in row["actions"]] == sorted(items)
+    assert verdicts.member_readings(db, 18)["Canada"][first] == ("weak", True, sorted(items))
+    with pytest.raises(verdicts.StaleVerdict, match="now version 1.*ana weak"):
+        verdicts.set_verdict(db, rubric, "Canada", first, "strong", "ben", 0)
+    verdicts.set_verdict(db, rubric, "Canada", first, "unassessed", "ben", 1)
+    cell = verdicts.cells(db, rubric)[("Canada", first)]
+    assert not cell.confirmed and cell.label == "strong" and cell.version == 2  # back to the proposal
+    assert [r["label"] for r in verdicts.history(db, 18, "Canada", first)] == ["weak", "unassessed"]
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        db.execute("update verdicts set label = 'strong'")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        db.execute("delete from verdicts")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"member": "Narnia"}, "not a member of commitment 18"),
+        ({"dimension": "bogus"}, "unknown dimension 'bogus'"),
+        ({"label": "great"}, "label must be one of"),
+        ({"analyst": None}, "needs an analyst"),
+    ],
+)
+def test_bad_verdicts_are_refused_and_write_nothing(db, change, message):
+    rubric = rubrics_for(18)[0]
+    args = {"member": "Canada", "dimension": rubric.dimension_ids[0], "label": "strong", "analyst": "ana"}
+    args.update(change)
+    with pytest.raises(verdicts.VerdictError, match=message):
+        verdicts.set_verdict(db, rubric, based_on_version=0, **args)
+    assert db["verdicts"].count == 0
