@@ -60,7 +60,7 @@ def test_a_cell_proposes_until_an_analyst_decides_and_keeps_its_history(db):
     assert row["version"] == 1 and row["proposal"]["label"] == "strong"
     assert [a["item"] for a in row["actions"]] == sorted(items)
     assert verdicts.member_readings(db, 18)["Canada"][first] == ("weak", True, sorted(items))
-    with pytest.raises(verdicts.StaleVerdict, match="now version 1.*ana weak"):
+    with pytest.raises(verdicts.StaleVerdict, match=r"now version 1.*ana weak"):
         verdicts.set_verdict(db, rubric, "Canada", first, "strong", "ben", 0)
     verdicts.set_verdict(db, rubric, "Canada", first, "unassessed", "ben", 1)
     cell = verdicts.cells(db, rubric)[("Canada", first)]
@@ -88,3 +88,40 @@ def test_bad_verdicts_are_refused_and_write_nothing(db, change, message):
     with pytest.raises(verdicts.VerdictError, match=message):
         verdicts.set_verdict(db, rubric, based_on_version=0, **args)
     assert db["verdicts"].count == 0
+
+
+def test_rule_measurement_on_a_small_case():
+    """Two members of commitment 18 with hand-set actions: the figures count what they should."""
+    from classifier import verdict_rules
+
+    rubric = rubrics_for(18)[0].model_copy(deep=True)
+    rubric.gold = [g for g in rubric.gold if g.member in ("Canada", "France")]
+    dims = rubric.dimension_ids
+    strong_everywhere = dict.fromkeys(dims, "strong")
+    actions = [
+        {"commitment": 18, "member": "Canada", "dimensions": strong_everywhere},
+        {"commitment": 18, "member": "Canada", "dimensions": strong_everywhere},
+        {
+            "commitment": 18,
+            "member": "France",
+            "dimensions": {**dict.fromkeys(dims, "none"), dims[0]: "weak"},
+        },
+    ]
+    predicted = verdict_rules.proposals(actions, [rubric], "strongest")
+    assert predicted[18]["Canada"] == strong_everywhere
+    assert predicted[18]["Japan"] == dict.fromkeys(dims, "none")  # no action: none everywhere
+    fig = verdict_rules.figures(predicted, [rubric])
+    clear = [(g, d, v.label) for g in rubric.gold for d, v in g.labels.items() if v.label != "unclear"]
+    expected = sum(label == predicted[18][g.member][d] for g, d, label in clear)
+    assert fig["readings"] == len(clear) and fig["readings_agreed"] == expected
+    printed = {g.member: g.printed_score for g in rubric.gold}
+    assert fig["scores"] == 2
+    assert fig["scores_reproduced"] == (printed["Canada"] == 1) + (printed["France"] == -1)
+    # at-least-k: with 2 strong actions Canada is strong for k <= 2 only
+    assert verdict_rules.proposals(actions, [rubric], "at-least-3")[18]["Canada"] == dict.fromkeys(
+        dims, "weak"
+    )
+    rows = verdict_rules.measure(actions, [rubric])
+    loo = next(r for r in rows if r["rule"] == "at-least-*")
+    assert set(loo["chosen"]) == {"Canada", "France"} and "leave one member out" in loo["protocol"]
+    assert "rule" in verdict_rules.render(rows)
