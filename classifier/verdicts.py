@@ -107,7 +107,11 @@ RULES: dict[str, RuleKind] = {
         ),
     )
 }
-DEFAULT_RULE = "strongest"
+# Measured (bench/verdict_rules.py, README "Verdicts and the evidence matrix"): on the bundled gold,
+# points-5 agreed with 44 of 46 clear readings and 16 of 16 printed scores with its parameter chosen
+# on them, 43/46 and 15/16 choosing it leave one member out; "strongest" (one strong action makes
+# the dimension strong) 41/46 and 14/16.
+DEFAULT_RULE = "points-5"
 _RULE = re.compile(r"^([a-z-]+?)(?:-([0-9.]+))?$")
 
 

@@ -3,6 +3,7 @@ OpenAI-compatible STUB of tests/llm_stub.py, see tests/webapp.py), and the propo
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import pytest
@@ -25,7 +26,9 @@ def accept_all(db, commitment: int) -> list[int]:
 
 
 def test_proposals_count_how_many_and_how_strong():
-    assert verdicts.propose(["strong", "none", "weak"]).label == "strong"
+    assert verdicts.propose(["strong", "none", "weak"], "strongest").label == "strong"
+    assert verdicts.propose(["strong", "none", "weak"]).label == "weak"  # the default: points-5
+    assert verdicts.propose(["strong", "strong", "weak"]).label == "strong"
     assert verdicts.propose(["none", "none"]).label == "none"
     assert verdicts.propose([]).reason == "no confirmed action"
     assert verdicts.propose(["strong", "weak", "weak"], "at-least-2").label == "weak"
@@ -33,7 +36,7 @@ def test_proposals_count_how_many_and_how_strong():
     assert verdicts.propose(["strong", "weak", "weak"], "majority").label == "weak"
     assert verdicts.propose(["weak", "weak", "weak", "weak"], "points-4").label == "strong"
     assert verdicts.propose(["strong", "weak", "weak"], "share-0.5").label == "weak"
-    assert verdicts.propose(["weak", "unknown"]).label == "unknown"  # a strong nobody confirmed
+    assert verdicts.propose(["weak", "unknown"], "strongest").label == "unknown"  # a strong nobody confirmed
     p = verdicts.propose(["strong", "none", "weak"], "at-least-1")
     assert p.reason == "1 strong, 1 weak of 3 confirmed actions (at-least-1)"
     for bad in ("at-least", "strongest-2", "best", ""):
@@ -125,3 +128,79 @@ def test_rule_measurement_on_a_small_case():
     loo = next(r for r in rows if r["rule"] == "at-least-*")
     assert set(loo["chosen"]) == {"Canada", "France"} and "leave one member out" in loo["protocol"]
     assert "rule" in verdict_rules.render(rows)
+
+
+def cli(*args, input=None):
+    from typer.testing import CliRunner
+
+    from classifier.cli import app
+
+    return CliRunner().invoke(app, list(args), input=input)
+
+
+def test_verdict_and_matrix_commands(db, monkeypatch):
+    rubric = rubrics_for(18)[0]
+    first, second = rubric.dimension_ids[:2]
+    matrix = cli("matrix", "--commitment", "18", "--member", "CA")
+    assert matrix.exit_code == 0, matrix.output
+    assert f"{first}: none? (proposed: no confirmed action)" in matrix.output
+    assert "gap: no confirmed action — 4 pending candidates" in matrix.output
+    accepted = accept_all(db, 18)
+    matrix = cli("matrix", "--commitment", "18", "--member", "Canada").output
+    assert f"{first}: strong? (proposed: 4 strong, 0 weak of 4 confirmed actions (points-5))" in matrix
+    assert f"[strong] item {accepted[0]}" in matrix
+    assert f"{second}: none? (proposed: 0 strong, 0 weak of 4 confirmed actions (points-5))" in matrix
+    assert "gap: no confirmed action — no pending candidates" in matrix
+    strongest = cli("matrix", "--commitment", "18", "--rule", "at-least-5", "--format", "json")
+    canada = next(m for m in json.loads(strongest.output)["members"] if m["member"] == "Canada")
+    assert canada["cells"][0]["label"] == "weak" and canada["cells"][0]["gap"] is None
+
+    assert "needs an analyst" in cli("verdict", "set", "weak", "-c", "18", "-m", "CA", "-d", first).output
+    monkeypatch.setenv("EVIDENCE_ANALYST", "ana")
+    done = cli("verdict", "set", "weak", "-c", "18", "-m", "CA", "-d", first, "--note", "arrests only")
+    assert done.exit_code == 0 and "Canada, " + first + ": weak (version 1, by ana" in done.output
+    again = cli("verdict", "set", "strong", "-c", "18", "-m", "CA", "-d", first, "--analyst", "ben")
+    assert again.exit_code == 1 and "has a verdict already (ana weak" in again.output
+    assert "pass --version 1" in again.output
+    stale = cli("verdict", "set", "strong", "-c", "18", "-m", "CA", "-d", first, "--version", "0")
+    assert stale.exit_code == 1 and "changed since version 0 (now version 1)" in stale.output
+    assert (
+        cli("verdict", "set", "strong", "-c", "18", "-m", "CA", "-d", first, "--version", "1").exit_code == 0
+    )
+    bad = cli("verdict", "set", "great", "-c", "18", "-m", "CA", "-d", first, "--force")
+    assert bad.exit_code == 1 and bad.output.startswith("error: label must be one of")
+    assert (
+        "unknown dimension 'nope'"
+        in cli("verdict", "set", "weak", "-c", "18", "-m", "CA", "-d", "nope").output
+    )
+    shown = cli("verdict", "show", "-c", "18", "-m", "Canada").output
+    assert f"Canada           {first:<26} v2  strong     verdict by ana" in shown
+    history = cli("verdict", "history", "-c", "18", "-m", "Canada").output.splitlines()
+    assert (
+        len(history) == 2 and "v1 ana weak (proposed strong, 4 confirmed actions): arrests only" in history[0]
+    )
+    explain = cli("score", "explain", "--commitment", "18", "--member", "Canada").output
+    assert f"{first}: strong <- verdict by ana" in explain and "bytes sha256:" in explain
+    assert f"{second}: none <- proposed: 0 strong, 0 weak of 4 confirmed actions" in explain
+
+
+def test_the_queue_filters_to_one_cell(db):
+    rubric = rubrics_for(18)[0]
+    first, second = rubric.dimension_ids[:2]
+    listing = cli("queue", "list", "-c", "18", "-m", "Canada", "--dimension", first).output.splitlines()
+    assert len(listing) == 4
+    assert (
+        cli("queue", "list", "-c", "18", "-m", "Canada", "-d", second).output.strip()
+        == "no queue items match"
+    )
+    item = int(listing[0].split()[0])
+    review.decide(
+        db, item, "ana", "relabel", review.get_item(db, item)["version"], dimension=first, label="none"
+    )
+    review.decide(
+        db, item, "ana", "relabel", review.get_item(db, item)["version"], dimension=second, label="weak"
+    )
+    assert review.count_items(db, commitment=18, member="Canada", dimension=first)["total"] == 3
+    assert [r["id"] for r in review.list_items(db, commitment=18, member="Canada", dimension=second)] == [
+        item
+    ]
