@@ -327,7 +327,10 @@ class Cell:
             "verdict": self.verdict,
             "proposal": self.proposal.as_dict(),
             "actions": self.actions,
-            "pending": self.pending[:PENDING_SHOWN],
+            "pending": [
+                {k: p.get(k) for k in ("id", "label", "published", "summary")}
+                for p in self.pending[:PENDING_SHOWN]
+            ],
             "pending_count": len(self.pending),
             "gap": self.gap,
             "new_since_verdict": self.new_since_verdict,
@@ -370,29 +373,23 @@ def cells(
             confirmed[name].append((item, labels))
         elif state == PENDING:
             pending[name].append((item, labels))
-    shown = [i for m in wanted for i, labels in confirmed[m] if set(labels.values()) - {"none"}]
-    shown += [i for m in wanted for i, labels in pending[m] if set(labels.values()) - {"none"}]
-    about = _summaries(db, shown)
+    attention = dict(
+        db.execute("select id, attention from queue_items where commitment = ?", [rubric.number]).fetchall()
+    )
     verdicts = latest(db, rubric.number)
     out = {}
     for member in wanted:
         for dim in rubric.dimension_ids:
             acted = [
-                {"id": i, "label": labels[dim], **{k: about[i][k] for k in ("published", "summary")}}
+                {"id": i, "label": labels[dim]}
                 for i, labels in confirmed[member]
                 if labels.get(dim, "none") != "none"
             ]
-            acted.sort(key=lambda a: (-RANK[a["label"]], a["published"] or "", a["id"]))
-            waiting = [
-                {
-                    "id": i,
-                    "label": labels[dim],
-                    **{k: about[i][k] for k in ("published", "summary", "attention")},
-                }
-                for i, labels in pending[member]
-                if labels.get(dim, "none") != "none"
-            ]
-            waiting.sort(key=lambda a: (-(a["attention"] or 0), -RANK[a["label"]], a["id"]))
+            candidates = sorted(
+                ((-(attention.get(i) or 0), -RANK[labels[dim]], i, labels[dim]) for i, labels in pending[member]
+                 if labels.get(dim, "none") != "none"),
+            )  # fmt: skip
+            waiting: list[dict[str, Any]] = [{"id": i, "label": label} for _, _, i, label in candidates]
             proposal = propose(
                 [labels.get(dim, "none") for _, labels in confirmed[member]], rule, len(confirmed[member])
             )
@@ -400,6 +397,13 @@ def cells(
             out[(member, dim)] = Cell(
                 member, dim, proposal, verdict, acted, waiting, verdict["version"] if verdict else 0
             )
+    # dates and summaries only for what a cell shows: its confirmed actions and first candidates
+    shown = {a["id"] for c in out.values() for a in (*c.actions, *c.pending[:PENDING_SHOWN])}
+    about = _summaries(db, sorted(shown))
+    for c in out.values():
+        for a in (*c.actions, *c.pending[:PENDING_SHOWN]):
+            a.update(published=about[a["id"]]["published"], summary=about[a["id"]]["summary"])
+        c.actions.sort(key=lambda a: (-RANK[a["label"]], a["published"] or "", a["id"]))
     return out
 
 
