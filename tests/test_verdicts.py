@@ -73,6 +73,13 @@ def test_a_cell_proposes_until_an_analyst_decides_and_keeps_its_history(db):
         db.execute("update verdicts set label = 'strong'")
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         db.execute("delete from verdicts")
+    # a writer that skipped the version check still cannot make a second version 2
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+        db.execute(
+            "insert into verdicts (commitment, member, dimension, label, analyst, version, based_on_version) "
+            "values (18, 'Canada', ?, 'none', 'eve', 2, 1)",
+            [first],
+        )
 
 
 @pytest.mark.parametrize(
@@ -204,3 +211,21 @@ def test_the_queue_filters_to_one_cell(db):
     assert [r["id"] for r in review.list_items(db, commitment=18, member="Canada", dimension=second)] == [
         item
     ]
+
+
+def test_an_older_database_gets_the_verdicts_table_with_its_decisions_intact(review_db):
+    """The review database with m017 undone (as a database from before it would be) upgrades on open."""
+    from classifier.migrations import migrations
+
+    conn = sqlite3.connect(review_db)
+    conn.execute("drop table verdicts")
+    conn.execute("delete from _sqlite_migrations where name = 'm017_verdicts'")
+    items = conn.execute("select count(*) from queue_items").fetchone()[0]
+    conn.commit()
+    conn.close()
+    db = open_db(review_db)
+    assert "m017_verdicts" in [m.name for m in migrations.applied(db)]
+    assert db["verdicts"].count == 0 and db["queue_items"].count == items
+    rubric = rubrics_for(19)[0]
+    row = verdicts.set_verdict(db, rubric, "Japan", rubric.dimension_ids[0], "none", "ana", 0)
+    assert row["version"] == 1
