@@ -532,6 +532,16 @@ def test_the_evidence_matrix_with_the_keyboard(server, new_context, review_db):
         ("Canada", "weak", "ana", "statements only")
     ]
 
+    # `c` confirms the next cell's proposal (none: no confirmed action) as ana's verdict
+    page.keyboard.press("ArrowRight")
+    with page.expect_navigation():
+        page.keyboard.press("c")
+    expect(page.locator(f"#cell-{canada}-1 .verdict")).to_contain_text("verdict by ana")
+    assert query(review_db, "select dimension, label from verdicts where id = 2") == [
+        (rubric.dimension_ids[1], "none")
+    ]
+    page.keyboard.press("ArrowLeft")
+
     with page.expect_navigation():
         page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(r"/queue\?member=Canada&commitment=18&dimension="))

@@ -2,7 +2,8 @@
 // a accept · x reject (type the reason, Enter) · o note (Enter) · e edit summary (Ctrl+Enter saves) ·
 // j next pending item ·
 // q queue · 1-9 pick a dimension, then s strong, w weak, n none.
-// On the evidence matrix: arrows move, Enter opens the cell's queue, s/w/n/u set its verdict, o a note.
+// On the evidence matrix: arrows move, Enter opens the cell's queue, s/w/n/u set its verdict,
+// c confirms the proposal, o a note.
 (function () {
   "use strict";
   let dimension = null;
@@ -26,7 +27,7 @@
   }
 
   // The evidence matrix: arrow keys move between cells, Enter opens the cell's queue,
-  // s/w/n/u set the focused cell's verdict, o types a note for it first.
+  // s/w/n/u set the focused cell's verdict, c confirms its proposal, o types a note for it first.
   function cellAt(row, col) {
     return document.getElementById("cell-" + row + "-" + col);
   }
@@ -52,6 +53,9 @@
     } else if (labels[event.key]) {
       const button = cell.querySelector('form.verdict-form button[value="' + labels[event.key] + '"]');
       if (button) { event.preventDefault(); button.click(); }
+    } else if (event.key === "c") {
+      const confirm = cell.querySelector("form.verdict-form button.confirm");
+      if (confirm) { event.preventDefault(); confirm.click(); }
     } else if (event.key === "o") {
       const note = cell.querySelector("input.note");
       if (note) { event.preventDefault(); note.focus(); }
