@@ -163,6 +163,13 @@ def main() -> None:
                 timed(lambda: matrix(db, rubrics[0]), max(3, args.repeat // 4)),
             )
         )
+        from classifier.verdicts import cell_version, set_verdict
+
+        def one_verdict():
+            cell = (rubrics[0], "Canada", rubrics[0].dimension_ids[0])
+            set_verdict(db, *cell, "weak", "bench", cell_version(db, rubrics[0].number, *cell[1:]))
+
+        results.append(("one verdict (one member's cells read)", timed(one_verdict, args.repeat)))
         dim = rubrics[0].dimension_ids[1]
         results.append(("queue list, one matrix cell (first page)",
                         timed(lambda: review.list_items(db, member="Canada", commitment=rubrics[0].number,

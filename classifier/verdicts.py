@@ -366,7 +366,8 @@ def cells(
     wanted = list(rubric.members if members is None else members)
     confirmed: dict[str, list[tuple[int, dict[str, str]]]] = {m: [] for m in wanted}
     pending: dict[str, list[tuple[int, dict[str, str]]]] = {m: [] for m in wanted}
-    for item, name, state, labels in label_states(db, commitment=rubric.number):
+    only = wanted[0] if len(wanted) == 1 else None  # one member: its items only (a verdict, `--member`)
+    for item, name, state, labels in label_states(db, commitment=rubric.number, member=only):
         if name not in confirmed:
             continue
         if state == "accepted":
@@ -374,7 +375,10 @@ def cells(
         elif state == PENDING:
             pending[name].append((item, labels))
     attention = dict(
-        db.execute("select id, attention from queue_items where commitment = ?", [rubric.number]).fetchall()
+        db.execute(
+            "select id, attention from queue_items where commitment = :c and (:m is null or member = :m)",
+            {"c": rubric.number, "m": only},
+        ).fetchall()
     )
     verdicts = latest(db, rubric.number)
     out = {}
