@@ -31,6 +31,7 @@ from .rubric_draft import DraftError
 from .sources import SourcesError
 from .store import StoreError, corpus_dir, open_db, resolve_db_path, results_dir
 from .users import UserError
+from .verdicts import VerdictError
 
 # Errors a user can cause: one line, non-zero exit, no traceback unless --debug.
 USER_ERRORS = (
@@ -43,6 +44,7 @@ USER_ERRORS = (
     SourcesError,
     PromptError,
     QueueError,
+    VerdictError,
     UserError,
     NotFound,
     EndpointUnusable,
@@ -74,6 +76,10 @@ score_app = typer.Typer(
     help="Scores from confirmed evidence: tables, and each score's receipt.", invoke_without_command=True
 )
 report_app = typer.Typer(help="Report drafts from confirmed evidence.", no_args_is_help=True)
+verdict_app = typer.Typer(
+    help="Member x dimension verdicts: an analyst's judgement of everything a member did in a dimension.",
+    no_args_is_help=True,
+)
 eval_app = typer.Typer(help="Agreement with the hand-coded reports, run after run.", no_args_is_help=True)
 runs_app = typer.Typer(help="Past nightly runs and their summaries.", no_args_is_help=True)
 users_app = typer.Typer(help="Analyst accounts for the web interface.", no_args_is_help=True)
@@ -85,6 +91,7 @@ llm_app = typer.Typer(help="The model endpoint: check it before a run spends on 
 app.add_typer(llm_app, name="llm")
 app.add_typer(queue_app, name="queue")
 app.add_typer(score_app, name="score")
+app.add_typer(verdict_app, name="verdict")
 app.add_typer(report_app, name="report")
 app.add_typer(eval_app, name="eval")
 app.add_typer(runs_app, name="runs")
@@ -966,12 +973,17 @@ def queue_list(
     ] = "attention",
     limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many.")] = 50,
     offset: Annotated[int, typer.Option("--offset", help="Skip this many (paging).")] = 0,
+    dimension: Annotated[
+        str | None,
+        typer.Option("--dimension", "-d", help="Only items acting in this dimension (label strong or weak)."),
+    ] = None,
 ) -> None:
     """Queue items: id, state, member, commitment, date, flags, claim, summary."""
     from . import review
 
     rows = review.list_items(
         _db(),
+        dimension=dimension,
         member=resolve_member(member),
         commitment=commitment,
         state=state,
@@ -1384,21 +1396,32 @@ def score_explain(
     commitment: Annotated[int, typer.Option("--commitment", "-c", help="Commitment number.")],
     member: Annotated[str, typer.Option("--member", "-m", help="Member code or name.")],
 ) -> None:
-    """The receipt: per dimension the confirmed actions, quotes with offsets, source, sha256, decisions."""
+    """The receipt: score <- verdicts or proposals <- confirmed actions <- quotes <- source text and bytes (sha256)."""
     from . import score as score_lib
 
     rubric = rubrics_for(commitment)[0]
     receipt = score_lib.explain(_db(), rubric, resolve_member(member))
+    provisional = f" (provisional: {', '.join(receipt['proposed'])} proposed, not confirmed)"
     typer.echo(
-        f"{receipt['member']}, commitment {commitment}: {receipt['printed']}"
-        + (f" (provisional: {receipt['pending']} pending)" if receipt["provisional"] else "")
+        f"{receipt['member']}, commitment {commitment}: score {receipt['printed']}"
+        + (provisional if receipt["provisional"] else "")
+        + f"; {receipt['pending']} pending"
     )
     for dim, entries in receipt["dimensions"].items():
-        typer.echo(f"  {dim}: {receipt['labels'][dim]}")
+        reading = receipt["readings"][dim]
+        verdict, proposal = reading["verdict"], reading["proposal"]
+        if reading["source"] == "verdict":
+            said = f"verdict by {verdict['analyst']} at {verdict['created_utc']} (v{verdict['version']})"
+            said += f": {verdict['note']}" if verdict["note"] else ""
+        else:
+            said = f"proposed: {proposal['reason']}"
+            said += f"; unassessed by {verdict['analyst']}" if verdict else ""
+        typer.echo(f"  {dim}: {reading['label']} <- {said}")
         for e in entries:
             typer.echo(f"    item {e['item']} ({e['label']}): {e['summary']}")
             typer.echo(
-                f"      source {e['url']}  {e['content_sha256']}  prompt {e['prompt']} ({e['backend']}/{e['model']})"
+                f"      source {e['url']}  text {e['content_sha256']}  bytes {e['raw_sha256']}"
+                f"  prompt {e['prompt']} ({e['backend']}/{e['model']})"
             )
             for q in e["quotes"]:
                 where = f"{q['start']}-{q['end']}" if q.get("start") is not None else "not located"
@@ -1407,6 +1430,130 @@ def score_explain(
                 typer.echo(f"      {d['at']}  {d['analyst']} {d['action']}")
         if not entries:
             typer.echo("    no confirmed action")
+
+
+@verdict_app.command("set")
+@handled
+def verdict_set(
+    label: Annotated[str, typer.Argument(help="strong, weak, none or unassessed.")],
+    commitment: Annotated[int, typer.Option("--commitment", "-c", help="Commitment number.")],
+    member: Annotated[str, typer.Option("--member", "-m", help="Member code or name.")],
+    dimension: Annotated[
+        str, typer.Option("--dimension", "-d", help="Dimension id (see `evidence rubric list`).")
+    ],
+    note: Annotated[str, typer.Option("--note", help="Why: the concluding paragraph's reasoning.")] = "",
+    analyst: Annotated[
+        str | None, typer.Option("--analyst", help="Who decides (default $EVIDENCE_ANALYST).")
+    ] = None,
+    version: Annotated[
+        int | None, typer.Option("--version", help="The cell version you looked at (from `verdict show`).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Set it over a verdict you have not looked at.")
+    ] = False,
+) -> None:
+    """Give a member's verdict on one dimension (appended; the cell's history is kept)."""
+    from . import review
+    from . import verdicts as verdicts_lib
+
+    rubric = rubrics_for(commitment)[0]
+    name = resolve_member(member) or member
+    db = _db()
+    current = verdicts_lib.cell_version(db, commitment, name, dimension)
+    if version is None:
+        if current and not force:
+            last = verdicts_lib.history(db, commitment, name, dimension)[-1]
+            raise verdicts_lib.VerdictError(
+                f"{name}, {dimension} has a verdict already ({last['analyst']} {last['label']} at "
+                f"{last['created_utc']}, version {current}); nothing saved. Look at it (`evidence verdict show "
+                f"--commitment {commitment} --member '{name}'`), then pass --version {current}, or --force"
+            )
+        version = current
+    row = verdicts_lib.set_verdict(
+        db, rubric, name, dimension, label, review.resolve_analyst(analyst), version, note=note
+    )
+    typer.echo(
+        f"{name}, {dimension}: {row['label']} (version {row['version']}, by {row['analyst']}; "
+        f"the proposal was {row['proposal']['label']}: {row['proposal']['reason']})"
+    )
+
+
+@verdict_app.command("show")
+@handled
+def verdict_show(
+    commitment: Annotated[int, typer.Option("--commitment", "-c", help="Commitment number.")],
+    member: Annotated[str | None, typer.Option("--member", "-m", help="Member code or name.")] = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+) -> None:
+    """Each cell's verdict or proposal, its version (for `verdict set --version`), analyst and note."""
+    from . import verdicts as verdicts_lib
+
+    rubric = rubrics_for(commitment)[0]
+    members = [resolve_member(member) or member] if member else None
+    found = verdicts_lib.cells(_db(), rubric, members=members)
+    if format == "json":
+        typer.echo(json.dumps([c.as_dict() for c in found.values()], indent=2))
+        return
+    for (name, dim), cell in found.items():
+        if cell.confirmed and cell.verdict:
+            v = cell.verdict
+            said = f"{cell.label:<10} verdict by {v['analyst']} at {v['created_utc']}" + (
+                f": {v['note']}" if v["note"] else ""
+            )
+        else:
+            said = f"{cell.label + '?':<10} proposed: {cell.proposal.reason}"
+            said += f" (unassessed by {cell.verdict['analyst']})" if cell.verdict else ""
+        typer.echo(f"{name:<16} {dim:<26} v{cell.version}  {said}")
+
+
+@verdict_app.command("history")
+@handled
+def verdict_history(
+    commitment: Annotated[int, typer.Option("--commitment", "-c", help="Commitment number.")],
+    member: Annotated[str | None, typer.Option("--member", "-m", help="Member code or name.")] = None,
+    dimension: Annotated[str | None, typer.Option("--dimension", "-d", help="Dimension id.")] = None,
+) -> None:
+    """Every verdict of the matching cells, oldest first, with what was proposed at the time."""
+    from . import verdicts as verdicts_lib
+
+    rows = verdicts_lib.history(_db(), commitment, resolve_member(member) if member else None, dimension)
+    for r in rows:
+        note = f": {r['note']}" if r["note"] else ""
+        typer.echo(
+            f"{r['created_utc']}  {r['member']:<16} {r['dimension']:<26} v{r['version']} {r['analyst']} "
+            f"{r['label']} (proposed {r['proposal']['label']}, {len(r['actions'])} confirmed actions){note}"
+        )
+    if not rows:
+        typer.echo("no verdicts yet")
+
+
+@app.command("matrix")
+@handled
+def matrix_command(
+    commitment: Annotated[int, typer.Option("--commitment", "-c", help="Commitment number.")],
+    member: Annotated[str | None, typer.Option("--member", "-m", help="Member code or name.")] = None,
+    rule: Annotated[
+        str,
+        typer.Option("--rule", help="Proposal rule: points-5 (default), strongest, at-least-2, share-0.5, …"),
+    ] = "points-5",
+    format: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+) -> None:
+    """The evidence matrix: members x dimensions, each cell's verdict or proposal, confirmed actions
+    strongest first, pending candidates and the gap."""
+    from . import verdicts as verdicts_lib
+
+    rubric = rubrics_for(commitment)[0]
+    verdicts_lib.parse_rule(rule)
+    table = verdicts_lib.matrix(_db(), rubric, rule=rule)
+    if member:
+        name = resolve_member(member) or member
+        table["members"] = [m for m in table["members"] if m["member"] == name]
+        if not table["members"]:
+            raise verdicts_lib.VerdictError(f"{name!r} is not a member of commitment {commitment}")
+    if format == "json":
+        typer.echo(json.dumps(table, indent=2))
+        return
+    typer.echo(verdicts_lib.render_matrix(table))
 
 
 @report_app.command("draft")

@@ -603,6 +603,42 @@ def m016_batches(db: Database) -> None:
     db.table("batches").create_index(["state"])
 
 
+@migrations()
+def m017_verdicts(db: Database) -> None:
+    """Member x dimension verdicts: append-only analyst decisions on a whole dimension of a member's
+    compliance (strong | weak | none | unassessed), each with its note, analyst, time and the cell
+    version it was based on (optimistic concurrency), and what the proposal and the confirmed
+    actions were when it was taken."""
+    db.table("verdicts").create(
+        {
+            "id": int,
+            "commitment": int,
+            "member": str,
+            "dimension": str,
+            "label": str,  # strong | weak | none | unassessed
+            "note": str,
+            "analyst": str,
+            "version": int,  # the cell's version this verdict makes: based_on_version + 1
+            "based_on_version": int,
+            "proposal": str,  # JSON: the proposal shown when the verdict was taken
+            "actions": str,  # JSON: the confirmed actions (item ids and labels) it was taken on
+            "created_utc": str,
+        },
+        pk="id",
+    )
+    # two analysts setting one cell from the same version: the second insert fails here
+    db.table("verdicts").create_index(["commitment", "member", "dimension", "version"], unique=True)
+    db.execute(
+        "CREATE TRIGGER verdicts_append_only_update BEFORE UPDATE ON verdicts "
+        "BEGIN SELECT RAISE(ABORT, 'verdicts are append-only'); END"
+    )
+    db.execute(
+        "CREATE TRIGGER verdicts_append_only_delete BEFORE DELETE ON verdicts "
+        "BEGIN SELECT RAISE(ABORT, 'verdicts are append-only'); END"
+    )
+
+
+@migrations()
 def m019_blind_coding(db: Database) -> None:
     """Double coding: the analysts an item is assigned to for blind coding, and each one's
     coding of it (accept, reject, relabel, note), append-only like decisions. A coding changes

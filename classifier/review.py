@@ -499,8 +499,20 @@ def _what_changed(conn, item_id: int, based_on: int, version: int) -> str:
 # Listing, claiming, stats
 
 
+# An item acts in a dimension when its label there (the latest relabel, else the suggestion's) is
+# not none: the queue filtered to one cell of the evidence matrix.
+ACTS_IN = """coalesce(
+    (select json_extract(d.payload, '$.label') from decisions d where d.item_id = q.id and d.action = 'relabel'
+     and json_extract(d.payload, '$.dimension') = :dimension order by d.id desc limit 1),
+    (select l.value from json_each(q.suggestion, '$.labels') l where l.key = :dimension)) in ('strong', 'weak')"""
+
+
 def _where(
-    member: str | None, commitment: int | None, state: str | None, flag: str | None
+    member: str | None,
+    commitment: int | None,
+    state: str | None,
+    flag: str | None,
+    dimension: str | None = None,
 ) -> tuple[str, dict]:
     """The WHERE clause for the given filters only (so SQLite can use the indexes), and its params."""
     clauses, params = ["1"], {}
@@ -511,6 +523,9 @@ def _where(
     if flag is not None:
         clauses.append("exists (select 1 from json_each(q.suggestion, '$.flags') f where f.value = :flag)")
         params["flag"] = parse_flag(flag)
+    if dimension is not None:
+        clauses.append(ACTS_IN)
+        params["dimension"] = dimension
     return " and ".join(clauses), params
 
 
@@ -524,11 +539,12 @@ def list_items(
     order: str = "attention",
     limit: int = 50,
     offset: int = 0,
+    dimension: str | None = None,
 ) -> list[dict]:
     if order not in ORDERS:
         raise QueueError(f"order must be one of {', '.join(ORDERS)}")
     check_state(state)
-    where, params = _where(member, commitment, state, flag)
+    where, params = _where(member, commitment, state, flag, dimension)
     sql = f"""
         select q.id, q.member, q.commitment, q.published, q.version, q.attention,
                json_extract(q.suggestion, '$.summary') as summary,
@@ -550,9 +566,10 @@ def count_items(
     member: str | None = None,
     commitment: int | None = None,
     flag: str | None = None,
+    dimension: str | None = None,
 ) -> dict[str, int]:
     """How many items match the filters, by state (pending, accepted, rejected, total)."""
-    where, params = _where(member, commitment, None, flag)
+    where, params = _where(member, commitment, None, flag, dimension)
     sql = f"select q.state, count(*) from queue_items q where {where} group by 1"
     counts = dict.fromkeys(STATES, 0)
     counts.update({state: n for state, n in db.execute(sql, params).fetchall()})

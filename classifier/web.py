@@ -240,7 +240,7 @@ def filters_of(request: Request) -> dict[str, Any]:
     return {"member": q.get("member") or None,
             "commitment": parse_number(commitment, "commitment") if commitment else None,
             "state": state, "flag": parse_flag(q["flag"]) if q.get("flag") else None,
-            "order": order}  # fmt: skip
+            "order": order, "dimension": q.get("dimension") or None}  # fmt: skip
 
 
 async def home(request: Request) -> Response:
@@ -255,7 +255,8 @@ async def queue_page(request: Request) -> Response:
     page = parse_number(raw, "page", minimum=1, maximum=SQLITE_MAX_INT // PAGE_SIZE)
     notice = saved(request)
     rows = review.list_items(db(request), **f, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
-    counts = review.count_items(db(request), member=f["member"], commitment=f["commitment"], flag=f["flag"])
+    counts = review.count_items(db(request), member=f["member"], commitment=f["commitment"], flag=f["flag"],
+                                dimension=f["dimension"])  # fmt: skip
     shown = counts[f["state"]] if f["state"] else counts["total"]
     members = review.queue_members(db(request))
     commitments = list(site(request).rubrics)
@@ -480,6 +481,8 @@ def create_app(
     throttle: users_lib.LoginThrottle | None = None,
 ) -> Starlette:
     """The application on the database at ``db_path`` (migrated once, here)."""
+    from . import web_matrix  # its handlers use this module's helpers
+
     path = Path(db_path) if db_path else None
     open_db(path).conn.close()  # create and migrate once; requests open without migrating
     throttle = throttle or users_lib.LoginThrottle()  # failed logins: this process's memory only
@@ -502,6 +505,7 @@ def create_app(
         Route("/scores", scores_page),
         Route("/scores/{commitment}/{member}", receipt_page),
         Route("/report/{commitment}", report_page),
+        *web_matrix.routes(),
         Route("/eval", eval_page),
         Route("/eval/{run_id}", eval_run_page),
         Route("/plots/{name}", plot),
