@@ -66,9 +66,7 @@ def subject(member: str, *, start: bool = False) -> str:
     return name[0].upper() + name[1:] if start else name
 
 
-def readings_from_scores(
-    db: sqlite_utils.Database, rubric: Rubric, *, until: str | None = None
-) -> Readings:
+def readings_from_scores(db: sqlite_utils.Database, rubric: Rubric, *, until: str | None = None) -> Readings:
     """Per member and dimension, the strongest label among the accepted items (score.py's rule),
     with the accepted items carrying it; ``until`` (an ISO date) keeps only items dated up to it.
 
@@ -97,7 +95,11 @@ def readings_from_scores(
 def score_of(readings: dict[str, Reading], rubric: Rubric) -> int:
     """The rubric's score from one member's readings (an unassessed dimension counts as none)."""
     labels = {d: readings.get(d, ("none", True, []))[0] for d in rubric.dimension_ids}
-    return score({d: v if v in ("weak", "strong") else "none" for d, v in labels.items()}, rubric.scoring, rubric.dimension_ids)
+    return score(
+        {d: v if v in ("weak", "strong") else "none" for d, v in labels.items()},
+        rubric.scoring,
+        rubric.dimension_ids,
+    )
 
 
 def _lower(name: str) -> str:
@@ -154,6 +156,7 @@ def draft(
     readings: Readings | None = None,
     writer: Callable[[str, dict[str, Reading], list[dict]], tuple[str | None, str | None]] | None = None,
     first_footnote: int = 1,
+    until: str | None = None,
 ) -> list[dict]:
     """Member sections in the report's own form, from confirmed evidence.
 
@@ -162,13 +165,14 @@ def draft(
     :func:`readings_from_scores`); the score is the rubric's rule on them. ``writer(member,
     readings, paragraphs)`` may draft the conclusion (a model, :mod:`classifier.conclusion`):
     it returns the paragraph, or None and why it was not used, and the template stands in.
+    ``until`` (an ISO date, a report's period end) leaves out the actions dated after it.
     """
-    readings = readings if readings is not None else readings_from_scores(db, rubric)
+    readings = readings if readings is not None else readings_from_scores(db, rubric, until=until)
     sections = []
     footnote = first_footnote - 1
     accepted: dict[str, list] = {}
     for state in states(db, commitment=rubric.number, member=member):
-        if state.state == "accepted":
+        if state.state == "accepted" and not (until and (state.item["published"] or "")[:10] > until):
             accepted.setdefault(state.item["member"], []).append(state)
     for name in rubric.members if member is None else [member]:
         (row,) = member_scores(db, rubric, member=name)
@@ -186,7 +190,12 @@ def draft(
                     f"On {long_date(state.item['published'])}, {text[0].lower() + text[1:]}" if text else ""
                 )
             paragraphs.append(
-                {"text": text, "footnote": footnote, "date": state.item["published"], "item": state.item["id"]}
+                {
+                    "text": text,
+                    "footnote": footnote,
+                    "date": state.item["published"],
+                    "item": state.item["id"],
+                }
             )
             for d in state.history:
                 if d["action"] == "accept" and d["analyst"] and d["analyst"] not in analysts:
@@ -216,7 +225,9 @@ def draft(
         value = score_of(mine_readings, rubric)
         printed = format_score(value)
         who = subject(name, start=True)
-        opening = f"{who} has {VERDICT[value]} with its commitment to {rubric.title.split(': ', 1)[-1].lower()}."
+        opening = (
+            f"{who} has {VERDICT[value]} with its commitment to {rubric.title.split(': ', 1)[-1].lower()}."
+        )
         numbers = {p["item"]: p["footnote"] for p in paragraphs}
         template = conclusion_template(name, rubric, mine_readings, numbers)
         conclusion, flag, drafted_by = template, None, "template"

@@ -175,8 +175,10 @@ def confirm_cited_actions(
     is its first footnote's source: title, publisher (place), dates and URL; its classification
     carries the action's text and its dimension labels (``labels``, keyed by (member, ISO date,
     text); by default the reference labels of ``eval/data/reference-labels/``), and the
-    member's analyst accepts it (after an edit, for a source the chapter translated). What the
-    chapter draft and the report parser round trip is built on. Returns the queue's counts.
+    member's analyst accepts it (after an edit, for a source the analyst translated; one that
+    Google Translate translated names it as the classification's model, which is what the
+    footnote's translation note then says). What the chapter draft's round trip through the
+    report parser is built on. Returns the queue's counts.
     """
     import json
 
@@ -187,6 +189,7 @@ def confirm_cited_actions(
     labels = labels if labels is not None else reference_action_labels(number)
     stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     analysts: dict[int, str] = {}
+    translated: set[int] = set()  # the analyst's own translation: an edit before the accept
     with db.atomic():
         for section in chapter.members:
             for action in section.actions:
@@ -211,6 +214,7 @@ def confirm_cited_actions(
                 )
                 place = f" ({note.place})" if note and note.place else ""
                 found = detect(note.title) if note and note.title and note.translation else None
+                machine = bool(note and note.translation and "google" in note.translation.lower())
                 content = "sha256:" + hashlib.sha256(action.text.encode("utf-8")).hexdigest()
                 db.table("document_versions").insert(
                     {
@@ -239,7 +243,8 @@ def confirm_cited_actions(
                         "content_sha": content,
                         "commitment": number,
                         "backend": "gold",
-                        "model": "reference-labels",
+                        # the English text's maker, for the footnote's translation note
+                        "model": "Google Translate" if machine else "reference-labels",
                         "prompt_name": "none",
                         "status": "ok",
                         "relevant": 1,
@@ -253,13 +258,17 @@ def confirm_cited_actions(
                     }
                 )
                 analysts[doc_id] = (section.analysts or ["gold"])[0]
+                if found and not machine:
+                    translated.add(doc_id)
     counts = fill(db)
-    for item_id, doc_id in db.execute("select id, document_id from queue_items where commitment = ?", [number]):
+    for item_id, doc_id in db.execute(
+        "select id, document_id from queue_items where commitment = ?", [number]
+    ):
         if doc_id not in analysts:
             continue
         state = state_of(db, item_id)
         version = state.item["version"]
-        if db.execute("select language from document_versions where document_id = ?", [doc_id]).fetchone()[0] != "en":
+        if doc_id in translated:
             decide(db, item_id, analysts[doc_id], "edit", version, summary=state.summary)
             version += 1
         decide(db, item_id, analysts[doc_id], "accept", version)
