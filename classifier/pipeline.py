@@ -187,6 +187,7 @@ def confirm_cited_actions(
 
     chapter = next(c for c in report.chapters if c.number == number)
     labels = labels if labels is not None else reference_action_labels(number)
+    dimensions = sorted({d for dims in labels.values() for d in dims})
     stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     analysts: dict[int, str] = {}
     translated: set[int] = set()  # the analyst's own translation: an edit before the accept
@@ -212,6 +213,7 @@ def confirm_cited_actions(
                     )
                     .last_pk
                 )
+                assert isinstance(doc_id, int)
                 place = f" ({note.place})" if note and note.place else ""
                 found = detect(note.title) if note and note.title and note.translation else None
                 machine = bool(note and note.translation and "google" in note.translation.lower())
@@ -233,8 +235,9 @@ def confirm_cited_actions(
                     }
                 )
                 date = action.date.isoformat() if action.date else None
+                # an action the labels miss is a confirmed action of no strength
                 dims = labels.get((section.member, date or "", action.text)) or dict.fromkeys(
-                    (d.number for d in chapter.dimensions), "none"
+                    dimensions, "none"
                 )
                 db.table("classifications").insert(
                     {

@@ -37,6 +37,10 @@ def main() -> int:
     parser.add_argument(
         "--server-python", default=sys.executable, help="Python with llama-cpp-python[server]"
     )
+    parser.add_argument(
+        "--only",
+        help="record only this test file's cassettes (e.g. tests/test_conclusion.py); the others stay",
+    )
     args = parser.parse_args()
     model = gguf_path(args.server_python)
     server = subprocess.Popen(
@@ -55,11 +59,20 @@ def main() -> int:
         else:
             print("the model server did not start", file=sys.stderr)
             return 1
-        for old in (ROOT / "tests" / "cassettes").glob("*.yaml"):
-            old.unlink()
+        if not args.only:  # (a re-recorded cassette is rewritten whole: record_mode="all")
+            for old in (ROOT / "tests" / "cassettes").glob("*.yaml"):
+                old.unlink()
         env = {**os.environ, "EVIDENCE_RECORD_CASSETTES": "1"}
         return subprocess.call(
-            [sys.executable, "-m", "pytest", "-q", "tests/test_llm_cassettes.py", "-k", "not hold_no_keys"],
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                args.only or "tests/test_llm_cassettes.py",
+                "-k",
+                "not hold_no_keys",
+            ],
             cwd=ROOT,
             env=env,
         )

@@ -1,0 +1,91 @@
+"""A model drafts the members' conclusions: real model output replayed from a cassette, and the
+check that every action the paragraph mentions is a confirmed one.
+
+The cassette tests/cassettes/conclusion-18.yaml was recorded by tests/record_cassettes.py
+(``--only tests/test_conclusion.py``) from SmolLM2-135M-Instruct served by llama-cpp-python on
+127.0.0.1:8077, like the other cassettes (see tests/test_llm_cassettes.py). The tiny model's
+prose is poor; the recording proves the wire path and that its paragraph is checked against the
+confirmed actions before it is used.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from classifier import draft as draft_lib
+from classifier.conclusion import document_for, model_writer, unconfirmed_mentions
+from classifier.pipeline import confirm_cited_actions
+from classifier.rubric import rubrics_for
+from classifier.store import open_db
+
+from .test_llm_cassettes import backend, recorder
+
+PARAGRAPHS = [
+    {"footnote": 3, "date": "2024-07-04", "item": 10, "text": "On 4 July 2024, the CBSA acted."},
+    {"footnote": 4, "date": "2024-12-17", "item": 11, "text": "On 17 December, a Border Plan."},
+]
+
+
+@pytest.mark.parametrize(
+    ("paragraph", "wrong"),
+    [
+        ("Canada acted on 4 July 2024[^3] and on 17 December[^4].", []),
+        ("Canada acted on 5 July 2024[^3].", ["the date '5 July 2024'"]),
+        ("Canada acted[^9], see also [7] and ^8.", ["footnote [^9]", "footnote [7]", "footnote ^8"]),
+        ("On 17 December 2023, Canada acted.", ["the date '17 December 2023'"]),
+        ("On 31 February 2024, Canada acted.", ["the date '31 February 2024'"]),
+        ("Canada has taken strong action on border management.", []),
+    ],
+)
+def test_mentions_must_be_confirmed_actions(paragraph, wrong):
+    assert unconfirmed_mentions(paragraph, PARAGRAPHS) == wrong
+
+
+@pytest.fixture(scope="module")
+def confirmed(tmp_path_factory, report18):
+    path = tmp_path_factory.mktemp("conclusion") / "gold.db"
+    db = open_db(path)
+    confirm_cited_actions(db, report18, 18)
+    db.conn.close()
+    return path
+
+
+@pytest.fixture
+def db(confirmed, isolated_db):
+    shutil.copy(confirmed, isolated_db)
+    return open_db(isolated_db)
+
+
+def test_the_model_drafts_from_readings_and_confirmed_actions(db):
+    rubric = rubrics_for(18)[0]
+    writer = model_writer(rubric, backend=backend(max_output_tokens=300), db=db)
+    with recorder.use_cassette("conclusion-18.yaml"):
+        sections = {m: draft_lib.draft(db, rubric, m, writer=writer)[0] for m in ("Japan", "Italy")}
+    calls = list(db.query("select * from llm_calls order by id"))
+    assert len(calls) == 2 and {c["prompt_name"] for c in calls} == {"conclusion-v1"}
+    for section in sections.values():
+        if section["conclusion_by"] == "model":
+            assert section["conclusion_flag"] is None
+            assert unconfirmed_mentions(section["conclusion"], section["paragraphs"]) == []
+        else:
+            assert section["conclusion_flag"].startswith("the model's conclusion was not used: ")
+            template = draft_lib.conclusion_template(
+                section["member"],
+                rubric,
+                {d: tuple(r) for d, r in section["readings"].items()},
+                {p["item"]: p["footnote"] for p in section["paragraphs"]},
+            )
+            assert section["conclusion"] == template
+
+
+def test_the_document_lists_readings_and_actions(db):
+    rubric = rubrics_for(18)[0]
+    (japan,) = draft_lib.draft(db, rubric, "Japan")
+    document = document_for(
+        "Japan", rubric, {d: tuple(r) for d, r in japan["readings"].items()}, japan["paragraphs"]
+    )
+    assert document.startswith("Member: Japan\n\nReadings:\n- border_management (")
+    assert "organized_crime (Curbing transnational" in document and ": weak, resting on [^" in document
+    assert document.count("\n[^") == len(japan["paragraphs"]) == 6
