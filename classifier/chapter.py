@@ -137,14 +137,14 @@ def render_markdown(chapter: dict) -> str:
     out += [f"{k}\t{v}" for k, v in _scoring_rows(chapter)]
     out.append("")
     for s in chapter["members"]:
-        out += [f"### {s['member']}: {s['score']}", ""]
-        if s.get("moved"):
-            out += [f"*Score moved: {s['moved']}.*", ""]
-        out += [s["opening"], ""]
+        out += [f"### {s['member']}: {s['score']}", "", s["opening"], ""]
         out += [f"{p['text']}<sup>{p['footnote']}</sup>\n" for p in s["paragraphs"]]
         if s.get("conclusion_flag"):
             out += [f"*Note: {s['conclusion_flag']}.*", ""]
-        out += [_sup(s["conclusion"]), "", s["score_sentence"], "", f"*{_analysts(s['analysts'])}*", ""]
+        out += [_sup(s["conclusion"]), "", s["score_sentence"], ""]
+        if s.get("moved"):
+            out += [f"*Score moved: {s['moved']}.*", ""]
+        out += [f"*{_analysts(s['analysts'])}*", ""]
     notes = _footnotes(chapter)
     if notes:
         out += ["---", ""]
@@ -189,8 +189,6 @@ def render_html(chapter: dict) -> str:
     out.append("</table>")
     for s in chapter["members"]:
         out.append(f"<h3>{e(s['member'])}: {e(s['score'])}</h3>")
-        if s.get("moved"):
-            out.append(f'<p class="moved"><em>Score moved: {e(s["moved"])}.</em></p>')
         out.append(f"<p>{e(s['opening'])}</p>")
         out += [
             f'<p>{e(p["text"])}<sup><a href="#fn{p["footnote"]}">{p["footnote"]}</a></sup></p>'
@@ -199,6 +197,8 @@ def render_html(chapter: dict) -> str:
         if s.get("conclusion_flag"):
             out.append(f'<p class="flag"><em>Note: {e(s["conclusion_flag"])}.</em></p>')
         out.append(f"<p>{marked(s['conclusion'])}</p><p>{e(s['score_sentence'])}</p>")
+        if s.get("moved"):
+            out.append(f'<p class="moved"><em>Score moved: {e(s["moved"])}.</em></p>')
         out.append(f"<p><em>{e(_analysts(s['analysts']))}</em></p>")
     notes = _footnotes(chapter)
     if notes:
@@ -257,8 +257,6 @@ def write_docx(chapter: dict, path: Path) -> None:
 
     for s in chapter["members"]:
         document.add_heading(f"{s['member']}: {s['score']}", level=3)
-        if s.get("moved"):
-            with_marks(f"Score moved: {s['moved']}.", italic=True)
         document.add_paragraph(s["opening"])
         for p in s["paragraphs"]:
             with_marks(f"{p['text']}[^{p['footnote']}]")
@@ -266,6 +264,8 @@ def write_docx(chapter: dict, path: Path) -> None:
             with_marks(f"Note: {s['conclusion_flag']}.", italic=True)
         with_marks(s["conclusion"])
         document.add_paragraph(s["score_sentence"])
+        if s.get("moved"):
+            with_marks(f"Score moved: {s['moved']}.", italic=True)
         with_marks(_analysts(s["analysts"]), italic=True)
     notes = _footnotes(chapter)
     if notes:

@@ -92,6 +92,10 @@ def test_markdown_chapter_round_trips_through_the_report_parser(db, report18):
         "translation provided by google translate",
     }
     assert notes(back, chapter) == expected
+    # the opening verdicts and conclusions are where the parser looks for them
+    for parsed, ours in zip(chapter.members, drafted["members"], strict=True):
+        assert parsed.opening == ours["opening"]
+        assert parsed.conclusions == [chapter_lib.plain(ours["conclusion"])]
     # the analysts who accepted the actions sign the sections
     assert [s.analysts for s in chapter.members] == [s.analysts[:1] for s in gold.members]
     # rubric texts come through
@@ -224,7 +228,9 @@ def test_a_final_draft_continues_the_interim_and_shows_how_scores_moved(db, repo
     md = chapter_lib.render_chapter(drafted, "md")
     assert "*Score moved: interim 0 → final +1.*" in md
     back = parse_report(md, kind="final", period=(final.period_start, final.period_end))
-    assert {s.member: s.score for s in back.chapters[0].members}["Japan"] == 1
+    (japan_back,) = [s for s in back.chapters[0].members if s.member == "Japan"]
+    assert japan_back.score == 1 and japan_back.opening == after["Japan"]["opening"]
+    assert japan_back.actions[-1].date == dt.date(2025, 3, 4)
     # the interim draft itself is unchanged by what came later
     again = {s["member"]: s for s in chapter_lib.chapter_draft(db, interim)["members"]}
     assert again["Japan"]["score"] == "0" and "moved" not in again["Japan"]
