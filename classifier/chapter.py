@@ -19,6 +19,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from .dates import long_date
 from .draft import FOOTNOTE_MARK, Readings, draft, plain, readings_from_scores, score_of
 from .rubric import Rubric, format_average, format_score
 
@@ -78,6 +79,20 @@ def chapter_draft(
     }
 
 
+DRAFT_NOTE = "A draft from confirmed evidence: an analyst reads every paragraph before it is published."
+
+
+def _report_title(chapter: dict) -> str:
+    """The report's title as its title page prints it (which the report parser reads)."""
+    year, _, place = chapter["summit"].partition(" ")
+    return f"{year} G7 {place} Summit {chapter['report_kind'].title()} Compliance Report"
+
+
+def _period(chapter: dict) -> str:
+    start, end = chapter["period"]
+    return f"{long_date(start)} to {long_date(end)}"
+
+
 def _bare(chapter: dict) -> str:
     """The commitment's words without quotation marks of their own (the draft adds the report's)."""
     return chapter["commitment"].strip().strip('“”"')
@@ -120,7 +135,8 @@ def _footnotes(chapter: dict) -> list[dict]:
 
 def render_markdown(chapter: dict) -> str:
     """The chapter in the bundled chapters' Markdown: ``<sup>N</sup>`` marks, notes at the end."""
-    out = [f"## {chapter['number']}. {chapter['title']}", "", f"“{_bare(chapter)}”", ""]
+    out = [f"## {_report_title(chapter)}", "", _period(chapter), "", f"*{DRAFT_NOTE}*", ""]
+    out += [f"## {chapter['number']}. {chapter['title']}", "", f"“{_bare(chapter)}”", ""]
     if chapter["commitment_source"]:
         out += [f"*{chapter['commitment_source']}*", ""]
     out += ["### Assessment", ""]
@@ -163,6 +179,8 @@ def render_html(chapter: dict) -> str:
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8"/>',
         f"<title>{chapter['number']}. {e(chapter['title'])}</title></head><body>",
+        f"<p>{e(_report_title(chapter))}, {e(_period(chapter))}</p>",
+        f"<p><em>{e(DRAFT_NOTE)}</em></p>",
         f"<h2>{chapter['number']}. {e(chapter['title'])}</h2>",
         f"<blockquote><p>“{e(_bare(chapter))}”</p></blockquote>",
     ]
@@ -216,6 +234,8 @@ def write_docx(chapter: dict, path: Path) -> None:
     import docx
 
     document = docx.Document()
+    document.add_paragraph(f"{_report_title(chapter)}, {_period(chapter)}")
+    document.add_paragraph().add_run(DRAFT_NOTE).italic = True
     document.add_heading(f"{chapter['number']}. {chapter['title']}", level=2)
     document.add_paragraph(f"“{_bare(chapter)}”", style="Quote")
     if chapter["commitment_source"]:

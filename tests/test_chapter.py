@@ -247,7 +247,10 @@ def cli(*args):
 def test_report_draft_chapter_command(db, tmp_path):
     md = cli("report", "draft", "--commitment", "18", "--chapter")
     assert md.exit_code == 0, md.output
-    assert md.output.startswith("## 18. Migration and Refugees: Border Management\n")
+    assert md.output.startswith(
+        "## 2024 G7 Apulia Summit Interim Compliance Report\n\n15 June 2024 to 20 December 2024\n"
+    )
+    assert "\n## 18. Migration and Refugees: Border Management\n" in md.output
     assert "Average\t\t+0.88 (94%)\t" in md.output
     no_out = cli("report", "draft", "--commitment", "18", "--chapter", "--format", "docx")
     assert no_out.exit_code == 1 and no_out.output.strip().count("\n") == 0
@@ -257,6 +260,12 @@ def test_report_draft_chapter_command(db, tmp_path):
     out = tmp_path / "18.docx"
     written = cli("report", "draft", "--commitment", "18", "--chapter", "--format", "docx", "--out", str(out))
     assert written.exit_code == 0 and out.stat().st_size > 10_000
+    # the Markdown draft is a report file `evidence gold import` takes (its title page says what it is)
+    md_out = tmp_path / "18.md"
+    assert cli("report", "draft", "-c", "18", "--chapter", "-o", str(md_out)).exit_code == 0
+    imported = cli("gold", "import", str(md_out))
+    assert imported.exit_code == 0, imported.output
+    assert "18" in imported.output
     html_out = tmp_path / "18.html"
     assert cli("report", "draft", "-c", "18", "--chapter", "-f", "html", "-o", str(html_out)).exit_code == 0
     assert html_out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
