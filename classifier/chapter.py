@@ -20,7 +20,7 @@ from pathlib import Path
 import sqlite_utils
 
 from .dates import long_date
-from .draft import FOOTNOTE_MARK, Readings, draft, plain, readings_from_scores, score_of
+from .draft import FOOTNOTE_MARK, Readings, draft, member_readings, plain, score_of
 from .rubric import Rubric, format_average, format_score
 
 FORMATS = ("md", "html", "docx")
@@ -47,13 +47,13 @@ def chapter_draft(
     period's end (``interim_readings``, by default those of the items dated up to then).
     """
     until = rubric.period_end.isoformat()
-    readings = readings if readings is not None else readings_from_scores(db, rubric, until=until)
+    readings = readings if readings is not None else member_readings(db, rubric, until=until)
     sections = draft(db, rubric, readings=readings, writer=writer, until=until)
     if interim is not None:
         before = (
             interim_readings
             if interim_readings is not None
-            else readings_from_scores(db, interim, until=interim.period_end.isoformat())
+            else member_readings(db, interim, until=interim.period_end.isoformat())
         )
         for s in sections:
             was = score_of(before.get(s["member"], {}), interim)

@@ -53,7 +53,7 @@ def _language_of(db: sqlite_utils.Database, item: dict) -> str | None:
 
 
 # member -> {dimension id: (label, confirmed, [item ids it rests on])}: the shape of
-# classifier.verdicts.member_readings, so the draft switches to analysts' verdicts in one line
+# classifier.verdicts.member_readings, which member_readings uses where it is installed
 Reading = tuple[str, bool, list[int]]
 Readings = dict[str, dict[str, Reading]]
 RANK = {"none": 0, "unassessed": 0, "weak": 1, "strong": 2}
@@ -90,6 +90,34 @@ def readings_from_scores(db: sqlite_utils.Database, rubric: Rubric, *, until: st
             elif label == held:
                 items.append(state.item["id"])
     return out
+
+
+def member_readings(db: sqlite_utils.Database, rubric: Rubric, *, until: str | None = None) -> Readings:
+    """The members' dimension readings the draft is written from: the analysts' member verdicts,
+    else their proposals (:func:`classifier.verdicts.member_readings`) where that module is
+    installed, else :func:`readings_from_scores`.
+
+    ``until`` (a report's period end): a member with accepted actions dated after it is read
+    from its actions up to then (a verdict is about all of a member's evidence, not a period's).
+    """
+    import importlib
+
+    try:
+        verdicts = importlib.import_module(f"{__package__}.verdicts")
+    except ModuleNotFoundError:
+        return readings_from_scores(db, rubric, until=until)
+    readings: Readings = verdicts.member_readings(db, rubric)
+    if until is None:
+        return readings
+    later = {
+        s.item["member"]
+        for s in states(db, commitment=rubric.number)
+        if s.state == "accepted" and (s.item["published"] or "")[:10] > until
+    }
+    if later:
+        dated = readings_from_scores(db, rubric, until=until)
+        readings = {m: dated[m] if m in later else r for m, r in readings.items()}
+    return readings
 
 
 def score_of(readings: dict[str, Reading], rubric: Rubric) -> int:
@@ -162,12 +190,12 @@ def draft(
 
     Footnotes are numbered continuously from ``first_footnote`` in the order the dated
     paragraphs appear. ``readings`` are the members' dimension readings (by default
-    :func:`readings_from_scores`); the score is the rubric's rule on them. ``writer(member,
+    :func:`member_readings`); the score is the rubric's rule on them. ``writer(member,
     readings, paragraphs)`` may draft the conclusion (a model, :mod:`classifier.conclusion`):
     it returns the paragraph, or None and why it was not used, and the template stands in.
     ``until`` (an ISO date, a report's period end) leaves out the actions dated after it.
     """
-    readings = readings if readings is not None else readings_from_scores(db, rubric, until=until)
+    readings = readings if readings is not None else member_readings(db, rubric, until=until)
     sections = []
     footnote = first_footnote - 1
     accepted: dict[str, list] = {}

@@ -13,6 +13,7 @@ import pytest
 from classifier import chapter as chapter_lib
 from classifier import draft as draft_lib
 from classifier import review
+from classifier.dates import long_date
 from classifier.pipeline import confirm_cited_actions
 from classifier.reports import parse_report
 from classifier.rubric import rubrics_for
@@ -193,18 +194,24 @@ def test_a_final_draft_continues_the_interim_and_shows_how_scores_moved(db, repo
     final = final_copy(interim)
     japan = [i["id"] for i in review.list_items(db, commitment=18, member="Japan", limit=50)]
     before = {s["member"]: s for s in chapter_lib.chapter_draft(db, interim)["members"]}
-    # after the interim period: one new action for Japan, confirmed strong in every dimension
-    # (a copy of a real item's rows, moved to March 2025), and one for Canada dated later
-    # still, outside even the final period
-    for member, published in (("Japan", "2025-03-04"), ("Canada", "2025-06-01")):
+    # after the interim period: three new actions for Japan, confirmed strong in every dimension
+    # (copies of a real item's rows, moved to March 2025: enough for any proposal rule), and one
+    # for Canada dated later still, outside even the final period
+    later = [
+        ("Japan", "2025-03-04"),
+        ("Japan", "2025-03-05"),
+        ("Japan", "2025-03-06"),
+        ("Canada", "2025-06-01"),
+    ]
+    for member, published in later:
         row = dict(next(db.query("select * from classifications where id = (select classification_id "
                                  "from queue_items where member = ? limit 1)", [member])))  # fmt: skip
         doc = dict(db.table("documents").get(row["document_id"]))
         version = dict(next(db.query("select * from document_versions where document_id = ?", [doc["id"]])))
         doc.pop("id"), version.pop("id"), row.pop("id")
-        doc["canonical_url"] = doc["first_url"] = f"gold:later:{member}"
+        doc["canonical_url"] = doc["first_url"] = f"gold:later:{member}:{published}"
         doc_id = db.table("documents").insert(doc).last_pk
-        text = f"On {published[8:].lstrip('0')} March 2025, {member} signed a readmission agreement."
+        text = f"On {long_date(published)}, {member} signed a readmission agreement."
         sha = "sha256:" + published
         db.table("document_versions").insert({**version, "document_id": doc_id, "content_sha256": sha,
                                                "text": text, "published": published})  # fmt: skip
@@ -218,11 +225,11 @@ def test_a_final_draft_continues_the_interim_and_shows_how_scores_moved(db, repo
     after = {s["member"]: s for s in drafted["members"]}
     assert after["Japan"]["moved"] == "interim 0 → final +1"
     assert after["Canada"]["moved"] == "interim +1 → final +1"
-    # the interim's evidence and decisions carry over: the same items, one more for Japan
+    # the interim's evidence and decisions carry over: the same items, three more for Japan
     assert [p["item"] for p in after["Japan"]["paragraphs"]][: len(japan)] == [
         p["item"] for p in before["Japan"]["paragraphs"]
     ]
-    assert len(after["Japan"]["paragraphs"]) == len(before["Japan"]["paragraphs"]) + 1
+    assert len(after["Japan"]["paragraphs"]) == len(before["Japan"]["paragraphs"]) + 3
     assert len(after["Canada"]["paragraphs"]) == len(before["Canada"]["paragraphs"])  # June 2025: out
     assert drafted["average"] == "+1.00 (100%)" and drafted["continues"] == "interim"
     md = chapter_lib.render_chapter(drafted, "md")
@@ -230,7 +237,7 @@ def test_a_final_draft_continues_the_interim_and_shows_how_scores_moved(db, repo
     back = parse_report(md, kind="final", period=(final.period_start, final.period_end))
     (japan_back,) = [s for s in back.chapters[0].members if s.member == "Japan"]
     assert japan_back.score == 1 and japan_back.opening == after["Japan"]["opening"]
-    assert japan_back.actions[-1].date == dt.date(2025, 3, 4)
+    assert japan_back.actions[-1].date == dt.date(2025, 3, 6)
     # the interim draft itself is unchanged by what came later
     again = {s["member"]: s for s in chapter_lib.chapter_draft(db, interim)["members"]}
     assert again["Japan"]["score"] == "0" and "moved" not in again["Japan"]
