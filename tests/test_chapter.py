@@ -251,6 +251,7 @@ def cli(*args):
     return CliRunner().invoke(app, list(args))
 
 
+@pytest.mark.slow  # several whole-chapter commands, a gold import among them
 def test_report_draft_chapter_command(db, tmp_path):
     md = cli("report", "draft", "--commitment", "18", "--chapter")
     assert md.exit_code == 0, md.output
