@@ -25,6 +25,7 @@ from .report_text import MONTH_RE, MONTHS
 from .rubric import Rubric
 
 PROMPT_ID = "conclusion"
+MAX_CHARS = 3000  # a concluding paragraph is a few sentences
 # "4 July 2024", "17 December" (the reports drop the year now and then)
 DATE_MENTION = re.compile(rf"\b(\d{{1,2}})\s+({MONTH_RE})(?:,?\s+(\d{{4}}))?\b")
 # a bare "[3]" or a superscript-like "^3" is a citation too
@@ -34,7 +35,9 @@ OTHER_MARK = re.compile(r"\[(\d{1,4})\]|(?<!\[)\^(\d{1,4})\b")
 class ConclusionText(Model):
     """The model's answer: the paragraph, in the report's form."""
 
-    paragraph: str = Field(min_length=1, max_length=3000)
+    # (no max_length: llama.cpp turns a bounded string into a grammar it cannot parse; the
+    # answer is bounded by max_output_tokens, and MAX_CHARS is checked after)
+    paragraph: str = Field(min_length=1)
 
 
 def document_for(member: str, rubric: Rubric, readings: dict[str, Reading], paragraphs: list[dict]) -> str:
@@ -114,6 +117,8 @@ def model_writer(
             error = " ".join((result.error or "").split())[:200]
             return None, f"{backend.model} gave no usable answer ({result.outcome}: {error})"
         text = " ".join(str(result.output["paragraph"]).split())
+        if len(text) > MAX_CHARS:
+            return None, f"{backend.model}'s paragraph is {len(text)} characters, over {MAX_CHARS}"
         wrong = unconfirmed_mentions(text, paragraphs)
         if wrong:
             return (

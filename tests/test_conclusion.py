@@ -20,6 +20,7 @@ from classifier.pipeline import confirm_cited_actions
 from classifier.rubric import rubrics_for
 from classifier.store import open_db
 
+from .llm_stub import OpenAIStub
 from .test_llm_cassettes import backend, recorder
 
 PARAGRAPHS = [
@@ -62,22 +63,50 @@ def test_the_model_drafts_from_readings_and_confirmed_actions(db):
     rubric = rubrics_for(18)[0]
     writer = model_writer(rubric, backend=backend(max_output_tokens=300), db=db)
     with recorder.use_cassette("conclusion-18.yaml"):
-        sections = {m: draft_lib.draft(db, rubric, m, writer=writer)[0] for m in ("Japan", "Italy")}
-    calls = list(db.query("select * from llm_calls order by id"))
-    assert len(calls) == 2 and {c["prompt_name"] for c in calls} == {"conclusion-v1"}
-    for section in sections.values():
-        if section["conclusion_by"] == "model":
-            assert section["conclusion_flag"] is None
-            assert unconfirmed_mentions(section["conclusion"], section["paragraphs"]) == []
-        else:
-            assert section["conclusion_flag"].startswith("the model's conclusion was not used: ")
-            template = draft_lib.conclusion_template(
-                section["member"],
-                rubric,
-                {d: tuple(r) for d, r in section["readings"].items()},
-                {p["item"]: p["footnote"] for p in section["paragraphs"]},
-            )
-            assert section["conclusion"] == template
+        (japan,) = draft_lib.draft(db, rubric, "Japan", writer=writer)
+    (call,) = db.query("select * from llm_calls")
+    assert call["prompt_name"] == "conclusion-v1" and call["outcome"] == "ok"
+    # the tiny model's paragraph cites two of Japan's confirmed actions and dates none, so it
+    # passes the check and is used (its prose is poor: the check is about what it cites)
+    assert japan["conclusion_by"] == "model" and japan["conclusion_flag"] is None
+    assert japan["conclusion"].startswith(
+        "The member took strong action on border management, resting on [^1]"
+    )
+    assert unconfirmed_mentions(japan["conclusion"], japan["paragraphs"]) == []
+    assert japan["score_sentence"] == "Thus, Japan receives a score of 0."
+
+
+def stubbed_draft(db, stub):
+    """Japan's section with the conclusion from the STUB endpoint (tests/llm_stub.py): it answers
+    what the test tells it, to drive the fallback paths over real HTTP."""
+    rubric = rubrics_for(18)[0]
+    writer = model_writer(rubric, backend=backend(base_url=stub.base_url, max_retries=0), db=db)
+    (japan,) = draft_lib.draft(db, rubric, "Japan", writer=writer)
+    return japan
+
+
+def test_a_paragraph_naming_an_unconfirmed_action_is_not_used(db):
+    with OpenAIStub() as stub:
+        stub.answer({"paragraph": "On 5 July 2024, Japan signed an agreement with Italy[^99]."})
+        japan = stubbed_draft(db, stub)
+    assert japan["conclusion_by"] == "template"
+    assert japan["conclusion_flag"] == (
+        "the model's conclusion was not used: smollm2-135m-instruct's paragraph mentions footnote [^99], "
+        "the date '5 July 2024', not among the confirmed actions; the template stands in"
+    )
+    assert japan["conclusion"].startswith("Japan has taken strong action on enhancing border management")
+    md = draft_lib.render_draft([japan], rubrics_for(18)[0])
+    assert "> the model's conclusion was not used" in md
+
+
+def test_an_endpoint_that_fails_leaves_the_template_with_the_reason(db):
+    with OpenAIStub() as stub:
+        stub.script([{"status": 500}])
+        japan = stubbed_draft(db, stub)
+    assert japan["conclusion_by"] == "template"
+    assert japan["conclusion_flag"].startswith(
+        "the model's conclusion was not used: smollm2-135m-instruct gave no usable answer (http-error"
+    )
 
 
 def test_the_document_lists_readings_and_actions(db):
