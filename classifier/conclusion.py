@@ -14,6 +14,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import re
+import weakref
 from typing import Any
 
 import sqlite_utils
@@ -93,13 +94,17 @@ def model_writer(
     if db is not None:
         check_unchanged(db, template)
     backend = backend or make_backend(config, "openai")
+    # one event loop for every call: the backend's HTTP client keeps its connections on the
+    # loop that opened them (a new loop per call finds them dead: "Connection error.")
+    loop = asyncio.new_event_loop()
+    weakref.finalize(backend, loop.close)
 
     def write(
         member: str, readings: dict[str, Reading], paragraphs: list[dict]
     ) -> tuple[str | None, str | None]:
         document = document_for(member, rubric, readings, paragraphs)
         prompt = render(template, rubric, document)
-        result = asyncio.run(backend.classify(prompt, ConclusionText, rubric, document))
+        result = loop.run_until_complete(backend.classify(prompt, ConclusionText, rubric, document))
         if db is not None:
             from .calls import log_call
 

@@ -118,3 +118,34 @@ def test_the_document_lists_readings_and_actions(db):
     assert document.startswith("Member: Japan\n\nReadings:\n- border_management (")
     assert "organized_crime (Curbing transnational" in document and ": weak, resting on [^" in document
     assert document.count("\n[^") == len(japan["paragraphs"]) == 6
+
+
+def test_report_draft_uses_the_configured_endpoint(db, isolated_db, tmp_path, monkeypatch):
+    """`evidence report draft --chapter` with `[llm] backend = "openai"`: the STUB endpoint
+    (tests/llm_stub.py) answers every member with a paragraph citing footnote 1, which only
+    Canada's section (the first) holds; the others fall back to the template, flagged."""
+    from typer.testing import CliRunner
+
+    from classifier.cli import app
+
+    monkeypatch.setenv("EVIDENCE_TEST_KEY", "sk-test-DUMMY")
+    with OpenAIStub() as stub:
+        stub.answer({"paragraph": "Canada has taken strong action on border management[^1]."})
+        config = tmp_path / "evidence.toml"
+        config.write_text(
+            f'[llm]\nbackend = "openai"\nbase_url = "{stub.base_url}"\nmodel = "stub-model"\n'
+            'api_key_env = "EVIDENCE_TEST_KEY"\nmax_retries = 0\nrate_limit_retries = 0\n',
+            encoding="utf-8",
+        )
+        result = CliRunner().invoke(
+            app, ["--config", str(config), "report", "draft", "-c", "18", "--chapter"]
+        )
+        assert result.exit_code == 0, result.output
+        assert len(stub.requests) == 8
+    md = result.output
+    assert "Canada has taken strong action on border management<sup>1</sup>.\n" in md
+    assert (
+        md.count("*Note: the model's conclusion was not used: stub-model's paragraph mentions footnote [^1]")
+        == 7
+    )
+    assert db.execute("select count(*) from llm_calls where prompt_name = 'conclusion-v1'").fetchone()[0] == 8
