@@ -62,8 +62,11 @@ def db(confirmed, isolated_db):
 def test_the_model_drafts_from_readings_and_confirmed_actions(db):
     rubric = rubrics_for(18)[0]
     writer = model_writer(rubric, backend=backend(max_output_tokens=300), db=db)
+    # the readings the recording was made with (the request must match it byte for byte,
+    # whichever readings the draft would use by default)
+    readings = draft_lib.readings_from_scores(db, rubric)
     with recorder.use_cassette("conclusion-18.yaml"):
-        (japan,) = draft_lib.draft(db, rubric, "Japan", writer=writer)
+        (japan,) = draft_lib.draft(db, rubric, "Japan", writer=writer, readings=readings)
     (call,) = db.query("select * from llm_calls")
     assert call["prompt_name"] == "conclusion-v1" and call["outcome"] == "ok"
     # the tiny model's paragraph cites two of Japan's confirmed actions and dates none, so it
