@@ -1561,14 +1561,62 @@ def matrix_command(
 def report_draft(
     commitment: Annotated[int, typer.Option("--commitment", "-c", help="Commitment number.")],
     member: Annotated[str | None, typer.Option("--member", "-m", help="Member code or name.")] = None,
-    format: Annotated[str, typer.Option("--format", "-f", help="md or html.")] = "md",
+    format: Annotated[str, typer.Option("--format", "-f", help="md or html; docx with --chapter.")] = "md",
+    chapter: Annotated[
+        bool,
+        typer.Option(
+            "--chapter", help="The whole chapter: commitment, assessment table, guidelines, members, notes."
+        ),
+    ] = False,
+    report: Annotated[
+        str | None,
+        typer.Option("--report", help="interim or final, when both rubrics of the commitment are bundled."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write to this file (docx needs it).")
+    ] = None,
 ) -> None:
-    """Member sections in the report's form: dated paragraphs, numbered footnotes, conclusion, score."""
+    """The report draft in the report's form: member sections (dated paragraphs, numbered
+    footnotes, conclusion, score), or with --chapter the whole chapter; a final report's
+    chapter continues the interim one and shows how each score moved."""
+    from . import chapter as chapter_lib
     from . import draft as draft_lib
 
-    rubric = rubrics_for(commitment)[0]
-    sections = draft_lib.draft(_db(), rubric, resolve_member(member))
-    typer.echo(draft_lib.render_draft(sections, rubric, format))
+    db = _db()
+    rubrics = rubrics_for(commitment)
+    if report is not None:
+        rubrics = [r for r in rubrics if r.report_kind == report]
+        if not rubrics:
+            raise ValueError(f"no {report} rubric of commitment {commitment} is bundled")
+    rubric = max(rubrics, key=lambda r: (r.report_kind == "final", r.period_end))
+    interim = next(
+        (r for r in rubrics_for(commitment) if r.report_kind == "interim" and r.summit == rubric.summit),
+        None,
+    )
+    llm = load_config(state.config).llm
+    writer = None
+    if llm.backend == "openai":
+        from .conclusion import model_writer
+
+        writer = model_writer(rubric, llm, db=db)
+    if chapter:
+        if member:
+            raise ValueError("--chapter drafts every member: leave out --member")
+        drafted = chapter_lib.chapter_draft(
+            db, rubric, writer=writer, interim=interim if rubric.report_kind == "final" else None
+        )
+        text = chapter_lib.render_chapter(drafted, format, out)
+        typer.echo(f"{out}: chapter {commitment} drafted ({format})" if out else text, nl=out is not None)
+        return
+    if format == "docx":
+        raise ValueError("--format docx is for the whole chapter: add --chapter")
+    sections = draft_lib.draft(db, rubric, resolve_member(member), writer=writer)
+    text = draft_lib.render_draft(sections, rubric, format)
+    if out:
+        out.write_text(text + "\n", encoding="utf-8")
+        typer.echo(f"{out}: member sections of commitment {commitment} drafted ({format})")
+    else:
+        typer.echo(text)
 
 
 def run_evaluation(

@@ -278,7 +278,7 @@ def source_of(db: sqlite_utils.Database, item: dict) -> dict | None:
     rows = list(
         db.query(
             "select d.canonical_url as url, d.last_fetched_utc as fetched, v.content_sha256, v.title, v.site, "
-            "v.published, v.text from documents d join document_versions v "
+            "v.published, v.text, v.final_url from documents d join document_versions v "
             "on v.document_id = d.id and v.content_sha256 = :sha where d.id = :doc",
             {"sha": item["content_sha"], "doc": item["document_id"]},
         )
