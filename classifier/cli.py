@@ -18,7 +18,7 @@ from . import documents as documents_lib
 from . import gold as gold_lib
 from . import sources as sources_lib
 from . import users as users_lib
-from .config import ConfigError, load_config
+from .config import Config, ConfigError, load_config
 from .errors import NotFound
 from .gold import ManifestError
 from .models import MEMBER_CODES, MEMBERS, resolve_member
@@ -688,6 +688,18 @@ def classify_command(
     cost_cap: Annotated[
         float | None, typer.Option("--cost-cap", help="Stop calling the model past this many USD.")
     ] = None,
+    prefilter: Annotated[
+        float | None,
+        typer.Option(
+            "--prefilter",
+            min=0.0,
+            max=1.0,
+            help="With a model endpoint: send only items the learned model gives P(relevant) >= this (default: [llm] prefilter, 0.05).",
+        ),
+    ] = None,
+    no_prefilter: Annotated[
+        bool, typer.Option("--no-prefilter", help="With a model endpoint: send every item, rule none out first.")
+    ] = False,
 ) -> None:
     """Classify stored documents against every commitment's rubric: relevance, members, labels, quotes."""
     import asyncio
@@ -695,7 +707,7 @@ def classify_command(
 
     from . import classify as classify_lib
 
-    config = load_config(state.config)
+    config = with_prefilter(load_config(state.config), prefilter, no_prefilter)
     db = _db()
     rubrics = rubrics_for(commitment)
     start = None
@@ -1267,6 +1279,14 @@ def report_draft(
     typer.echo(draft_lib.render_draft(sections, rubric, format))
 
 
+def with_prefilter(config: Config, prefilter: float | None, no_prefilter: bool) -> Config:
+    """The configuration with ``--prefilter`` / ``--no-prefilter`` applied to ``[llm] prefilter``."""
+    if prefilter is None and not no_prefilter:
+        return config
+    llm = config.llm.model_copy(update={"prefilter": None if no_prefilter else prefilter})
+    return config.model_copy(update={"llm": llm})
+
+
 def run_evaluation(
     *,
     modes: list[str],
@@ -1276,6 +1296,8 @@ def run_evaluation(
     commitment: int | None = None,
     limit: int | None = None,
     seed: int = 0,
+    prefilter: float | None = None,
+    no_prefilter: bool = False,
 ) -> list[dict]:
     """Evaluate one classifier on each input mode; print each run's line, then the three levels
     side by side."""
@@ -1284,7 +1306,7 @@ def run_evaluation(
 
     runs = eval_lib.evaluate_modes(
         _db(),
-        load_config(state.config),
+        with_prefilter(load_config(state.config), prefilter, no_prefilter),
         modes=modes,
         backend=backend,
         model=model,
@@ -1335,6 +1357,18 @@ def eval_run(
     max_failed: Annotated[
         float, typer.Option("--max-failed", help="Exit 4 when more than this share of items failed.")
     ] = 0.05,
+    prefilter: Annotated[
+        float | None,
+        typer.Option(
+            "--prefilter",
+            min=0.0,
+            max=1.0,
+            help="With a model endpoint: send only items the learned model gives P(relevant) >= this (default: [llm] prefilter, 0.05).",
+        ),
+    ] = None,
+    no_prefilter: Annotated[
+        bool, typer.Option("--no-prefilter", help="With a model endpoint: send every item, rule none out first.")
+    ] = False,
 ) -> None:
     """Classify the gold dataset and measure agreement at each level; store the run. Exit 4 when the
     failed share passes --max-failed, 5 when nothing at all was predicted."""
@@ -1348,6 +1382,8 @@ def eval_run(
         commitment=commitment,
         limit=limit,
         seed=seed,
+        prefilter=prefilter,
+        no_prefilter=no_prefilter,
     )
     if code := exit_code(runs, max_failed):
         raise typer.Exit(code)

@@ -567,3 +567,13 @@ def m015_learned_models(db: Database) -> None:
         pk="id",
     )
     db.table("learned_models").create_index(["commitment", "version"], unique=True)
+
+
+@migrations()
+def m018_prefilter(db: Database) -> None:
+    """Items the embedded learned model ruled out before a model endpoint saw them: which learned
+    model version said so, and its calibrated probability of relevance. Such a classification is
+    not relevant and has no call; it stands while that version is current and the probability is
+    below the configured threshold, so a retrain (or a lower threshold) decides it again."""
+    db.table("classifications").add_column("prefilter_model", str)
+    db.table("classifications").add_column("prefilter_probability", float)
