@@ -203,7 +203,7 @@ class Classifier:
         threshold = prefilter if prefilter is not None else config.llm.prefilter
         # only a backend whose calls cost is prefiltered: the embedded ones are the judgement itself
         self.prefilter: Prefilter | None = None
-        if self.backend.prefiltered and threshold is not None and not no_prefilter:
+        if self.backend.prefiltered and threshold and not no_prefilter:  # 0: off
             self.prefilter = Prefilter(db, threshold)
             self.summary.prefilter = f"P < {threshold:g}"
         if self.cost_cap is not None and not self.backend.priced():

@@ -1092,7 +1092,7 @@ def queue_claim(
 @queue_app.command("stats")
 @handled
 def queue_stats() -> None:
-    """Pending, accepted and rejected items per commitment and member."""
+    """Pending, accepted and rejected items per commitment and member; model cost per accepted action."""
     from . import review
 
     rows = review.stats(_db())
@@ -1101,6 +1101,9 @@ def queue_stats() -> None:
         typer.echo(
             f"{r['commitment']:>10}  {r['member']:<18}{r['pending']:>8}{r['accepted']:>9}{r['rejected']:>9}{r['total']:>7}"
         )
+    c = review.cost_per_accepted(_db())
+    per = "n/a (nothing accepted yet)" if c["cost_per_accepted"] is None else f"${c['cost_per_accepted']:.4f}"
+    typer.echo(f"cost: ${c['cost']:.4f} for {c['calls']} model calls, {c['accepted']} accepted: {per} per accepted action")
 
 
 @queue_app.command("export")

@@ -85,7 +85,7 @@ class LLMConfig(Model):
     token_cap: int | None = Field(None, ge=1)  # prompt + output tokens for one run; None: no cap
     prices: dict[str, Price] = Field(default_factory=dict)  # over the bundled table (prices.toml)
     # an item whose calibrated relevance by the embedded learned model is below this is not sent to
-    # a model endpoint (stored as not relevant, at no cost); None: every item is sent
+    # a model endpoint (stored as not relevant, at no cost); 0: off, every item is sent
     prefilter: float | None = Field(0.05, ge=0, le=1)
 
     def price_of(self, model: str | None = None) -> tuple[Price | None, str]:

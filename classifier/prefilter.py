@@ -111,4 +111,32 @@ def figures(probabilities: Sequence[float], truth: Sequence[bool], threshold: fl
     }
 
 
-__all__ = ["THRESHOLDS", "Prefilter", "Verdict", "figures", "ruled_out_output"]
+IN_SAMPLE_NOTE = (
+    "the learned model judging here was trained on the gold's cited actions, the evaluation's "
+    "positives, so the recall lost here is in-sample (a floor); the held-out figure: python -m bench.prefilter"
+)
+
+
+def evaluation_figures(items: Sequence[Any], rows: Sequence[dict | None], threshold: float | None) -> dict | None:
+    """For an evaluation run with a prefilter: what it ruled out among the run's items, the share of
+    calls saved and the recall lost (positives it ruled out / positives); None without one."""
+    if threshold is None:
+        return None
+    ruled = [bool(row and row.get("prefilter_model")) for row in rows]
+    positive = [getattr(i, "kind", None) == "positive" for i in items]
+    positives = sum(positive)
+    lost = sum(1 for r, p in zip(ruled, positive, strict=True) if r and p)
+    return {
+        "threshold": threshold,
+        "items": len(items),
+        "ruled_out": sum(ruled),
+        "calls_saved_share": round(sum(ruled) / len(items), 4) if items else None,
+        "positives": positives,
+        "positives_ruled_out": lost,
+        "recall_lost": round(lost / positives, 4) if positives else None,
+        "models": sorted({row["prefilter_model"] for row, r in zip(rows, ruled, strict=True) if r and row}),
+        "note": IN_SAMPLE_NOTE,
+    }
+
+
+__all__ = ["THRESHOLDS", "Prefilter", "Verdict", "evaluation_figures", "figures", "ruled_out_output"]

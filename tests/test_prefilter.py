@@ -125,9 +125,9 @@ def test_a_retrain_or_another_threshold_decides_ruled_out_items_again(world):
     models = {r[0] for r in db.execute("select prefilter_model from classifications where prefilter_model is not null")}
     assert models == {"learned-tfidf-lr@" + "0" * 16}
     assert len(chat_requests(stub)) == 2
-    # a threshold nothing falls below: the three are sent now, and replace their ruled-out rows
+    # a threshold of 0 (off): the three are sent now, and replace their ruled-out rows
     lowered = runner.invoke(app, ["classify", "--commitment", "19", "--prefilter", "0"])
-    assert "classified 3, cached 2, failed 0, skipped 0, prefiltered 0" in lowered.output, lowered.output
+    assert "classified 3, cached 2, failed 0, skipped 0\n" in lowered.output, lowered.output
     assert len(chat_requests(stub)) == 5
     assert db.execute("select count(*) from classifications").fetchone()[0] == 5
     assert db.execute("select count(*) from classifications where prefilter_model is not null").fetchone()[0] == 0
@@ -154,3 +154,58 @@ def test_figures_count_positives_ruled_out_and_calls_saved():
     assert f["positives"] == 3 and f["positives_ruled_out"] == 1 and f["recall_lost"] == round(1 / 3, 4)
     assert prefilter.figures(probabilities, truth, 0.0)["ruled_out"] == 0
     assert prefilter.figures([], [], 0.05)["recall_lost"] is None
+
+
+def test_cost_per_accepted_action_in_queue_stats(world, monkeypatch):
+    stub, db = world
+    assert runner.invoke(app, ["classify", "--commitment", "19"]).exit_code == 0
+    before = runner.invoke(app, ["queue", "stats"]).output
+    assert "2 model calls, 0 accepted: n/a (nothing accepted yet) per accepted action" in before
+    item = db.execute("select id from queue_items order by id limit 1").fetchone()[0]
+    monkeypatch.setenv("EVIDENCE_ANALYST", "ana")
+    assert runner.invoke(app, ["queue", "accept", str(item), "--force"]).exit_code == 0
+    cost = db.execute("select sum(cost) from llm_calls").fetchone()[0]
+    assert cost > 0  # the stub's usage at the configured price
+    after = runner.invoke(app, ["queue", "stats"]).output
+    assert f"cost: ${cost:.4f} for 2 model calls, 1 accepted: ${cost:.4f} per accepted action" in after
+
+
+def test_eval_run_on_the_stream_reports_recall_lost_and_calls_saved(tmp_path):
+    """`eval run --input stream` with the openai backend (the STUB, saying every item is relevant):
+    the prefilter's items are not sent, and the figures add up to what was sent and predicted."""
+    from classifier import evaluate, gold
+    from classifier.classify import Classifier
+    from classifier.config import Config, LLMConfig, Price
+    from classifier.endpoint import OpenAIBackend
+    from classifier.evaluation_report import side_by_side
+    from classifier.rubric import rubrics_for
+    from classifier.store import open_db
+
+    from .conftest import REPORTS
+
+    db = open_db(tmp_path / "eval.db")
+    gold.import_paths(db, [REPORTS])
+    with OpenAIStub() as stub:
+        stub.answer(ANSWER)
+        llm = LLMConfig(backend="openai", base_url=stub.base_url, model="stub-model", max_retries=0,
+                        rate_limit_retries=0, backoff=0.01, prices={"stub-model": Price(input=1.0, output=2.0)})  # fmt: skip
+        cfg = Config(llm=llm)
+        classifier = Classifier(db, cfg, backend_object=OpenAIBackend(cfg.llm, api_key="sk-stub-0000"))
+        record = evaluate.run_eval(db, cfg, rubrics_for(), mode="stream", commitment=19, limit=20, classifier=classifier)
+        sent = len(chat_requests(stub))
+    m = record["metrics"]
+    pf = m["prefilter"]
+    assert pf["items"] == 20 and pf["ruled_out"] > 0 and sent == 20 - pf["ruled_out"] == m["run"]["calls"]
+    assert pf["calls_saved_share"] == round(pf["ruled_out"] / 20, 4)
+    predictions = evaluate.run_predictions(db, record["id"])
+    kinds = {r["item_id"]: r["kind"] for r in db["eval_predictions"].rows_where("run_id = ?", [record["id"]])}
+    positives = [i for i, k in kinds.items() if k == "positive"]
+    missed = [i for i in positives if not predictions[i]["relevant"]]  # the stub says relevant to all it sees
+    assert pf["positives"] == len(positives) and pf["positives_ruled_out"] == len(missed)
+    assert pf["recall_lost"] == (round(len(missed) / len(positives), 4) if positives else None)
+    relevant = sum(1 for p in predictions.values() if p["relevant"])
+    assert relevant == sent and m["run"]["relevant_predictions"] == relevant
+    assert m["run"]["cost_per_relevant_prediction"] == round(m["run"]["cost"] / relevant, 6)
+    table = side_by_side([record])
+    assert f"ruled out {pf['ruled_out']} of 20 items" in table and "per relevant prediction" in table
+    assert "in-sample" in table
