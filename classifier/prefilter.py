@@ -108,7 +108,42 @@ def figures(probabilities: Sequence[float], truth: Sequence[bool], threshold: fl
         "positives": positives,
         "positives_ruled_out": lost,
         "recall_lost": round(lost / positives, 4) if positives else None,
+        "negatives_ruled_out": sum(ruled) - lost,
+        "negatives": items - positives,
     }
+
+
+def held_out_relevance(
+    rubrics: Sequence[Rubric], actions: Sequence[dict], pages: Sequence[dict], *, n_folds: int = 5
+) -> dict[int, dict[str, list]]:
+    """Per commitment, the learned model's calibrated relevance on the stream, every item held out:
+    the commitment's cited actions (positives) and the real pages (negatives), in folds that keep
+    near-duplicate actions and a site's pages together (:func:`classifier.learning.folds`). Each
+    fold's model learns what the shipped one does before any decision (rubric, training-fold cited
+    actions, shipped off-topic text) and never sees a real page, as the shipped model never does."""
+    from . import learned, learning
+
+    settings = learned.SETTINGS
+    out: dict[int, dict[str, list]] = {r.number: {"probability": [], "positive": [], "hard": []} for r in rubrics}
+    for fold in learning.folds(actions, pages, n_folds, settings["seed"]):
+        test_a, test_p = set(fold["actions"]), set(fold["pages"])
+        train_a = [i for i in range(len(actions)) if i not in test_a]
+        train_p = [i for i in range(len(pages)) if i not in test_p]
+        with learned.limited_threads():
+            features = learning._feature_space(rubrics, actions, pages, train_a, train_p, settings)
+            for rubric in rubrics:
+                model = learned.train(
+                    learning._fold_examples(rubric, actions, train_a), [rubric], settings=settings, features=features
+                )
+                own = [i for i in sorted(test_a) if actions[i]["commitment"] == rubric.number]
+                held = [pages[i] for i in sorted(test_p)]
+                texts = [actions[i]["text"] for i in own] + [instructions.neutralise(p["text"]) for p in held]
+                judged = model.judge_many(texts, rubric.number)
+                bucket = out[rubric.number]
+                bucket["probability"] += [round(float(j.relevance), 6) for j in judged]
+                bucket["positive"] += [True] * len(own) + [False] * len(held)
+                bucket["hard"] += [False] * len(own) + [bool(p["hard"]) for p in held]
+    return out
 
 
 IN_SAMPLE_NOTE = (
