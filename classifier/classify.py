@@ -154,7 +154,11 @@ class ClassifySummary(RunSummary):
             f"backend {self.backend}, model {self.model}, prompt {self.prompt}",
             f"classified {self.classified}, cached {self.cached}, {counted('failed', self.failed)}, "
             f"{counted('skipped', self.skipped)}"
-            + (f", prefiltered {self.prefiltered} (learned model, {self.prefilter}; not sent)" if self.prefilter else ""),
+            + (
+                f", prefiltered {self.prefiltered} (learned model, {self.prefilter}; not sent)"
+                if self.prefilter
+                else ""
+            ),
             *(f"  {outcome} {n}: {self.reason(outcome)}" for outcome, n in self.failed.most_common()),
             f"{self.calls} calls, tokens {self.tokens_in} in / {self.tokens_out} out"
             f" ({self.cached_tokens} cached), cost ${self.cost:.4f}, {self.elapsed:.1f} s",
@@ -242,8 +246,14 @@ class Classifier:
             self.db.table("classifications").rows_where(
                 "content_sha = ? and commitment = ? and prompt_sha = ? and model = ? and status = 'ok' and "
                 f"{STANDS}",
-                [item.content_sha, item.rubric.number, prompt.sha, self.backend.model_for(item.rubric),
-                 version, threshold],  # fmt: skip
+                [
+                    item.content_sha,
+                    item.rubric.number,
+                    prompt.sha,
+                    self.backend.model_for(item.rubric),
+                    version,
+                    threshold,
+                ],
                 limit=1,
             )
         )

@@ -698,7 +698,8 @@ def classify_command(
         ),
     ] = None,
     no_prefilter: Annotated[
-        bool, typer.Option("--no-prefilter", help="With a model endpoint: send every item, rule none out first.")
+        bool,
+        typer.Option("--no-prefilter", help="With a model endpoint: send every item, rule none out first."),
     ] = False,
 ) -> None:
     """Classify stored documents against every commitment's rubric: relevance, members, labels, quotes."""
@@ -1103,7 +1104,9 @@ def queue_stats() -> None:
         )
     c = review.cost_per_accepted(_db())
     per = "n/a (nothing accepted yet)" if c["cost_per_accepted"] is None else f"${c['cost_per_accepted']:.4f}"
-    typer.echo(f"cost: ${c['cost']:.4f} for {c['calls']} model calls, {c['accepted']} accepted: {per} per accepted action")
+    typer.echo(
+        f"cost: ${c['cost']:.4f} for {c['calls']} model calls, {c['accepted']} accepted: {per} per accepted action"
+    )
 
 
 @queue_app.command("export")
@@ -1370,7 +1373,8 @@ def eval_run(
         ),
     ] = None,
     no_prefilter: Annotated[
-        bool, typer.Option("--no-prefilter", help="With a model endpoint: send every item, rule none out first.")
+        bool,
+        typer.Option("--no-prefilter", help="With a model endpoint: send every item, rule none out first."),
     ] = False,
 ) -> None:
     """Classify the gold dataset and measure agreement at each level; store the run. Exit 4 when the

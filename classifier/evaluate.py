@@ -161,7 +161,9 @@ def run_eval(
         metrics["stream"] = stream_metrics(items, predictions)
     relevant = sum(1 for p in predictions.values() if p["relevant"])
     metrics["run"]["relevant_predictions"] = relevant
-    metrics["run"]["cost_per_relevant_prediction"] = round(metrics["run"]["cost"] / relevant, 6) if relevant else None
+    metrics["run"]["cost_per_relevant_prediction"] = (
+        round(metrics["run"]["cost"] / relevant, 6) if relevant else None
+    )
     threshold = classifier.prefilter.threshold if classifier.prefilter else None
     if (ruled := evaluation_figures(items, rows, threshold)) is not None:
         metrics["prefilter"] = ruled

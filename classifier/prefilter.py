@@ -124,7 +124,9 @@ def held_out_relevance(
     from . import learned, learning
 
     settings = learned.SETTINGS
-    out: dict[int, dict[str, list]] = {r.number: {"probability": [], "positive": [], "hard": []} for r in rubrics}
+    out: dict[int, dict[str, list]] = {
+        r.number: {"probability": [], "positive": [], "hard": []} for r in rubrics
+    }
     for fold in learning.folds(actions, pages, n_folds, settings["seed"]):
         test_a, test_p = set(fold["actions"]), set(fold["pages"])
         train_a = [i for i in range(len(actions)) if i not in test_a]
@@ -133,7 +135,10 @@ def held_out_relevance(
             features = learning._feature_space(rubrics, actions, pages, train_a, train_p, settings)
             for rubric in rubrics:
                 model = learned.train(
-                    learning._fold_examples(rubric, actions, train_a), [rubric], settings=settings, features=features
+                    learning._fold_examples(rubric, actions, train_a),
+                    [rubric],
+                    settings=settings,
+                    features=features,
                 )
                 own = [i for i in sorted(test_a) if actions[i]["commitment"] == rubric.number]
                 held = [pages[i] for i in sorted(test_p)]
@@ -152,7 +157,9 @@ IN_SAMPLE_NOTE = (
 )
 
 
-def evaluation_figures(items: Sequence[Any], rows: Sequence[dict | None], threshold: float | None) -> dict | None:
+def evaluation_figures(
+    items: Sequence[Any], rows: Sequence[dict | None], threshold: float | None
+) -> dict | None:
     """For an evaluation run with a prefilter: what it ruled out among the run's items, the share of
     calls saved and the recall lost (positives it ruled out / positives); None without one."""
     if threshold is None:

@@ -81,8 +81,9 @@ def test_off_topic_pages_are_not_sent_and_on_topic_ones_are(world):
     stub, db = world
     result = runner.invoke(app, ["classify", "--commitment", "19"])
     assert result.exit_code == 0, result.output
-    assert "classified 2, cached 0, failed 0, skipped 0, prefiltered 3 (learned model, P < 0.05; not sent)" in (
-        result.output
+    assert (
+        "classified 2, cached 0, failed 0, skipped 0, prefiltered 3 (learned model, P < 0.05; not sent)"
+        in (result.output)
     )
     assert "2 calls" in result.output
     sent = chat_requests(stub)
@@ -118,11 +119,17 @@ def test_a_retrain_or_another_threshold_decides_ruled_out_items_again(world):
         "version": "sha256:" + "0" * 64,
         "model": "learned-tfidf-lr@" + "0" * 16,
     }
-    db.execute(f"insert into learned_models ({', '.join(new)}) values ({', '.join('?' * len(new))})", list(new.values()))
+    db.execute(
+        f"insert into learned_models ({', '.join(new)}) values ({', '.join('?' * len(new))})",
+        list(new.values()),
+    )
     db.commit()
     retrained = runner.invoke(app, ["classify", "--commitment", "19"])
     assert "classified 0, cached 2, failed 0, skipped 0, prefiltered 3" in retrained.output, retrained.output
-    models = {r[0] for r in db.execute("select prefilter_model from classifications where prefilter_model is not null")}
+    models = {
+        r[0]
+        for r in db.execute("select prefilter_model from classifications where prefilter_model is not null")
+    }
     assert models == {"learned-tfidf-lr@" + "0" * 16}
     assert len(chat_requests(stub)) == 2
     # a threshold of 0 (off): the three are sent now, and replace their ruled-out rows
@@ -130,11 +137,14 @@ def test_a_retrain_or_another_threshold_decides_ruled_out_items_again(world):
     assert "classified 3, cached 2, failed 0, skipped 0\n" in lowered.output, lowered.output
     assert len(chat_requests(stub)) == 5
     assert db.execute("select count(*) from classifications").fetchone()[0] == 5
-    assert db.execute("select count(*) from classifications where prefilter_model is not null").fetchone()[0] == 0
+    assert (
+        db.execute("select count(*) from classifications where prefilter_model is not null").fetchone()[0]
+        == 0
+    )
 
 
 def test_no_prefilter_sends_everything(world):
-    stub, db = world
+    stub, _ = world
     result = runner.invoke(app, ["classify", "--commitment", "19", "--no-prefilter"])
     assert result.exit_code == 0, result.output
     assert "classified 5, cached 0" in result.output and "prefiltered" not in result.output
@@ -142,6 +152,7 @@ def test_no_prefilter_sends_everything(world):
 
 
 def test_a_threshold_outside_0_to_1_is_refused(world):
+    del world  # a configured endpoint and stored documents
     result = runner.invoke(app, ["classify", "--prefilter", "1.5"])
     assert result.exit_code == 2 and "--prefilter" in result.output
 
@@ -157,7 +168,7 @@ def test_figures_count_positives_ruled_out_and_calls_saved():
 
 
 def test_cost_per_accepted_action_in_queue_stats(world, monkeypatch):
-    stub, db = world
+    _, db = world
     assert runner.invoke(app, ["classify", "--commitment", "19"]).exit_code == 0
     before = runner.invoke(app, ["queue", "stats"]).output
     assert "2 model calls, 0 accepted: n/a (nothing accepted yet) per accepted action" in before
@@ -191,7 +202,9 @@ def test_eval_run_on_the_stream_reports_recall_lost_and_calls_saved(tmp_path):
                         rate_limit_retries=0, backoff=0.01, prices={"stub-model": Price(input=1.0, output=2.0)})  # fmt: skip
         cfg = Config(llm=llm)
         classifier = Classifier(db, cfg, backend_object=OpenAIBackend(cfg.llm, api_key="sk-stub-0000"))
-        record = evaluate.run_eval(db, cfg, rubrics_for(), mode="stream", commitment=19, limit=20, classifier=classifier)
+        record = evaluate.run_eval(
+            db, cfg, rubrics_for(), mode="stream", commitment=19, limit=20, classifier=classifier
+        )
         sent = len(chat_requests(stub))
     m = record["metrics"]
     pf = m["prefilter"]

