@@ -18,7 +18,7 @@ from . import documents as documents_lib
 from . import gold as gold_lib
 from . import sources as sources_lib
 from . import users as users_lib
-from .config import ConfigError, load_config
+from .config import Config, ConfigError, load_config
 from .errors import EndpointUnusable, NotFound
 from .gold import ManifestError
 from .models import MEMBER_CODES, MEMBERS, resolve_member
@@ -707,6 +707,19 @@ def classify_command(
     status: Annotated[
         bool, typer.Option("--status", help="With --batch: list the stored batches and their states.")
     ] = False,
+    prefilter: Annotated[
+        float | None,
+        typer.Option(
+            "--prefilter",
+            min=0.0,
+            max=1.0,
+            help="With a model endpoint: send only items the learned model gives P(relevant) >= this (default: [llm] prefilter, 0.05).",
+        ),
+    ] = None,
+    no_prefilter: Annotated[
+        bool,
+        typer.Option("--no-prefilter", help="With a model endpoint: send every item, rule none out first."),
+    ] = False,
 ) -> None:
     """Classify stored documents against every commitment's rubric: relevance, members, labels, quotes."""
     import asyncio
@@ -714,7 +727,7 @@ def classify_command(
 
     from . import classify as classify_lib
 
-    config = load_config(state.config)
+    config = with_prefilter(load_config(state.config), prefilter, no_prefilter)
     db = _db()
     if status:
         if not batch:
@@ -1247,7 +1260,7 @@ def queue_agreement(
 @queue_app.command("stats")
 @handled
 def queue_stats() -> None:
-    """Pending, accepted and rejected items per commitment and member."""
+    """Pending, accepted and rejected items per commitment and member; model cost per accepted action."""
     from . import review
 
     rows = review.stats(_db())
@@ -1256,6 +1269,11 @@ def queue_stats() -> None:
         typer.echo(
             f"{r['commitment']:>10}  {r['member']:<18}{r['pending']:>8}{r['accepted']:>9}{r['rejected']:>9}{r['total']:>7}"
         )
+    c = review.cost_per_accepted(_db())
+    per = "n/a (nothing accepted yet)" if c["cost_per_accepted"] is None else f"${c['cost_per_accepted']:.4f}"
+    typer.echo(
+        f"cost: ${c['cost']:.4f} for {c['calls']} model calls, {c['accepted']} accepted: {per} per accepted action"
+    )
 
 
 @queue_app.command("export")
@@ -1619,6 +1637,14 @@ def report_draft(
         typer.echo(text)
 
 
+def with_prefilter(config: Config, prefilter: float | None, no_prefilter: bool) -> Config:
+    """The configuration with ``--prefilter`` / ``--no-prefilter`` applied to ``[llm] prefilter``."""
+    if prefilter is None and not no_prefilter:
+        return config
+    llm = config.llm.model_copy(update={"prefilter": None if no_prefilter else prefilter})
+    return config.model_copy(update={"llm": llm})
+
+
 def run_evaluation(
     *,
     modes: list[str],
@@ -1628,6 +1654,8 @@ def run_evaluation(
     commitment: int | None = None,
     limit: int | None = None,
     seed: int = 0,
+    prefilter: float | None = None,
+    no_prefilter: bool = False,
 ) -> list[dict]:
     """Evaluate one classifier on each input mode; print each run's line, then the three levels
     side by side."""
@@ -1636,7 +1664,7 @@ def run_evaluation(
 
     runs = eval_lib.evaluate_modes(
         _db(),
-        load_config(state.config),
+        with_prefilter(load_config(state.config), prefilter, no_prefilter),
         modes=modes,
         backend=backend,
         model=model,
@@ -1687,6 +1715,19 @@ def eval_run(
     max_failed: Annotated[
         float, typer.Option("--max-failed", help="Exit 4 when more than this share of items failed.")
     ] = 0.05,
+    prefilter: Annotated[
+        float | None,
+        typer.Option(
+            "--prefilter",
+            min=0.0,
+            max=1.0,
+            help="With a model endpoint: send only items the learned model gives P(relevant) >= this (default: [llm] prefilter, 0.05).",
+        ),
+    ] = None,
+    no_prefilter: Annotated[
+        bool,
+        typer.Option("--no-prefilter", help="With a model endpoint: send every item, rule none out first."),
+    ] = False,
 ) -> None:
     """Classify the gold dataset and measure agreement at each level; store the run. Exit 4 when the
     failed share passes --max-failed, 5 when nothing at all was predicted."""
@@ -1700,6 +1741,8 @@ def eval_run(
         commitment=commitment,
         limit=limit,
         seed=seed,
+        prefilter=prefilter,
+        no_prefilter=no_prefilter,
     )
     stopped = next(
         (r["metrics"]["run"].get("stopped") for r in runs if r["metrics"]["run"].get("stopped")), None

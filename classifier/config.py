@@ -88,6 +88,9 @@ class LLMConfig(Model):
     batch_poll_max: float = Field(600.0, gt=0)  # the longest wait between two polls
     batch_max_requests: int = Field(50_000, ge=1)  # requests per batch (the Batch API's limit)
     prices: dict[str, Price] = Field(default_factory=dict)  # over the bundled table (prices.toml)
+    # an item whose calibrated relevance by the embedded learned model is below this is not sent to
+    # a model endpoint (stored as not relevant, at no cost); 0: off, every item is sent
+    prefilter: float | None = Field(0.05, ge=0, le=1)
 
     def price_of(self, model: str | None = None) -> tuple[Price | None, str]:
         """The price of ``model`` (default: the configured one) and where it comes from:

@@ -279,6 +279,7 @@ class OpenAIBackend(Backend):
     """openai + instructor against an OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp)."""
 
     name = "openai"
+    prefiltered = True
 
     @classmethod
     def from_config(cls, config: LLMConfig, **kwargs: Any) -> OpenAIBackend:

@@ -36,6 +36,7 @@ from .metrics import (
     stream_metrics,
     strongest_labels,
 )
+from .prefilter import evaluation_figures
 from .rubric import Rubric
 
 
@@ -162,6 +163,14 @@ def run_eval(
     }
     if mode == "stream":
         metrics["stream"] = stream_metrics(items, predictions)
+    relevant = sum(1 for p in predictions.values() if p["relevant"])
+    metrics["run"]["relevant_predictions"] = relevant
+    metrics["run"]["cost_per_relevant_prediction"] = (
+        round(metrics["run"]["cost"] / relevant, 6) if relevant else None
+    )
+    threshold = classifier.prefilter.threshold if classifier.prefilter else None
+    if (ruled := evaluation_figures(items, rows, threshold)) is not None:
+        metrics["prefilter"] = ruled
     run_id = new_run_id(mode, classifier.backend.name)
     record = {
         "id": run_id,

@@ -101,6 +101,9 @@ class Backend(ABC):
     # whether a "strong" label means a calibrated probability above a threshold chosen on
     # held-out data (provisional scores count only such pending strong labels as strong)
     calibrated: ClassVar[bool] = False
+    # whether each call goes to a model endpoint and may cost: then the embedded learned model
+    # rules out first what it finds clearly irrelevant (``[llm] prefilter``), and only the rest is sent
+    prefiltered: ClassVar[bool] = False
     # set when the backend learns that no further call can succeed (a mode the endpoint does
     # not support, a wrong URL or model): why, in one line naming what to change
     unusable: str | None = None

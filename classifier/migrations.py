@@ -639,6 +639,16 @@ def m017_verdicts(db: Database) -> None:
 
 
 @migrations()
+def m018_prefilter(db: Database) -> None:
+    """Items the embedded learned model ruled out before a model endpoint saw them: which learned
+    model version said so, and its calibrated probability of relevance. Such a classification is
+    not relevant and has no call; it stands while that version is current and the probability is
+    below the configured threshold, so a retrain (or a lower threshold) decides it again."""
+    db.table("classifications").add_column("prefilter_model", str)
+    db.table("classifications").add_column("prefilter_probability", float)
+
+
+@migrations()
 def m019_blind_coding(db: Database) -> None:
     """Double coding: the analysts an item is assigned to for blind coding, and each one's
     coding of it (accept, reject, relabel, note), append-only like decisions. A coding changes

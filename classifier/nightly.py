@@ -196,7 +196,8 @@ def run_nightly(
             if done.skipped.get(cap):
                 stops.append(f"{cap}: {done.skipped[cap]} classifications left for the next run")
         stage = {"backend": done.backend, "model": done.model, "prompt": done.prompt, "documents": chosen,
-                 "classified": done.classified, "cached": done.cached, "failed": dict(done.failed),
+                 "classified": done.classified, "cached": done.cached, "prefiltered": done.prefiltered,
+                 "failed": dict(done.failed),
                  "failure_reasons": {k: done.reason(k) for k in done.failed}, "skipped": dict(done.skipped),
                  "calls": done.calls, "tokens_in": done.tokens_in, "tokens_out": done.tokens_out,
                  "cost": round(done.cost, 6)}  # fmt: skip

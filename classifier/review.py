@@ -613,6 +613,20 @@ def stats(db: sqlite_utils.Database) -> list[dict]:
     return list(db.query(sql))
 
 
+def cost_per_accepted(db: sqlite_utils.Database) -> dict[str, Any]:
+    """What the model calls cost in all (every call logged, failed ones included: they are paid
+    for too) over the actions analysts accepted: the cost of one confirmed action. Items the
+    prefilter ruled out made no call and cost nothing."""
+    calls, cost = db.execute("select count(*), coalesce(sum(cost), 0) from llm_calls").fetchone()
+    accepted = db.execute("select count(*) from queue_items where state = 'accepted'").fetchone()[0]
+    return {
+        "calls": calls,
+        "cost": round(cost, 6),
+        "accepted": accepted,
+        "cost_per_accepted": round(cost / accepted, 6) if accepted else None,
+    }
+
+
 def resolve_analyst(value: str | None) -> str | None:
     import os
 
@@ -632,6 +646,7 @@ __all__ = [
     "UnseenDecisions",
     "check_state",
     "claim",
+    "cost_per_accepted",
     "decide",
     "decide_current",
     "decisions_since_suggestion",

@@ -29,7 +29,7 @@ NOT_RELEVANT = {"relevant": False, "members": [], "action_date": None, "summary"
 
 def config(stub: OpenAIStub, **changes) -> Config:
     llm = dict(backend="openai", base_url=stub.base_url, model="stub-model", timeout=2.0, backoff=0.01,
-               max_retries=0, rate_limit_retries=0, prices={"stub-model": Price(input=1.0, output=2.0)})  # fmt: skip
+               max_retries=0, rate_limit_retries=0, prices={"stub-model": Price(input=1.0, output=2.0)}, prefilter=0)  # fmt: skip
     return Config(llm=LLMConfig(**{**llm, **changes}))
 
 
@@ -106,7 +106,7 @@ def test_eval_run_exits_5_when_nothing_was_predicted_and_prints_coverage_first(
     stub.script([{"status": 500}] * 50)
     (tmp_path / "evidence.toml").write_text(
         f'[llm]\nbackend = "openai"\nbase_url = "{stub.base_url}"\nmodel = "stub-model"\nmax_retries = 0\n'
-        "rate_limit_retries = 0\nbackoff = 0.01\n[llm.prices.stub-model]\ninput = 1.0\noutput = 2.0\n",
+        "rate_limit_retries = 0\nbackoff = 0.01\nprefilter = 0\n[llm.prices.stub-model]\ninput = 1.0\noutput = 2.0\n",
         encoding="utf-8",
     )
     monkeypatch.setenv("OPENAI_API_KEY", "sk-stub-0000")

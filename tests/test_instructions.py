@@ -259,7 +259,9 @@ def test_the_model_is_told_from_outside_the_document(rubrics):
     }
     with OpenAIStub() as stub:
         stub.answer(answer)
-        config = Config(llm=LLMConfig(backend="openai", base_url=stub.base_url, model="stub-model"))
+        config = Config(
+            llm=LLMConfig(backend="openai", base_url=stub.base_url, model="stub-model", prefilter=0)
+        )
         backend = OpenAIBackend(config.llm, api_key="sk-test-not-a-real-key")
         classifier = Classifier(open_db(), config, backend_object=backend)
         row = asyncio.run(classifier.classify(text_item(f"{OFF_TOPIC} {PLANTED[3]}", rubric)))

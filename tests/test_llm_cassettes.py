@@ -59,6 +59,7 @@ def backend(mode: str = "tools", **changes) -> OpenAIBackend:
         max_retries=1,
         rate_limit_retries=0,
         temperature=0.0,
+        prefilter=0,
     )
     config = LLMConfig(**{**settings, **changes})
     return OpenAIBackend(config, api_key=RECORDING_KEY)
@@ -143,7 +144,9 @@ def test_an_answer_cut_off_at_max_tokens_is_output_truncated(name, mode):
 def test_truncated_answer_is_stored_and_the_run_goes_on(tmp_path):
     """Through the Classifier: the cut-off answer is a failed classification with its call logged."""
     rubric = rubrics_for(19)[0]
-    config = Config(llm=LLMConfig(backend="openai", base_url=BASE_URL, model="smollm2-135m-instruct"))
+    config = Config(
+        llm=LLMConfig(backend="openai", base_url=BASE_URL, model="smollm2-135m-instruct", prefilter=0)
+    )
     with recorder.use_cassette("classify-19-truncated-run.yaml"):
         classifier = Classifier(
             open_db(tmp_path / "db.sqlite"),
@@ -166,7 +169,9 @@ def test_json_schema_mode_unsupported_stops_on_the_first_item(tmp_path):
     rubric = rubrics_for(19)[0]
     texts = [DOCUMENT, DOCUMENT + " Second.", DOCUMENT + " Third."]
     config = Config(
-        llm=LLMConfig(backend="openai", base_url=BASE_URL, model="smollm2-135m-instruct", concurrency=1)
+        llm=LLMConfig(
+            backend="openai", base_url=BASE_URL, model="smollm2-135m-instruct", concurrency=1, prefilter=0
+        )
     )
     with recorder.use_cassette("classify-19-json-schema-500.yaml"):
         classifier = Classifier(
@@ -188,7 +193,9 @@ def test_json_schema_mode_unsupported_stops_on_the_first_item(tmp_path):
 def test_grounding_runs_on_real_model_output(tmp_path):
     """Through the Classifier: the real output is stored, its quotes located or flagged."""
     rubric = rubrics_for(19)[0]
-    config = Config(llm=LLMConfig(backend="openai", base_url=BASE_URL, model="smollm2-135m-instruct"))
+    config = Config(
+        llm=LLMConfig(backend="openai", base_url=BASE_URL, model="smollm2-135m-instruct", prefilter=0)
+    )
     with recorder.use_cassette("classify-19-grounding.yaml"):
         classifier = Classifier(
             open_db(tmp_path / "db.sqlite"), config, backend_object=backend(), prompt=RECORDED_PROMPT
@@ -236,7 +243,9 @@ def test_eval_run_through_the_openai_path(tmp_path, monkeypatch):
 
     db = open_db(tmp_path / "eval.db")
     gold.import_paths(db, [REPORTS])
-    config = Config(llm=LLMConfig(backend="openai", base_url=BASE_URL, model="smollm2-135m-instruct"))
+    config = Config(
+        llm=LLMConfig(backend="openai", base_url=BASE_URL, model="smollm2-135m-instruct", prefilter=0)
+    )
     with recorder.use_cassette("eval-19-title.yaml"):
         checked = backend()
         checked._preflight = None  # this recording predates the check before a run (GET /models)
