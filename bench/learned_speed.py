@@ -78,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
             assert summary.classified + summary.cached == len(items), summary.lines()
             return elapsed
 
-        before = texts[: args.before_documents]
+        # spread over the documents like the sample of the baseline: as many pages as actions
+        step = max(1, len(texts) // max(1, args.before_documents))
+        before = texts[::step][: args.before_documents]
         before_rate = before_cpu = None
         if before:
             find = instructions.find
