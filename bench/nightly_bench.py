@@ -5,10 +5,11 @@ with robots.txt, ETag / If-None-Match (304) on every response, and per source a 
 index whose sitemaps list at most 1,000 pages each, <lastmod> being the page's own date
 (all within the commitments' period). The pages are spread over a few sources, one member
 each, tagged with commitments 18 and 19. The server runs in its own process and counts
-the requests it answers. Then, with the embedded baseline backend:
-  1. reference (``--reference 0`` to leave it out): the baseline backend alone on some of
+the requests it answers. Then, with an embedded backend (``--backend``: the learned model,
+by default, trained from the rubrics and the bundled reports' gold; or the baseline):
+  1. reference (``--reference 0`` to leave it out): the backend alone on some of
      the pages' texts (extracted in memory, no HTTP), both commitments, in a fresh database,
-     after a warm-up that loads the embedding model; its rate gives the expected duration of
+     after a warm-up (loading the embedding model, training the learned one); its rate gives the expected duration of
      the nightly run, and the ratio nightly / reference says what the rest of the job costs
      on top of classification;
   2. one ``run_nightly`` into a fresh database: wall time and each stage's time (crawl,
@@ -19,10 +20,11 @@ the requests it answers. Then, with the embedded baseline backend:
      its ratio to the first run's.
 
 The baseline classifies the generated releases at about one document (two classifications)
-per second on a 2-core machine, so the default 10,000 documents take hours, nearly all of it
-in the classify stage; ``--documents 300`` takes about ten minutes.
+per second on a 2-core machine, so with it the default 10,000 documents take hours, nearly all
+of it in the classify stage; the learned backend is tens of times faster.
 
     python -m bench.nightly_bench [--documents 10000] [--sources 4] [--reference 200]
+                                  [--backend learned|baseline]
 """
 
 from __future__ import annotations
@@ -159,8 +161,22 @@ def per_second(count: float, seconds: float) -> str:
     return f"{count / seconds:.1f}/s" if seconds > 0 else "n/a"
 
 
-async def baseline_alone(db, texts: list[str]) -> Classifier:
-    classifier = Classifier(db, Config(), backend="baseline")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def prepared_db(path: Path, backend: str):
+    """A fresh database; for the learned backend with the bundled reports' gold imported (what
+    its cold start learns from, as in a real installation)."""
+    db = open_db(path)
+    if backend == "learned":
+        from classifier import gold
+
+        gold.import_paths(db, [ROOT / "corpus" / "reports"])
+    return db
+
+
+async def backend_alone(db, texts: list[str], backend: str) -> Classifier:
+    classifier = Classifier(db, Config(), backend=backend)
     await classifier.run([text_item(t, rubric) for t in texts for rubric in rubrics_for()])
     return classifier
 
@@ -183,15 +199,18 @@ def print_run(summary: dict, wall: float, documents: int) -> None:
           f"{per_second(documents, queue['seconds'])} documents")  # fmt: skip
 
 
-def reference(tmp: Path, base: str, pages: dict[str, bytes], count: int) -> tuple[float, float, Classifier]:
-    """(warm-up seconds, seconds, classifier) of the baseline alone on ``count`` of the pages' texts."""
+def reference(
+    tmp: Path, base: str, pages: dict[str, bytes], count: int, backend: str
+) -> tuple[float, float, Classifier]:
+    """(warm-up seconds, seconds, classifier) of the backend alone on ``count`` of the pages' texts."""
     paths = list(pages)[: count + 1]
     texts = [extract(pages[p], "text/html; charset=utf-8", base + p).text for p in paths]
+    db = prepared_db(tmp / "reference.db", backend)
     started = time.monotonic()
-    asyncio.run(baseline_alone(open_db(tmp / "warm-up.db"), [texts[0] + "\nWarm-up."]))
+    asyncio.run(backend_alone(db, [texts[0] + "\nWarm-up."], backend))
     warm = time.monotonic() - started
     started = time.monotonic()
-    alone = asyncio.run(baseline_alone(open_db(tmp / "reference.db"), texts[1:]))
+    alone = asyncio.run(backend_alone(db, texts[1:], backend))
     return warm, time.monotonic() - started, alone
 
 
@@ -201,7 +220,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sources", type=int, default=4, choices=range(1, len(MEMBER_CODES) + 1),
                         metavar="1-8", help="sitemap sources (one member each) the pages are spread over")  # fmt: skip
     parser.add_argument("--reference", type=int, default=200, metavar="N",
-                        help="documents for the baseline-alone reference (0: leave it out)")  # fmt: skip
+                        help="documents for the backend-alone reference (0: leave it out)")  # fmt: skip
+    parser.add_argument("--backend", default="learned", choices=["learned", "baseline"])
     args = parser.parse_args(argv)
 
     pages = build_pages(args.documents)
@@ -224,10 +244,12 @@ def main(argv: list[str] | None = None) -> None:
         for code in plan
     ]
     config = bench_config()
+    config.llm.backend = args.backend
     commitments = len(rubrics_for())
     print(f"{args.documents} documents ({sum(map(len, pages.values())) / 1e6:.1f} MB of HTML) in "
           f"{len(sources)} sitemap sources, {sum(-(-len(p) // SITEMAP_SIZE) for p in plan.values())} sitemaps; "
-          f"{commitments} commitments, baseline backend, {os.cpu_count()} CPUs", flush=True)  # fmt: skip
+          f"{commitments} commitments, {args.backend} backend, {os.cpu_count()} CPUs, "
+          f"EVIDENCE_THREADS {os.environ.get('EVIDENCE_THREADS', '1 (default)')}", flush=True)  # fmt: skip
 
     failed = False
     try:
@@ -235,9 +257,9 @@ def main(argv: list[str] | None = None) -> None:
             rate = None
             sample = min(args.reference, args.documents - 1)
             if sample > 0:
-                warm, wall, alone = reference(Path(tmp), base, pages, sample)
+                warm, wall, alone = reference(Path(tmp), base, pages, sample, args.backend)
                 rate = sample / wall
-                print(f"\n1. reference: baseline backend alone, {sample} of the pages' texts x {commitments} "
+                print(f"\n1. reference: {args.backend} backend alone, {sample} of the pages' texts x {commitments} "
                       f"commitments (extracted in memory, fresh database, after a {warm:.1f} s warm-up)")  # fmt: skip
                 print(f"   classified {alone.summary.classified}, failed {alone.summary.failures}, {wall:.1f} s: "
                       f"{rate:.2f} documents/s, {rate * commitments:.2f} classifications/s")  # fmt: skip
@@ -250,10 +272,11 @@ def main(argv: list[str] | None = None) -> None:
                   f"classifications, about {expected}", flush=True)  # fmt: skip
 
             path = Path(tmp) / "bench.db"
-            db = open_db(path)
+            db = prepared_db(path, args.backend)
             started = time.monotonic()
             first = run_nightly(db, config, sources)
             wall_first = time.monotonic() - started
+            print(f"\n   first nightly run wall time: {duration(wall_first)} ({wall_first:.1f} s)")
             fetched = first["stages"]["crawl"]["new"]
             print(f"\n2. first nightly run: {requests_made(counters[:])}")
             print_run(first, wall_first, fetched)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .flags import Flag
 
@@ -130,7 +131,15 @@ def _reason(sentence: str) -> str | None:
 
 
 def find(text: str) -> list[Span]:
-    """The instruction-like sentences of ``text``, in order."""
+    """The instruction-like sentences of ``text``, in order.
+
+    The last few texts' answers are kept: a document is looked at once per commitment by the
+    classifier and again by the embedded backend, and the rules are the costly part."""
+    return list(_find(text))
+
+
+@lru_cache(maxsize=16)
+def _find(text: str) -> tuple[Span, ...]:
     found: list[Span] = []
     spans = _sentence_spans(text)
     follow = 0
@@ -147,7 +156,7 @@ def find(text: str) -> list[Span]:
             follow -= 1
         else:
             follow = 0
-    return found
+    return tuple(found)
 
 
 def _sentence_spans(text: str) -> list[tuple[int, int]]:

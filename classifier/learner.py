@@ -15,6 +15,7 @@ import asyncio
 import datetime as dt
 import json
 import re
+import sqlite3
 import time
 from typing import Any
 
@@ -167,13 +168,22 @@ def model_name(version: str) -> str:
 _loaded: dict[int, tuple[str, LearnedModel]] = {}
 
 
+def _newest(db: sqlite_utils.Database, columns: str, commitment: int) -> tuple | None:
+    """``columns`` of the commitment's newest stored model (None when there is none, or no table)."""
+    try:
+        return db.execute(
+            f"select {columns} from learned_models where commitment = ? order by id desc limit 1",
+            [commitment],
+        ).fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return None
+        raise
+
+
 def current_model(db: sqlite_utils.Database, commitment: int) -> LearnedModel | None:
     """The newest stored model of a commitment (loaded once per version), or None."""
-    if not db["learned_models"].exists():
-        return None
-    row = db.execute(
-        "select id, version from learned_models where commitment = ? order by id desc limit 1", [commitment]
-    ).fetchone()
+    row = _newest(db, "id, version", commitment)
     if row is None:
         return None
     row_id, version = row
@@ -245,14 +255,8 @@ class LearnedBackend(Backend):
         """The commitment's current model (trained from the cold start when it has none yet)."""
         if self.db is None:
             return self.model
-        row = (
-            self.db.execute(
-                "select model from learned_models where commitment = ? order by id desc limit 1",
-                [rubric.number],
-            ).fetchone()
-            if self.db["learned_models"].exists()
-            else None
-        )
+        # asked several times per item: one indexed query, no look at the schema first
+        row = _newest(self.db, "model", rubric.number)
         if row is None:
             learn(self.db, [rubric])
             return self.model_for(rubric)

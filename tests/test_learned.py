@@ -178,6 +178,45 @@ def test_training_is_deterministic(rubrics, split):
     assert a.judge(text, 18).relevance == pytest.approx(b.judge(text, 18).relevance, abs=1e-6)
 
 
+def test_fast_features_and_predictions_equal_scikit_learns(model, split):
+    """The re-written transform and predict_proba give scikit-learn's matrix and judgements."""
+    import numpy as np
+
+    _, test = split
+    texts = [a["text"] for a in test[:20]]
+    texts += [
+        "Kurz  gesagt: a  b\tc\n\nDie Bundesregierung  hat X-1 beschlossen. 外務省は発表した。",
+        "",
+        "a",
+    ]
+    assert model.features is not None
+    fast = model.features.transform(texts)
+    fast_judged = model.judge_many(texts, 18)
+    with learned.reference_implementation():
+        slow = model.features.transform(texts)
+        slow_judged = model.judge_many(texts, 18)
+    assert fast.shape == slow.shape and fast.nnz == slow.nnz
+    assert abs(fast - slow).max() < 1e-6
+    for f, s in zip(fast_judged, slow_judged, strict=True):
+        assert (f.window, f.members, f.relevant) == (s.window, s.members, s.relevant)
+        assert abs(f.relevance - s.relevance) < 1e-6
+        for d in f.dimensions:
+            assert np.allclose(list(f.dimensions[d].values()), list(s.dimensions[d].values()), atol=1e-6)
+
+
+def test_thread_limits_nest_and_are_restored(monkeypatch):
+    import numpy as np
+    from threadpoolctl import threadpool_info
+
+    np.ones((2, 2)) @ np.ones((2, 2))  # loads BLAS
+    before = [p["num_threads"] for p in threadpool_info()]
+    with learned.limited_threads(1):
+        with learned.limited_threads(1):
+            assert all(p["num_threads"] == 1 for p in threadpool_info())
+        assert all(p["num_threads"] == 1 for p in threadpool_info())
+    assert [p["num_threads"] for p in threadpool_info()] == before
+
+
 def test_threads_are_limited_inside_the_context(monkeypatch):
     import numpy as np
     from threadpoolctl import threadpool_info
