@@ -91,6 +91,10 @@ class _Reply:
 
 # The replies of the classification in progress (a list per call: concurrent calls share a client).
 _replies: contextvars.ContextVar[list[_Reply] | None] = contextvars.ContextVar("llm_replies", default=None)
+# The exchange of the classification in progress, for the hooks of the one instructor client a
+# backend keeps (made once: making it, and instructor's wrapping of the output model, per call
+# cost more than the rest of the client together).
+_exchange: contextvars.ContextVar[_Exchange | None] = contextvars.ContextVar("llm_exchange", default=None)
 
 
 def _size(n: int) -> str:
@@ -271,6 +275,18 @@ class _Exchange:
         return self.replies[-1].excerpt() if self.replies else None
 
 
+def _on_completion(completion: Any) -> None:
+    exchange = _exchange.get()
+    if exchange is not None:
+        exchange.received(completion)
+
+
+def _on_kwargs(*_a: Any, **_k: Any) -> None:
+    exchange = _exchange.get()
+    if exchange is not None:
+        exchange.count_sent()
+
+
 # ---------------------------------------------------------------------------
 # The backend
 
@@ -321,6 +337,19 @@ class OpenAIBackend(Backend):
         self._worked = False  # whether any request got an answer: until then, faults are suspect
         self._price, self.price_source = config.price_of(self.model)
         self._preflight: str | bool | None = False  # not yet checked
+        self._client = instructor.from_openai(self._openai, mode=self._mode)
+        self._client.on("completion:response", _on_completion)
+        self._client.on("completion:kwargs", _on_kwargs)
+        self._schemas: dict[type[BaseModel], type[BaseModel]] = {}
+
+    def _schema(self, output_model: type[BaseModel]) -> type[BaseModel]:
+        """``output_model`` as instructor wraps it, wrapped once: instructor wraps a plain model
+        anew on every call, a new class each time, so its schema cache never hits."""
+        if output_model not in self._schemas:
+            from instructor.v2.core.function_calls import response_schema
+
+            self._schemas[output_model] = response_schema(output_model)
+        return self._schemas[output_model]
 
     def price(self, tokens_in: int, tokens_out: int, cached: int) -> float:
         price = self._price
@@ -366,6 +395,7 @@ class OpenAIBackend(Backend):
         result = CallResult(outcome="network-error", request=request)
         exchange = _Exchange()
         token = _replies.set(exchange.replies)
+        current = _exchange.set(exchange)
         started = time.monotonic()
         try:
             async with self._semaphore:
@@ -375,6 +405,7 @@ class OpenAIBackend(Backend):
             result.raw_response = _dump(exchange.completions[-1]) if exchange.completions else None
         finally:
             _replies.reset(token)
+            _exchange.reset(current)
         result.latency = time.monotonic() - started
         for usage in exchange.usages:
             if usage is None:
@@ -393,13 +424,11 @@ class OpenAIBackend(Backend):
     async def _attempts(
         self, prompt: RenderedPrompt, output_model: type[BaseModel], result: CallResult, exchange: _Exchange
     ) -> None:
-        import instructor
         import openai
         from instructor.core.exceptions import InstructorRetryException
 
-        client = instructor.from_openai(self._openai, mode=self._mode)
-        client.on("completion:response", exchange.received)
-        client.on("completion:kwargs", exchange.count_sent)
+        client = self._client
+        response_model = self._schema(output_model)
         messages: list[Any] = list(prompt.messages())
         attempt = 1  # attempts after transient faults (429, 5xx, timeouts); re-asks are counted apart
         reasks = 0
@@ -409,7 +438,7 @@ class OpenAIBackend(Backend):
                 # error only (instructor's resend every earlier answer, past the model's context)
                 parsed, completion = await client.chat.completions.create_with_completion(
                     model=self.model,
-                    response_model=output_model,
+                    response_model=response_model,
                     messages=messages,
                     temperature=self.config.temperature,
                     max_tokens=self.config.max_output_tokens,
