@@ -288,6 +288,49 @@ def _on_kwargs(*_a: Any, **_k: Any) -> None:
 
 
 # ---------------------------------------------------------------------------
+# How many requests are in flight: fewer after timeouts, more again after answers
+
+log = logging.getLogger(__name__)
+
+
+class _Concurrency:
+    """The requests in flight, at most ``limit``: halved when a request times out (a server
+    that cannot keep up answers none of them in time), grown back by one after ``limit``
+    answers in a row (additive increase, multiplicative decrease), never above ``ceiling``.
+    Each change is logged once, e.g. "timeouts: concurrency 8 → 4"."""
+
+    def __init__(self, ceiling: int):
+        self.ceiling = self.limit = ceiling
+        self.in_flight = 0
+        self._answers = 0
+        self._generation = 0  # bumped on every cut: timeouts of requests sent before it are one event
+        self._changed = asyncio.Condition()
+
+    async def acquire(self) -> int:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.in_flight < self.limit)
+            self.in_flight += 1
+            return self._generation
+
+    async def release(self, generation: int, *, timed_out: bool = False, answered: bool = False) -> None:
+        async with self._changed:
+            self.in_flight -= 1
+            if timed_out:
+                self._answers = 0
+                if generation == self._generation and self.limit > 1:
+                    before, self.limit = self.limit, max(1, self.limit // 2)
+                    self._generation += 1
+                    log.warning("timeouts: concurrency %d → %d", before, self.limit)
+            elif answered and self.limit < self.ceiling:
+                self._answers += 1
+                if self._answers >= self.limit:
+                    self._answers = 0
+                    self.limit += 1
+                    log.info("answers in time: concurrency %d → %d", self.limit - 1, self.limit)
+            self._changed.notify_all()
+
+
+# ---------------------------------------------------------------------------
 # The backend
 
 
@@ -333,7 +376,7 @@ class OpenAIBackend(Backend):
             timeout=config.timeout,
             http_client=_http_client(http_client),
         )
-        self._semaphore = asyncio.Semaphore(config.concurrency)
+        self._concurrency: _Concurrency | None = None  # made in the event loop that uses it
         self._worked = False  # whether any request got an answer: until then, faults are suspect
         self._price, self.price_source = config.price_of(self.model)
         self._preflight: str | bool | None = False  # not yet checked
@@ -398,8 +441,7 @@ class OpenAIBackend(Backend):
         current = _exchange.set(exchange)
         started = time.monotonic()
         try:
-            async with self._semaphore:
-                await self._attempts(prompt, output_model, result, exchange)
+            await self._attempts(prompt, output_model, result, exchange)
         except Exception as exc:  # the last resort: one item's failure, never the whole run's
             result.outcome, result.output, result.error = "client-error", None, unexpected(exc)
             result.raw_response = _dump(exchange.completions[-1]) if exchange.completions else None
@@ -436,7 +478,8 @@ class OpenAIBackend(Backend):
             try:
                 # max_retries=0: the re-asks are ours, so that each sends the prompt and the last
                 # error only (instructor's resend every earlier answer, past the model's context)
-                parsed, completion = await client.chat.completions.create_with_completion(
+                parsed, completion = await self._request(
+                    client,
                     model=self.model,
                     response_model=response_model,
                     messages=messages,
@@ -480,6 +523,33 @@ class OpenAIBackend(Backend):
                     return
                 attempt += 1
                 await asyncio.sleep(wait)
+
+    @property
+    def concurrency(self) -> _Concurrency:
+        if self._concurrency is None:
+            self._concurrency = _Concurrency(self.config.concurrency)
+        return self._concurrency
+
+    async def _request(self, client: Any, **kwargs: Any) -> Any:
+        """One request, in one of the slots of :attr:`concurrency` (waits between attempts
+        hold none). A request that times out is abandoned with its connection closed (httpx
+        closes a connection whose response did not complete), so the server sees the client
+        hang up and can stop generating."""
+        import openai
+
+        slots = self.concurrency
+        generation = await slots.acquire()
+        timed_out = answered = False
+        try:
+            answer = await client.chat.completions.create_with_completion(**kwargs)
+            answered = True
+            return answer
+        except Exception as exc:
+            timed_out = any(isinstance(c, openai.APITimeoutError) for c in _chain(exc))
+            answered = not timed_out and any(isinstance(c, ValidationError) for c in _chain(exc))
+            raise
+        finally:
+            await slots.release(generation, timed_out=timed_out, answered=answered)
 
     def _truncated(self, exc: Exception, exchange: _Exchange) -> bool:
         """Whether the answer was cut off at max_tokens: the endpoint says so (finish_reason

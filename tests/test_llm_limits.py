@@ -1,0 +1,74 @@
+"""The openai backend under a server that cannot keep up, against the local STUB server
+(tests/llm_stub.py): timeouts cut the requests in flight and close the abandoned connections,
+and requests- and tokens-per-minute limits hold across concurrent calls."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from classifier.endpoint import _Concurrency
+
+from .llm_stub import OpenAIStub
+from .test_llm_faults import VALID, classify_run, document
+
+
+@pytest.fixture
+def stub():
+    with OpenAIStub() as server:
+        server.answer(VALID)
+        yield server
+
+
+def test_timeouts_halve_the_requests_in_flight_and_close_their_connections(stub, caplog):
+    stub.latency = 0.1
+    stub.script([{"sleep": 5.0}] * 8)  # the first eight requests: longer than the timeout
+    with caplog.at_level(logging.INFO, logger="classifier.endpoint"):
+        classifier, _, _ = classify_run(
+            stub, [document(n) for n in range(16)], concurrency=8, timeout=0.5, rate_limit_retries=2
+        )
+    assert classifier.summary.classified == 16
+    requests = stub.requests
+    slow, rest = requests[:8], requests[8:]
+    # the client hung up on every abandoned request, and the server noticed within moments
+    assert all(r.get("hung_up") for r in slow)
+    assert all(r["end"] - r["at"] < 1.5 for r in slow)
+    # one cut for the eight timeouts of one moment, logged once
+    cuts = [r.getMessage() for r in caplog.records if r.getMessage().startswith("timeouts:")]
+    assert cuts == ["timeouts: concurrency 8 → 4"]
+    # after the cut, four requests at once: a fifth only once one of them is answered; then
+    # one more after each four, five, six answers in time (never back to eight here)
+    answered = sorted((r for r in rest if not r.get("hung_up")), key=lambda r: r["at"])
+    assert len(answered) == 16 and answered[0]["at"] > min(r["at"] for r in slow) + 0.5
+    assert answered[4]["at"] >= min(r["end"] for r in answered[:4])
+    most = max(sum(1 for o in answered if o["at"] <= r["at"] < o["end"]) for r in answered)
+    assert most < 8
+    assert stub.open_connections <= 8  # the abandoned connections are gone, not kept alive
+
+
+def test_concurrency_grows_back_by_one_after_answers():
+    async def go():
+        slots = _Concurrency(8)
+        generation = await slots.acquire()
+        await slots.release(generation, timed_out=True)
+        assert slots.limit == 4
+        generation = await slots.acquire()
+        await slots.release(generation, timed_out=True)  # a later timeout: another cut
+        assert slots.limit == 2
+        for _ in range(2):
+            generation = await slots.acquire()
+            await slots.release(generation, answered=True)
+        assert slots.limit == 3  # grown by one after as many answers as the limit
+        for _ in range(3 + 4 + 5 + 6 + 7 + 10):
+            generation = await slots.acquire()
+            await slots.release(generation, answered=True)
+        assert slots.limit == 8  # never past the configured concurrency
+        stale = await slots.acquire()
+        current = await slots.acquire()
+        await slots.release(stale, timed_out=True)
+        await slots.release(current, timed_out=True)  # sent before that cut: the same event
+        assert slots.limit == 4
+
+    asyncio.run(go())
