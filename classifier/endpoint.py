@@ -14,8 +14,10 @@ import json
 import logging
 import os
 import random
+import re
 import time
 import zlib
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -62,6 +64,7 @@ class _Reply:
     status: int
     content_type: str
     declared: int | None  # Content-Length, if any
+    ratelimit: dict[str, str] = field(default_factory=dict)  # the x-ratelimit-* headers
     size: int = 0  # body bytes seen so far (after decompression)
     head: bytearray = field(default_factory=bytearray)  # the start of the body
 
@@ -168,6 +171,7 @@ async def _on_response(response: Any) -> None:
         status=response.status_code,
         content_type=(headers.get("content-type") or "").split(";")[0].strip().lower(),
         declared=int(declared) if declared and declared.strip().isdigit() else None,
+        ratelimit={k.lower(): v for k, v in headers.items() if k.lower().startswith("x-ratelimit-")},
     )
     replies = _replies.get()
     if replies is not None:
@@ -331,6 +335,88 @@ class _Concurrency:
 
 
 # ---------------------------------------------------------------------------
+# Requests and tokens per minute, shared by the calls in flight
+
+
+def _duration(value: str | None) -> float | None:
+    """A rate-limit reset as seconds: "20ms", "1s", "6m0s", "1h2m3.5s" or a plain number."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    match = re.fullmatch(
+        r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?", value
+    )
+    if not match or not any(match.groups()):
+        return None
+    h, m, sec, ms = (float(g) if g else 0.0 for g in match.groups())
+    return h * 3600 + m * 60 + sec + ms / 1000
+
+
+@dataclass
+class _Sent:
+    at: float
+    tokens: int
+
+
+class _RateLimit:
+    """At most ``rpm`` requests and ``tpm`` tokens in any ``window`` seconds (a sliding window
+    over the requests sent), for every call of one backend. A request's tokens are estimated
+    before it is sent (its prompt at ~4 characters a token, plus max_output_tokens) and
+    corrected by the usage the endpoint reports. A provider's own count wins when it says it
+    is spent: x-ratelimit-remaining-requests or -tokens of 0 holds every request until its
+    x-ratelimit-reset-* time."""
+
+    def __init__(self, rpm: int | None, tpm: int | None, window: float):
+        self.rpm, self.tpm, self.window = rpm, tpm, window
+        self._sent: deque[_Sent] = deque()
+        self._until = 0.0  # the provider said to wait until then
+        self._lock = asyncio.Lock()  # first come, first sent
+
+    def _wait(self, now: float, tokens: int) -> float:
+        while self._sent and self._sent[0].at <= now - self.window:
+            self._sent.popleft()
+        waits = [self._until - now]
+        if self.rpm is not None and len(self._sent) >= self.rpm:
+            waits.append(self._sent[len(self._sent) - self.rpm].at + self.window - now)
+        if self.tpm is not None and self._sent:
+            # the oldest requests leave the window until this one fits (alone, it is always let go)
+            used = sum(s.tokens for s in self._sent)
+            for s in self._sent:
+                if used + tokens <= self.tpm:
+                    break
+                used -= s.tokens
+                waits.append(s.at + self.window - now)
+        return max(waits)
+
+    async def acquire(self, tokens: int) -> _Sent:
+        async with self._lock:
+            while (wait := self._wait(time.monotonic(), tokens)) > 0:
+                await asyncio.sleep(wait)
+            sent = _Sent(time.monotonic(), tokens)
+            self._sent.append(sent)
+            return sent
+
+    def observe(self, sent: _Sent, tokens: int | None, headers: dict[str, str]) -> None:
+        """After the reply: the request's actual tokens, and what the provider says is left."""
+        if tokens is not None:
+            sent.tokens = tokens
+        for kind in ("requests", "tokens"):
+            remaining = headers.get(f"x-ratelimit-remaining-{kind}", "").strip()
+            reset = _duration(headers.get(f"x-ratelimit-reset-{kind}"))
+            if remaining.isdigit() and int(remaining) == 0 and reset is not None:
+                until = time.monotonic() + min(reset, self.window)
+                if until > self._until:
+                    self._until = until
+                    log.info(
+                        "the endpoint's %s limit is reached: waiting %.1f s", kind, until - time.monotonic()
+                    )
+
+
+# ---------------------------------------------------------------------------
 # The backend
 
 
@@ -377,6 +463,7 @@ class OpenAIBackend(Backend):
             http_client=_http_client(http_client),
         )
         self._concurrency: _Concurrency | None = None  # made in the event loop that uses it
+        self._rate = _RateLimit(config.rpm, config.tpm, config.rate_window)
         self._worked = False  # whether any request got an answer: until then, faults are suspect
         self._price, self.price_source = config.price_of(self.model)
         self._preflight: str | bool | None = False  # not yet checked
@@ -540,6 +627,11 @@ class OpenAIBackend(Backend):
         slots = self.concurrency
         generation = await slots.acquire()
         timed_out = answered = False
+        exchange = _exchange.get()
+        usages = len(exchange.usages) if exchange else 0
+        replies = len(exchange.replies) if exchange else 0
+        text = sum(len(str(m.get("content") or "")) for m in kwargs.get("messages") or [])
+        sent = await self._rate.acquire(text // 4 + self.config.max_output_tokens)
         try:
             answer = await client.chat.completions.create_with_completion(**kwargs)
             answered = True
@@ -550,6 +642,16 @@ class OpenAIBackend(Backend):
             raise
         finally:
             await slots.release(generation, timed_out=timed_out, answered=answered)
+            if exchange is not None:
+                used = None
+                for usage in exchange.usages[usages:]:
+                    if usage is not None:
+                        total = _count(getattr(usage, "prompt_tokens", 0))
+                        used = (used or 0) + total + _count(getattr(usage, "completion_tokens", 0))
+                headers: dict[str, str] = {}
+                for reply in exchange.replies[replies:]:
+                    headers.update(reply.ratelimit)
+                self._rate.observe(sent, used, headers)
 
     def _truncated(self, exc: Exception, exchange: _Exchange) -> bool:
         """Whether the answer was cut off at max_tokens: the endpoint says so (finish_reason

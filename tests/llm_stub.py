@@ -40,6 +40,7 @@ default answer:
                                            # answer is not sent, as a server stops generating
     {"malformed": True}                    # 200 application/json whose body is not JSON
     {"arguments": {...} | "string"}        # one specific tool-call answer
+    {"headers": {"x-ratelimit-remaining-requests": "0"}}  # the default answer, with these headers
     {"refusal": "I can't help with that."} # a refusal, no tool call, finish_reason "stop"
 
 Replies with status 200 that are not a chat completion (what proxies, captive portals and broken
@@ -169,7 +170,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             elif "refusal" in step:
                 self._send(200, stub._completion(body, refusal=str(step["refusal"])))
             else:
-                self._send(200, stub._completion(body, arguments=self._arguments(body, step)))
+                answer = stub._completion(body, arguments=self._arguments(body, step))
+                self._send(200, answer, step.get("headers") or {})
         finally:
             stub._end(record)
 

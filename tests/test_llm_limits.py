@@ -9,10 +9,10 @@ import logging
 
 import pytest
 
-from classifier.endpoint import _Concurrency
+from classifier.endpoint import _Concurrency, _duration
 
-from .llm_stub import OpenAIStub
-from .test_llm_faults import VALID, classify_run, document
+from .llm_stub import OpenAIStub, prompt_tokens
+from .test_llm_faults import VALID, call, classify_run, document
 
 
 @pytest.fixture
@@ -72,3 +72,55 @@ def test_concurrency_grows_back_by_one_after_answers():
         assert slots.limit == 4
 
     asyncio.run(go())
+
+
+def most_in_a_window(times: list[float], window: float) -> int:
+    times = sorted(times)
+    return max(sum(1 for u in times[i:] if u < t + window) for i, t in enumerate(times))
+
+
+def test_requests_per_minute_hold_across_concurrent_calls(stub):
+    # rate_window shortens the "minute" to 1 s so that the test is quick; the stub sees a
+    # request a moment after the client lets it go (longer on a loaded machine), so its
+    # windows are checked at 0.8 s
+    classifier, _, _ = classify_run(
+        stub, [document(n) for n in range(7)], concurrency=4, rpm=3, rate_window=1.0
+    )
+    assert classifier.summary.classified == 7
+    at = [r["at"] for r in stub.requests]
+    assert len(at) == 7
+    assert most_in_a_window(at, 0.8) <= 3
+    assert max(at) - min(at) >= 1.9  # 7 requests at 3 a second: three windows
+
+
+def test_tokens_per_minute_hold_with_the_estimate_corrected_by_usage(stub):
+    # each request: ~500 prompt tokens (characters // 4) + max_output_tokens 300 estimated;
+    # the stub reports its own count, which replaces the estimate once the answer is in
+    call(stub, document(0))
+    tokens = prompt_tokens(stub.requests[0]["body"]["messages"]) + 300
+    stub.reset()
+    classifier, _, _ = classify_run(
+        stub,
+        [document(n) for n in range(5)],
+        concurrency=4,
+        max_output_tokens=300,
+        tpm=int(tokens * 2.5),
+        rate_window=1.0,
+    )
+    assert classifier.summary.classified == 5
+    at = [r["at"] for r in stub.requests]
+    assert most_in_a_window(at, 0.8) <= 2  # two requests' tokens fit in a window, never three
+
+
+def test_the_providers_rate_limit_headers_are_honoured(stub):
+    stub.script([{"headers": {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1s"}}])
+    classifier, _, _ = classify_run(stub, [document(n) for n in range(2)], concurrency=1)
+    assert classifier.summary.classified == 2
+    first, second = stub.requests
+    assert second["at"] - first["end"] >= 0.8  # held until the reset the provider named
+
+
+def test_rate_limit_reset_durations_are_read():
+    assert [_duration(v) for v in ("20ms", "1s", "6m0s", "1h2m3.5s", "2.5", "soon", None)] == [
+        0.02, 1.0, 360.0, 3723.5, 2.5, None, None,
+    ]  # fmt: skip
