@@ -279,6 +279,37 @@ class _Exchange:
         return self.replies[-1].excerpt() if self.replies else None
 
 
+@cache
+def _check_models_once() -> None:
+    """Make instructor's check that a response model has no async validators run once per
+    model rather than seven times per call: it walks every field of every nested model, and
+    was the largest part of what the client itself spent per call (instructor 1.17). Only a
+    model that passed is remembered (a class's validators do not change); one that fails
+    raises every time, as before. Another instructor, without this function, is left alone."""
+    try:
+        from instructor.v2.core import patch
+        from instructor.v2.validation import async_validators
+    except ImportError:
+        return
+    check = getattr(async_validators, "reject_async_validators", None)
+    if check is None or getattr(patch, "reject_async_validators", None) is not check:
+        return
+    passed: set[Any] = set()
+
+    def reject_async_validators(response_model: Any) -> None:
+        try:
+            if response_model in passed:
+                return
+        except TypeError:  # unhashable: checked every time
+            check(response_model)
+            return
+        check(response_model)
+        passed.add(response_model)
+
+    async_validators.reject_async_validators = reject_async_validators
+    patch.reject_async_validators = reject_async_validators  # type: ignore[attr-defined]
+
+
 def _on_completion(completion: Any) -> None:
     exchange = _exchange.get()
     if exchange is not None:
@@ -294,7 +325,7 @@ def _on_kwargs(*_a: Any, **_k: Any) -> None:
 # ---------------------------------------------------------------------------
 # How many requests are in flight: fewer after timeouts, more again after answers
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("evidence.endpoint")  # with the nightly job's log lines when it runs
 
 
 class _Concurrency:
@@ -467,6 +498,7 @@ class OpenAIBackend(Backend):
         self._worked = False  # whether any request got an answer: until then, faults are suspect
         self._price, self.price_source = config.price_of(self.model)
         self._preflight: str | bool | None = False  # not yet checked
+        _check_models_once()
         self._client = instructor.from_openai(self._openai, mode=self._mode)
         self._client.on("completion:response", _on_completion)
         self._client.on("completion:kwargs", _on_kwargs)

@@ -22,13 +22,28 @@ def stub():
         yield server
 
 
-def test_timeouts_halve_the_requests_in_flight_and_close_their_connections(stub, caplog):
+class Lines(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def test_timeouts_halve_the_requests_in_flight_and_close_their_connections(stub):
     stub.latency = 0.1
     stub.script([{"sleep": 5.0}] * 8)  # the first eight requests: longer than the timeout
-    with caplog.at_level(logging.INFO, logger="classifier.endpoint"):
+    logger, lines = logging.getLogger("evidence.endpoint"), Lines()
+    logger.addHandler(lines)
+    level, logger.level = logger.level, logging.INFO
+    try:
         classifier, _, _ = classify_run(
             stub, [document(n) for n in range(16)], concurrency=8, timeout=0.5, rate_limit_retries=2
         )
+    finally:
+        logger.removeHandler(lines)
+        logger.setLevel(level)
     assert classifier.summary.classified == 16
     requests = stub.requests
     slow, rest = requests[:8], requests[8:]
@@ -36,7 +51,7 @@ def test_timeouts_halve_the_requests_in_flight_and_close_their_connections(stub,
     assert all(r.get("hung_up") for r in slow)
     assert all(r["end"] - r["at"] < 1.5 for r in slow)
     # one cut for the eight timeouts of one moment, logged once
-    cuts = [r.getMessage() for r in caplog.records if r.getMessage().startswith("timeouts:")]
+    cuts = [line for line in lines.lines if line.startswith("timeouts:")]
     assert cuts == ["timeouts: concurrency 8 → 4"]
     # after the cut, four requests at once: a fifth only once one of them is answered; then
     # one more after each four, five, six answers in time (never back to eight here)
