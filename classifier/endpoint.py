@@ -162,6 +162,9 @@ def _bounded_body_type() -> type:
 async def _on_request(request: Any) -> None:
     # only what _Inflater can measure; a decompressor we cannot bound is never asked for
     request.headers["Accept-Encoding"] = "gzip, deflate"
+    sending = _sending.get()
+    if sending is not None:
+        sending.at = time.monotonic()  # a rate limit counts from when the request goes out
 
 
 async def _on_response(response: Any) -> None:
@@ -391,6 +394,11 @@ def _duration(value: str | None) -> float | None:
 class _Sent:
     at: float
     tokens: int
+
+
+# the request being sent, whose time _on_request sets when it goes out (after any wait for a
+# connection), so that the rate limit's window is the provider's
+_sending: contextvars.ContextVar[_Sent | None] = contextvars.ContextVar("llm_sending", default=None)
 
 
 class _RateLimit:
@@ -664,6 +672,7 @@ class OpenAIBackend(Backend):
         replies = len(exchange.replies) if exchange else 0
         text = sum(len(str(m.get("content") or "")) for m in kwargs.get("messages") or [])
         sent = await self._rate.acquire(text // 4 + self.config.max_output_tokens)
+        sending = _sending.set(sent)
         try:
             answer = await client.chat.completions.create_with_completion(**kwargs)
             answered = True
@@ -673,6 +682,7 @@ class OpenAIBackend(Backend):
             answered = not timed_out and any(isinstance(c, ValidationError) for c in _chain(exc))
             raise
         finally:
+            _sending.reset(sending)
             await slots.release(generation, timed_out=timed_out, answered=answered)
             if exchange is not None:
                 used = None

