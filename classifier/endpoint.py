@@ -18,10 +18,10 @@ import re
 import time
 import zlib
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ValidationError
 
@@ -295,8 +295,9 @@ def _check_models_once() -> None:
     except ImportError:
         return
     check = getattr(async_validators, "reject_async_validators", None)
-    if check is None or getattr(patch, "reject_async_validators", None) is not check:
+    if not callable(check) or getattr(patch, "reject_async_validators", None) is not check:
         return
+    original: Callable[[Any], None] = cast(Callable[[Any], None], check)
     passed: set[Any] = set()
 
     def reject_async_validators(response_model: Any) -> None:
@@ -304,13 +305,13 @@ def _check_models_once() -> None:
             if response_model in passed:
                 return
         except TypeError:  # unhashable: checked every time
-            check(response_model)
+            original(response_model)
             return
-        check(response_model)
+        original(response_model)
         passed.add(response_model)
 
     async_validators.reject_async_validators = reject_async_validators
-    patch.reject_async_validators = reject_async_validators  # type: ignore[attr-defined]
+    patch.reject_async_validators = reject_async_validators
 
 
 def _on_completion(completion: Any) -> None:
