@@ -5,7 +5,8 @@ synthetic documents and classifications, then times, over repeated runs (median 
   - `queue list` first page with each ordering, and with the pending filter;
   - `queue show` (an item's derived state plus its document text);
   - one decision (an immediate transaction with the version check);
-  - `score` for all commitments (every item's state derived, rule applied).
+  - `score` for all commitments (every item's state derived, rule applied);
+  - `evidence matrix` for one commitment, and the queue filtered to one of its cells.
 
     python -m bench.queue_bench [--items 100000] [--repeat 20]
 """
@@ -154,6 +155,25 @@ def main() -> None:
                 timed(lambda: [commitment_table(db, r) for r in rubrics], max(3, args.repeat // 4)),
             )
         )
+        from classifier.verdicts import matrix
+
+        results.append(
+            (
+                "evidence matrix, one commitment",
+                timed(lambda: matrix(db, rubrics[0]), max(3, args.repeat // 4)),
+            )
+        )
+        from classifier.verdicts import cell_version, set_verdict
+
+        def one_verdict():
+            cell = (rubrics[0], "Canada", rubrics[0].dimension_ids[0])
+            set_verdict(db, *cell, "weak", "bench", cell_version(db, rubrics[0].number, *cell[1:]))
+
+        results.append(("one verdict (one member's cells read)", timed(one_verdict, args.repeat)))
+        dim = rubrics[0].dimension_ids[1]
+        results.append(("queue list, one matrix cell (first page)",
+                        timed(lambda: review.list_items(db, member="Canada", commitment=rubrics[0].number,
+                                                        dimension=dim), args.repeat)))  # fmt: skip
         for label, (median, p95) in results:
             print(f"{label:<42} median {median * 1000:9.1f} ms   p95 {p95 * 1000:9.1f} ms")
 

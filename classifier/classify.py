@@ -30,11 +30,16 @@ from .flags import Flag, excluded
 from .grounding import locate
 from .llm import Backend, CallResult, make_backend, unexpected
 from .models import ClassificationBase, DimensionLabel
+from .prefilter import Prefilter, Verdict, ruled_out_output
 from .prompts import PromptTemplate, RenderedPrompt, check_unchanged, load_prompt, render, sha256
 from .redaction import redact
 from .rubric import Rubric
 from .store import new_id
 from .summaries import RunSummary, counted
+
+# An ok classification stands unless the prefilter ruled it out under another learned model or a
+# threshold its probability no longer falls below (parameters: current learned model, threshold).
+STANDS = "(prefilter_model is null or (prefilter_model = ? and prefilter_probability < ?))"
 
 # Length limits applied after validation (see DimensionLabel for why not in the schema).
 MAX_QUOTES = 6
@@ -118,6 +123,8 @@ class ClassifySummary(RunSummary):
     prompt: str
     classified: int = 0
     cached: int = 0
+    prefiltered: int = 0  # ruled out by the learned model, never sent (no call, no cost)
+    prefilter: str | None = None  # "P < 0.05", when a prefilter is in use
     reasons: dict[str, Counter] = field(default_factory=dict)  # outcome -> errors (redacted) -> count
     calls: int = 0
     tokens_in: int = 0
@@ -146,7 +153,12 @@ class ClassifySummary(RunSummary):
         return [
             f"backend {self.backend}, model {self.model}, prompt {self.prompt}",
             f"classified {self.classified}, cached {self.cached}, {counted('failed', self.failed)}, "
-            f"{counted('skipped', self.skipped)}",
+            f"{counted('skipped', self.skipped)}"
+            + (
+                f", prefiltered {self.prefiltered} (learned model, {self.prefilter}; not sent)"
+                if self.prefilter
+                else ""
+            ),
             *(f"  {outcome} {n}: {self.reason(outcome)}" for outcome, n in self.failed.most_common()),
             f"{self.calls} calls, tokens {self.tokens_in} in / {self.tokens_out} out"
             f" ({self.cached_tokens} cached), cost ${self.cost:.4f}, {self.elapsed:.1f} s",
@@ -164,6 +176,7 @@ class Item:
     document_id: int | None = None
     version: int | None = None
     published: str | None = None
+    language: str | None = None  # the page's language as stored; None: detected from the text
 
 
 class Classifier:
@@ -180,6 +193,8 @@ class Classifier:
         cost_cap: float | None = None,
         token_cap: int | None = None,
         backend_object: Backend | None = None,
+        prefilter: float | None = None,
+        no_prefilter: bool = False,
     ):
         self.db = db
         self.config = config
@@ -190,6 +205,12 @@ class Classifier:
         self.cost_cap = cost_cap if cost_cap is not None else config.llm.cost_cap
         self.token_cap = token_cap if token_cap is not None else config.llm.token_cap
         self.summary = ClassifySummary(self.backend.name, self.backend.model, self.template.name)
+        threshold = prefilter if prefilter is not None else config.llm.prefilter
+        # only a backend whose calls cost is prefiltered: the embedded ones are the judgement itself
+        self.prefilter: Prefilter | None = None
+        if self.backend.prefiltered and threshold and not no_prefilter:  # 0: off
+            self.prefilter = Prefilter(db, threshold)
+            self.summary.prefilter = f"P < {threshold:g}"
         if self.cost_cap is not None and not self.backend.priced():
             raise ConfigError(
                 f"a cost cap of ${self.cost_cap:g} is set but model {self.backend.model!r} has no price: "
@@ -213,11 +234,27 @@ class Classifier:
             self._models[rubric.number] = output_model(rubric)
         return self._models[rubric.number]
 
+    def prefilter_key(self, rubric: Rubric) -> tuple[str | None, float | None]:
+        """(current learned model, threshold) under which a ruled-out item still stands; (None,
+        None) without a prefilter, when no ruled-out item does."""
+        if self.prefilter is None:
+            return None, None
+        return self.prefilter.version(rubric), self.prefilter.threshold
+
     def cached(self, item: Item, prompt: RenderedPrompt) -> dict | None:
+        version, threshold = self.prefilter_key(item.rubric)
         rows = list(
             self.db.table("classifications").rows_where(
-                "content_sha = ? and commitment = ? and prompt_sha = ? and model = ? and status = 'ok'",
-                [item.content_sha, item.rubric.number, prompt.sha, self.backend.model_for(item.rubric)],
+                "content_sha = ? and commitment = ? and prompt_sha = ? and model = ? and status = 'ok' and "
+                f"{STANDS}",
+                [
+                    item.content_sha,
+                    item.rubric.number,
+                    prompt.sha,
+                    self.backend.model_for(item.rubric),
+                    version,
+                    threshold,
+                ],
                 limit=1,
             )
         )
@@ -232,12 +269,17 @@ class Classifier:
             item.text,
             max_chars=self.config.llm.max_doc_chars,
             instruction_like=len(planted),
+            language=item.language or _detected_language(item.content_sha, item.text),
         )
         hit = self.cached(item, prompt)
         if hit is not None:
             # Keyed by content, not by document: the same text under another URL shares the result.
             self.summary.cached += 1
             return hit
+        if self.prefilter is not None:
+            verdict = await self.prefilter.judge(item.rubric, item.text[: prompt.chars])
+            if verdict.ruled_out:  # before caps and an unusable endpoint: it needs no call
+                return self._store_ruled_out(item, prompt, verdict, planted)
         if self.backend.unusable:  # no call could succeed: the rest are skipped, not each failed
             self.summary.skipped["endpoint-unusable"] += 1
             self.summary.stopped = self.backend.unusable
@@ -275,25 +317,62 @@ class Classifier:
         self.summary.cost += result.cost
         return self._store(item, prompt, result, planted)
 
+    def _store_ruled_out(
+        self, item: Item, prompt: RenderedPrompt, verdict: Verdict, planted: list[instructions.Span]
+    ) -> dict:
+        """Store an item the prefilter ruled out: not relevant, no call, the verdict recorded."""
+        assert self.prefilter is not None
+        output = ruled_out_output(item.rubric, verdict, self.prefilter.threshold)
+        dims, flags = ground(output, item.text, item.rubric, truncated=prompt.truncated, planted=planted)
+        with self.db.atomic():
+            row = self._row(item, prompt, None) | {
+                "status": "ok",
+                "error": None,
+                "relevant": 0,
+                "members": "[]",
+                "action_date": None,
+                "summary": "",
+                "dimensions": json.dumps(dims),
+                "confidence": output["confidence"],
+                "flags": json.dumps(flags),
+                "prefilter_model": verdict.model,
+                "prefilter_probability": verdict.probability,
+            }
+            self.summary.prefiltered += 1
+            return self._insert(item, prompt, row)
+
+    def _row(self, item: Item, prompt: RenderedPrompt, call_id: int | None) -> dict[str, Any]:
+        return {
+            "document_id": item.document_id,
+            "version": item.version,
+            "content_sha": item.content_sha,
+            "commitment": item.rubric.number,
+            "backend": self.backend.name,
+            "model": self.backend.model_for(item.rubric),
+            "prompt_name": self.template.name,
+            "prompt_sha": prompt.sha,
+            "system_sha": prompt.system_sha,
+            "call_id": call_id,
+            "truncated": int(prompt.truncated),
+            "created_utc": now_utc(),
+        }
+
+    def _insert(self, item: Item, prompt: RenderedPrompt, row: dict[str, Any]) -> dict:
+        # a failed earlier attempt with the same key is replaced, and so is a ruled-out item that no
+        # longer stands (another learned model, another threshold); other ok results never are
+        self.db.execute(
+            "delete from classifications where content_sha = ? and commitment = ? and prompt_sha = ? "
+            "and model = ? and (status = 'failed' or prefilter_model is not null)",
+            [item.content_sha, item.rubric.number, prompt.sha, self.backend.model_for(item.rubric)],
+        )
+        return self.db.table("classifications").get(new_id(self.db.table("classifications").insert(row)))
+
     def _store(
         self, item: Item, prompt: RenderedPrompt, result: CallResult, planted: list[instructions.Span]
     ) -> dict:
         with self.db.atomic():
             call_id = self._log_call(item, prompt, result)
-            row: dict[str, Any] = {
-                "document_id": item.document_id,
-                "version": item.version,
-                "content_sha": item.content_sha,
-                "commitment": item.rubric.number,
-                "backend": self.backend.name,
-                "model": self.backend.model_for(item.rubric),
-                "prompt_name": self.template.name,
-                "prompt_sha": prompt.sha,
-                "system_sha": prompt.system_sha,
-                "call_id": call_id,
-                "truncated": int(prompt.truncated),
-                "created_utc": now_utc(),
-            }
+            row = self._row(item, prompt, call_id)
             if result.outcome == "ok" and result.output is not None:
                 dims, flags = ground(
                     result.output, item.text, item.rubric, truncated=prompt.truncated, planted=planted
@@ -316,13 +395,7 @@ class Classifier:
                 error = redact(f"{result.outcome}: {result.error or ''}".strip())
                 row.update({"status": "failed", "error": error})
                 self.summary.fail(result.outcome, result.error)
-            # a failed earlier attempt with the same key is replaced; ok results are never overwritten
-            self.db.execute(
-                "delete from classifications where content_sha = ? and commitment = ? and prompt_sha = ? "
-                "and model = ? and status = 'failed'",
-                [item.content_sha, item.rubric.number, prompt.sha, self.backend.model_for(item.rubric)],
-            )
-            return self.db.table("classifications").get(new_id(self.db.table("classifications").insert(row)))
+            return self._insert(item, prompt, row)
 
     def _log_call(self, item: Item, prompt: RenderedPrompt, result: CallResult) -> int:
         return log_call(
@@ -364,7 +437,7 @@ def document_items(
 ) -> list[Item]:
     """The current version of every stored document (published since ``since``) x every rubric."""
     sql = f"""
-        select v.document_id as id, v.version, v.content_sha256, v.text, v.published
+        select v.document_id as id, v.version, v.content_sha256, v.text, v.published, v.language
         from ({CURRENT_VERSIONS}) v
         where (:since is null or v.published >= :since) and v.kind != 'gold'
         order by v.published desc, v.document_id desc
@@ -380,6 +453,7 @@ def document_items(
             document_id=row["id"],
             version=row["version"],
             published=row["published"],
+            language=row["language"],
         )
         for row in rows
         for rubric in rubrics
@@ -402,12 +476,13 @@ def pending_items(
     """
     keys = {r.number: render(classifier.template, r, "").system_sha for r in rubrics}
     sql = f"""
-        select v.document_id as id, v.version, v.content_sha256, v.published
+        select v.document_id as id, v.version, v.content_sha256, v.published, v.language
         from ({CURRENT_VERSIONS}) v
         where v.kind != 'gold' and not exists (
             select 1 from classifications c
             where c.content_sha = v.content_sha256 and c.commitment = :commitment and c.model = :model
-              and c.system_sha = :system_sha and c.status = 'ok')
+              and c.system_sha = :system_sha and c.status = 'ok' and (c.prefilter_model is null
+                or (c.prefilter_model = :prefilter_model and c.prefilter_probability < :prefilter_threshold)))
         order by v.published desc, v.document_id desc
     """
     pending: dict[int, tuple[dict, list[Rubric]]] = {}
@@ -417,6 +492,7 @@ def pending_items(
             "model": classifier.backend.model_for(rubric),
             "system_sha": keys[rubric.number],
         }
+        params["prefilter_model"], params["prefilter_threshold"] = classifier.prefilter_key(rubric)
         for row in db.query(sql, params):
             pending.setdefault(row["id"], (row, []))[1].append(rubric)
     order = sorted(pending.values(), key=lambda p: (p[0]["published"] or "", p[0]["id"]), reverse=True)
@@ -438,11 +514,26 @@ def pending_items(
             document_id=row["id"],
             version=row["version"],
             published=row["published"],
+            language=row["language"],
         )
         for row, rubrics_left in chosen
         for rubric in rubrics_left
     ]
     return items, len(order)
+
+
+_DETECTED: dict[str, str | None] = {}
+
+
+def _detected_language(content_sha: str, text: str) -> str | None:
+    """The language of a text with none stored (an evaluation item): detected once per text."""
+    if content_sha not in _DETECTED:
+        from .languages import page_language
+
+        if len(_DETECTED) > 20_000:
+            _DETECTED.clear()
+        _DETECTED[content_sha] = page_language(text, None)[0]
+    return _DETECTED[content_sha]
 
 
 def text_item(text: str, rubric: Rubric, **kwargs: Any) -> Item:

@@ -18,8 +18,8 @@ from . import documents as documents_lib
 from . import gold as gold_lib
 from . import sources as sources_lib
 from . import users as users_lib
-from .config import ConfigError, load_config
-from .errors import NotFound
+from .config import Config, ConfigError, load_config
+from .errors import EndpointUnusable, NotFound
 from .gold import ManifestError
 from .models import MEMBER_CODES, MEMBERS, resolve_member
 from .prompts import PromptError
@@ -31,6 +31,7 @@ from .rubric_draft import DraftError
 from .sources import SourcesError
 from .store import StoreError, corpus_dir, open_db, resolve_db_path, results_dir
 from .users import UserError
+from .verdicts import VerdictError
 
 # Errors a user can cause: one line, non-zero exit, no traceback unless --debug.
 USER_ERRORS = (
@@ -43,8 +44,10 @@ USER_ERRORS = (
     SourcesError,
     PromptError,
     QueueError,
+    VerdictError,
     UserError,
     NotFound,
+    EndpointUnusable,
     ValueError,
     FileNotFoundError,
 )
@@ -73,6 +76,10 @@ score_app = typer.Typer(
     help="Scores from confirmed evidence: tables, and each score's receipt.", invoke_without_command=True
 )
 report_app = typer.Typer(help="Report drafts from confirmed evidence.", no_args_is_help=True)
+verdict_app = typer.Typer(
+    help="Member x dimension verdicts: an analyst's judgement of everything a member did in a dimension.",
+    no_args_is_help=True,
+)
 eval_app = typer.Typer(help="Agreement with the hand-coded reports, run after run.", no_args_is_help=True)
 runs_app = typer.Typer(help="Past nightly runs and their summaries.", no_args_is_help=True)
 users_app = typer.Typer(help="Analyst accounts for the web interface.", no_args_is_help=True)
@@ -84,6 +91,7 @@ llm_app = typer.Typer(help="The model endpoint: check it before a run spends on 
 app.add_typer(llm_app, name="llm")
 app.add_typer(queue_app, name="queue")
 app.add_typer(score_app, name="score")
+app.add_typer(verdict_app, name="verdict")
 app.add_typer(report_app, name="report")
 app.add_typer(eval_app, name="eval")
 app.add_typer(runs_app, name="runs")
@@ -688,6 +696,30 @@ def classify_command(
     cost_cap: Annotated[
         float | None, typer.Option("--cost-cap", help="Stop calling the model past this many USD.")
     ] = None,
+    batch: Annotated[
+        bool,
+        typer.Option(
+            "--batch",
+            help="Through the OpenAI Batch API (half price, results within 24 h); a rerun picks up "
+            "the batch in flight.",
+        ),
+    ] = False,
+    status: Annotated[
+        bool, typer.Option("--status", help="With --batch: list the stored batches and their states.")
+    ] = False,
+    prefilter: Annotated[
+        float | None,
+        typer.Option(
+            "--prefilter",
+            min=0.0,
+            max=1.0,
+            help="With a model endpoint: send only items the learned model gives P(relevant) >= this (default: [llm] prefilter, 0.05).",
+        ),
+    ] = None,
+    no_prefilter: Annotated[
+        bool,
+        typer.Option("--no-prefilter", help="With a model endpoint: send every item, rule none out first."),
+    ] = False,
 ) -> None:
     """Classify stored documents against every commitment's rubric: relevance, members, labels, quotes."""
     import asyncio
@@ -695,8 +727,16 @@ def classify_command(
 
     from . import classify as classify_lib
 
-    config = load_config(state.config)
+    config = with_prefilter(load_config(state.config), prefilter, no_prefilter)
     db = _db()
+    if status:
+        if not batch:
+            raise ValueError("--status lists batches: use it with --batch")
+        from . import batch as batch_lib
+
+        for line in batch_lib.status_lines(db):
+            typer.echo(line)
+        return
     rubrics = rubrics_for(commitment)
     start = None
     if since:
@@ -712,10 +752,31 @@ def classify_command(
     items = classify_lib.document_items(db, rubrics, since=start, limit=limit)
     if not items:
         raise ValueError("no documents to classify: fetch some first (`evidence fetch`, `evidence crawl`)")
-    advance, _, stop = _progress(len(items), "classifying")
+    if batch:
+        from . import batch as batch_lib
+
+        batch_lib.check_backend(classifier)
+        if cost_cap is not None or classifier.cost_cap is not None:
+            typer.echo(
+                "note: a cost cap does not apply to a batch (its cost is known when it ends)", err=True
+            )
+    # a batch prints its states as they change (it may wait hours), not a progress bar
+    advance, _, stop = _progress(len(items), "classifying") if not batch else (None, None, lambda: None)
     try:
-        summary = asyncio.run(classifier.run(items, on_done=advance))
+        if batch:
+            batches = asyncio.run(
+                batch_lib.run_batch(
+                    db, config, classifier, items, echo=lambda line: typer.echo(line, err=True)
+                )
+            )
+            for line in batches.lines():
+                typer.echo(line)
+            summary = classifier.summary
+        else:
+            summary = asyncio.run(classifier.run(items, on_done=advance))
     except Exception as exc:  # not one item's failure (those are counted): e.g. the database failing
+        if batch and isinstance(exc, batch_lib.BatchError):
+            raise  # one line naming the endpoint and the problem; the batch stays stored
         if state.debug:
             raise
         from .llm import unexpected
@@ -853,10 +914,11 @@ ForceOption = Annotated[
 def _decide(
     item_id: int, analyst: str | None, action: str, version: int | None, force: bool = False, **payload
 ) -> None:
-    from . import review
+    from . import coding, review
 
     db = _db()
     who = review.resolve_analyst(analyst)
+    blind = coding.view(db, item_id, who).blind if item_id in review.SQLITE_INTEGER else False
     try:
         if version is None:
             decision = review.decide_current(db, item_id, who, action, force=force, **payload)
@@ -868,9 +930,22 @@ def _decide(
             typer.echo(f"  {_history_line(d)}", err=True)
         raise
     state = review.state_of(db, item_id)
+    seen = coding.view(db, item_id, who)
+    if blind and who in seen.analysts:  # taken as this analyst's coding, not as a decision
+        typer.echo(f"coding {decision}: {who} {action} item {item_id}, coded blind ({_coding_line(seen)})")
+        return
     typer.echo(
         f"decision {decision}: {who} {action} item {item_id} (now {state.state}, version {state.version})"
     )
+
+
+def _coding_line(seen) -> str:
+    """Where an item's double coding stands, in a few words."""
+    if not seen.complete:
+        return f"{seen.coded} of {len(seen.analysts)} coded; the others' codings stay hidden until all have coded"
+    if seen.agree:
+        return "all coded and agreed: settled by the agreement"
+    return f"all coded, disagreeing on {', '.join(seen.disagreements())}: needs a reconciling decision"
 
 
 def _history_line(d: dict) -> str:
@@ -911,12 +986,17 @@ def queue_list(
     ] = "attention",
     limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many.")] = 50,
     offset: Annotated[int, typer.Option("--offset", help="Skip this many (paging).")] = 0,
+    dimension: Annotated[
+        str | None,
+        typer.Option("--dimension", "-d", help="Only items acting in this dimension (label strong or weak)."),
+    ] = None,
 ) -> None:
     """Queue items: id, state, member, commitment, date, flags, claim, summary."""
     from . import review
 
     rows = review.list_items(
         _db(),
+        dimension=dimension,
         member=resolve_member(member),
         commitment=commitment,
         state=state,
@@ -955,12 +1035,20 @@ def _highlight(text: str, dim: str, quotes: list[dict], width: int = 160) -> lis
 
 @queue_app.command("show")
 @handled
-def queue_show(item_id: Annotated[int, typer.Argument(help="Queue item id.")]) -> None:
+def queue_show(
+    item_id: Annotated[int, typer.Argument(help="Queue item id.")],
+    analyst: Annotated[
+        str | None,
+        typer.Option("--analyst", "-a", help="Who is looking (default: $EVIDENCE_ANALYST): an item coded "
+                     "blind shows only your own coding until every coder has coded it."),
+    ] = None,
+) -> None:  # fmt: skip
     """One item: summary, labels with their quotes highlighted in the text, source, date, history."""
-    from . import review
+    from . import coding, review
 
     db = _db()
     st = review.state_of(db, item_id)
+    seen = coding.view(db, item_id, review.resolve_analyst(analyst))
     item, sug = st.item, st.suggestion
     doc = review.source_of(db, item) or {"url": None, "text": "", "published": None}
     url, text, published = doc["url"], doc["text"], doc["published"]
@@ -985,6 +1073,23 @@ def queue_show(item_id: Annotated[int, typer.Argument(help="Queue item id.")]) -
         typer.echo(
             f"  {d['created_utc']}  {d['analyst']} {d['action']} {d['payload']} (on version {d['based_on_version']})"
         )
+    if seen.active:
+        typer.echo(f"  double coding by {', '.join(seen.analysts)}: {_coding_line(seen)}")
+        for c in seen.codings or ([seen.mine] if seen.mine else []):
+            typer.echo(f"    {_coded(c)}")
+
+
+def _coded(c) -> str:
+    """One analyst's coding as a line."""
+    if not c.done:
+        verdict = "not coded yet (accept or reject to finish)"
+    elif c.relevant:
+        verdict = "accept"
+    else:
+        verdict = f"reject: {c.reason}"
+    labels = ", ".join(f"{d} {label}" for d, label in c.labels.items())
+    notes = "".join(f"; note: {n}" for n in c.notes)
+    return f"{c.analyst}: {verdict}; labels {labels}{notes}"
 
 
 @queue_app.command("accept")
@@ -1077,10 +1182,85 @@ def queue_claim(
     typer.echo(f"claimed {len(ids)} items for {minutes} minutes: {' '.join(map(str, ids))}")
 
 
+@queue_app.command("assign")
+@handled
+def queue_assign(
+    analysts: Annotated[
+        str, typer.Option("--analysts", help="Two or more analysts, comma-separated (e.g. ana,ben).")
+    ],
+    count: Annotated[int, typer.Option("--count", "-n", help="How many items to code twice.")],
+    commitment: Annotated[int | None, typer.Option("--commitment", "-c", help="Commitment number.")] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Random seed of the pick (default: a new one, printed).")
+    ] = None,
+) -> None:
+    """Assign the same pending, undecided items to several analysts to code blind (double coding)."""
+    from . import coding
+
+    names = coding.parse_analysts(analysts)
+    used, ids = coding.assign(_db(), names, count, commitment=commitment, seed=seed)
+    if not ids:
+        typer.echo("no pending, undecided, unassigned items to assign")
+        return
+    short = f" (only {len(ids)} free)" if len(ids) < count else ""
+    typer.echo(
+        f"assigned {len(ids)} items{short} to {', '.join(names)} for blind coding (seed {used}): "
+        + " ".join(map(str, ids))
+    )
+
+
+@queue_app.command("assigned")
+@handled
+def queue_assigned(analyst: AnalystOption = None) -> None:
+    """The items assigned to you for blind coding that you have not coded yet."""
+    from . import coding, review
+
+    who = review.resolve_analyst(analyst)
+    if not who:
+        raise QueueError("whose assignments? --analyst NAME or EVIDENCE_ANALYST")
+    ids = coding.assigned_to(_db(), who)
+    typer.echo(
+        f"{len(ids)} items to code: {' '.join(map(str, ids))}" if ids else f"nothing left to code for {who}"
+    )
+
+
+def _figure(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+@queue_app.command("agreement")
+@handled
+def queue_agreement(
+    commitment: Annotated[int | None, typer.Option("--commitment", "-c", help="Commitment number.")] = None,
+) -> None:
+    """Agreement of the analysts who coded the same items blind: Cohen's κ and Krippendorff's α per dimension."""
+    from . import coding
+
+    a = coding.agreement(_db(), commitment=commitment)
+    typer.echo(
+        f"{a.assigned} items assigned for double coding, {a.coded} coded by all their coders, "
+        f"{a.agreed} agreed, {a.to_reconcile} to reconcile"
+    )
+    if not a.rows:
+        typer.echo("no item coded by all its coders yet: no agreement to measure")
+        return
+    typer.echo(f"coders: {', '.join(a.coders[0])} (over {a.rows[0].items} items)")
+    for other in a.coders[1:]:
+        typer.echo(f"  (other coder sets, not in the table: {', '.join(other)})")
+    typer.echo(f"{'':<28}{'items':>6}{'agree':>7}{'kappa':>8}{'alpha':>8}{'alpha-ord':>10}  counts")
+    for r in a.rows:
+        counts = ", ".join(f"{k} {v}" for k, v in r.counts.items())
+        observed = "n/a" if r.observed is None else f"{r.observed:.0%}"
+        typer.echo(
+            f"{r.name:<28}{r.items:>6}{observed:>7}{_figure(r.kappa):>8}{_figure(r.alpha_nominal):>8}"
+            f"{_figure(r.alpha_ordinal) if r.name != coding.RELEVANCE else '':>10}  {counts}"
+        )
+
+
 @queue_app.command("stats")
 @handled
 def queue_stats() -> None:
-    """Pending, accepted and rejected items per commitment and member."""
+    """Pending, accepted and rejected items per commitment and member; model cost per accepted action."""
     from . import review
 
     rows = review.stats(_db())
@@ -1089,6 +1269,11 @@ def queue_stats() -> None:
         typer.echo(
             f"{r['commitment']:>10}  {r['member']:<18}{r['pending']:>8}{r['accepted']:>9}{r['rejected']:>9}{r['total']:>7}"
         )
+    c = review.cost_per_accepted(_db())
+    per = "n/a (nothing accepted yet)" if c["cost_per_accepted"] is None else f"${c['cost_per_accepted']:.4f}"
+    typer.echo(
+        f"cost: ${c['cost']:.4f} for {c['calls']} model calls, {c['accepted']} accepted: {per} per accepted action"
+    )
 
 
 @queue_app.command("export")
@@ -1129,7 +1314,7 @@ def queue_next(
     commitment: Annotated[int | None, typer.Option("--commitment", "-c", help="Commitment number.")] = None,
 ) -> None:
     """Triage in the terminal, one key per action: a accept, r reject, l relabel, e edit, n note, s skip, q quit."""
-    from . import review
+    from . import coding, review
 
     who = review.resolve_analyst(analyst)
     if not who:
@@ -1142,13 +1327,15 @@ def queue_next(
             for r in review.list_items(
                 db, member=resolve_member(member), commitment=commitment, state=review.PENDING, limit=200
             )
-            if r["id"] not in skipped and r["claimed_by"] in (None, who)
+            if r["id"] not in skipped
+            and r["claimed_by"] in (None, who)
+            and not coding.waiting_on_others(db, r["id"], who)
         ]
         if not rows:
             typer.echo("nothing left to triage")
             return
         item_id = rows[0]["id"]
-        queue_show(item_id)
+        queue_show(item_id, who)
         version = review.state_of(db, item_id).version
         key = (
             typer.prompt("[a]ccept [r]eject re[l]abel [e]dit [n]ote [s]kip [q]uit", default="s")
@@ -1227,21 +1414,32 @@ def score_explain(
     commitment: Annotated[int, typer.Option("--commitment", "-c", help="Commitment number.")],
     member: Annotated[str, typer.Option("--member", "-m", help="Member code or name.")],
 ) -> None:
-    """The receipt: per dimension the confirmed actions, quotes with offsets, source, sha256, decisions."""
+    """The receipt: score <- verdicts or proposals <- confirmed actions <- quotes <- source text and bytes (sha256)."""
     from . import score as score_lib
 
     rubric = rubrics_for(commitment)[0]
     receipt = score_lib.explain(_db(), rubric, resolve_member(member))
+    provisional = f" (provisional: {', '.join(receipt['proposed'])} proposed, not confirmed)"
     typer.echo(
-        f"{receipt['member']}, commitment {commitment}: {receipt['printed']}"
-        + (f" (provisional: {receipt['pending']} pending)" if receipt["provisional"] else "")
+        f"{receipt['member']}, commitment {commitment}: score {receipt['printed']}"
+        + (provisional if receipt["provisional"] else "")
+        + f"; {receipt['pending']} pending"
     )
     for dim, entries in receipt["dimensions"].items():
-        typer.echo(f"  {dim}: {receipt['labels'][dim]}")
+        reading = receipt["readings"][dim]
+        verdict, proposal = reading["verdict"], reading["proposal"]
+        if reading["source"] == "verdict":
+            said = f"verdict by {verdict['analyst']} at {verdict['created_utc']} (v{verdict['version']})"
+            said += f": {verdict['note']}" if verdict["note"] else ""
+        else:
+            said = f"proposed: {proposal['reason']}"
+            said += f"; unassessed by {verdict['analyst']}" if verdict else ""
+        typer.echo(f"  {dim}: {reading['label']} <- {said}")
         for e in entries:
             typer.echo(f"    item {e['item']} ({e['label']}): {e['summary']}")
             typer.echo(
-                f"      source {e['url']}  {e['content_sha256']}  prompt {e['prompt']} ({e['backend']}/{e['model']})"
+                f"      source {e['url']}  text {e['content_sha256']}  bytes {e['raw_sha256']}"
+                f"  prompt {e['prompt']} ({e['backend']}/{e['model']})"
             )
             for q in e["quotes"]:
                 where = f"{q['start']}-{q['end']}" if q.get("start") is not None else "not located"
@@ -1252,19 +1450,199 @@ def score_explain(
             typer.echo("    no confirmed action")
 
 
+@verdict_app.command("set")
+@handled
+def verdict_set(
+    label: Annotated[str, typer.Argument(help="strong, weak, none or unassessed.")],
+    commitment: Annotated[int, typer.Option("--commitment", "-c", help="Commitment number.")],
+    member: Annotated[str, typer.Option("--member", "-m", help="Member code or name.")],
+    dimension: Annotated[
+        str, typer.Option("--dimension", "-d", help="Dimension id (see `evidence rubric list`).")
+    ],
+    note: Annotated[str, typer.Option("--note", help="Why: the concluding paragraph's reasoning.")] = "",
+    analyst: Annotated[
+        str | None, typer.Option("--analyst", help="Who decides (default $EVIDENCE_ANALYST).")
+    ] = None,
+    version: Annotated[
+        int | None, typer.Option("--version", help="The cell version you looked at (from `verdict show`).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Set it over a verdict you have not looked at.")
+    ] = False,
+) -> None:
+    """Give a member's verdict on one dimension (appended; the cell's history is kept)."""
+    from . import review
+    from . import verdicts as verdicts_lib
+
+    rubric = rubrics_for(commitment)[0]
+    name = resolve_member(member) or member
+    db = _db()
+    current = verdicts_lib.cell_version(db, commitment, name, dimension)
+    if version is None:
+        if current and not force:
+            last = verdicts_lib.history(db, commitment, name, dimension)[-1]
+            raise verdicts_lib.VerdictError(
+                f"{name}, {dimension} has a verdict already ({last['analyst']} {last['label']} at "
+                f"{last['created_utc']}, version {current}); nothing saved. Look at it (`evidence verdict show "
+                f"--commitment {commitment} --member '{name}'`), then pass --version {current}, or --force"
+            )
+        version = current
+    row = verdicts_lib.set_verdict(
+        db, rubric, name, dimension, label, review.resolve_analyst(analyst), version, note=note
+    )
+    typer.echo(
+        f"{name}, {dimension}: {row['label']} (version {row['version']}, by {row['analyst']}; "
+        f"the proposal was {row['proposal']['label']}: {row['proposal']['reason']})"
+    )
+
+
+@verdict_app.command("show")
+@handled
+def verdict_show(
+    commitment: Annotated[int, typer.Option("--commitment", "-c", help="Commitment number.")],
+    member: Annotated[str | None, typer.Option("--member", "-m", help="Member code or name.")] = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+) -> None:
+    """Each cell's verdict or proposal, its version (for `verdict set --version`), analyst and note."""
+    from . import verdicts as verdicts_lib
+
+    rubric = rubrics_for(commitment)[0]
+    members = [resolve_member(member) or member] if member else None
+    found = verdicts_lib.cells(_db(), rubric, members=members)
+    if format == "json":
+        typer.echo(json.dumps([c.as_dict() for c in found.values()], indent=2))
+        return
+    for (name, dim), cell in found.items():
+        if cell.confirmed and cell.verdict:
+            v = cell.verdict
+            said = f"{cell.label:<10} verdict by {v['analyst']} at {v['created_utc']}" + (
+                f": {v['note']}" if v["note"] else ""
+            )
+        else:
+            said = f"{cell.label + '?':<10} proposed: {cell.proposal.reason}"
+            said += f" (unassessed by {cell.verdict['analyst']})" if cell.verdict else ""
+        typer.echo(f"{name:<16} {dim:<26} v{cell.version}  {said}")
+
+
+@verdict_app.command("history")
+@handled
+def verdict_history(
+    commitment: Annotated[int, typer.Option("--commitment", "-c", help="Commitment number.")],
+    member: Annotated[str | None, typer.Option("--member", "-m", help="Member code or name.")] = None,
+    dimension: Annotated[str | None, typer.Option("--dimension", "-d", help="Dimension id.")] = None,
+) -> None:
+    """Every verdict of the matching cells, oldest first, with what was proposed at the time."""
+    from . import verdicts as verdicts_lib
+
+    rows = verdicts_lib.history(_db(), commitment, resolve_member(member) if member else None, dimension)
+    for r in rows:
+        note = f": {r['note']}" if r["note"] else ""
+        typer.echo(
+            f"{r['created_utc']}  {r['member']:<16} {r['dimension']:<26} v{r['version']} {r['analyst']} "
+            f"{r['label']} (proposed {r['proposal']['label']}, {len(r['actions'])} confirmed actions){note}"
+        )
+    if not rows:
+        typer.echo("no verdicts yet")
+
+
+@app.command("matrix")
+@handled
+def matrix_command(
+    commitment: Annotated[int, typer.Option("--commitment", "-c", help="Commitment number.")],
+    member: Annotated[str | None, typer.Option("--member", "-m", help="Member code or name.")] = None,
+    rule: Annotated[
+        str,
+        typer.Option("--rule", help="Proposal rule: points-5 (default), strongest, at-least-2, share-0.5, …"),
+    ] = "points-5",
+    format: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+) -> None:
+    """The evidence matrix: members x dimensions, each cell's verdict or proposal, confirmed actions
+    strongest first, pending candidates and the gap."""
+    from . import verdicts as verdicts_lib
+
+    rubric = rubrics_for(commitment)[0]
+    verdicts_lib.parse_rule(rule)
+    table = verdicts_lib.matrix(_db(), rubric, rule=rule)
+    if member:
+        name = resolve_member(member) or member
+        table["members"] = [m for m in table["members"] if m["member"] == name]
+        if not table["members"]:
+            raise verdicts_lib.VerdictError(f"{name!r} is not a member of commitment {commitment}")
+    if format == "json":
+        typer.echo(json.dumps(table, indent=2))
+        return
+    typer.echo(verdicts_lib.render_matrix(table))
+
+
 @report_app.command("draft")
 @handled
 def report_draft(
     commitment: Annotated[int, typer.Option("--commitment", "-c", help="Commitment number.")],
     member: Annotated[str | None, typer.Option("--member", "-m", help="Member code or name.")] = None,
-    format: Annotated[str, typer.Option("--format", "-f", help="md or html.")] = "md",
+    format: Annotated[str, typer.Option("--format", "-f", help="md or html; docx with --chapter.")] = "md",
+    chapter: Annotated[
+        bool,
+        typer.Option(
+            "--chapter", help="The whole chapter: commitment, assessment table, guidelines, members, notes."
+        ),
+    ] = False,
+    report: Annotated[
+        str | None,
+        typer.Option("--report", help="interim or final, when both rubrics of the commitment are bundled."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write to this file (docx needs it).")
+    ] = None,
 ) -> None:
-    """Member sections in the report's form: dated paragraphs, numbered footnotes, conclusion, score."""
+    """The report draft in the report's form: member sections (dated paragraphs, numbered
+    footnotes, conclusion, score), or with --chapter the whole chapter; a final report's
+    chapter continues the interim one and shows how each score moved."""
+    from . import chapter as chapter_lib
     from . import draft as draft_lib
 
-    rubric = rubrics_for(commitment)[0]
-    sections = draft_lib.draft(_db(), rubric, resolve_member(member))
-    typer.echo(draft_lib.render_draft(sections, rubric, format))
+    db = _db()
+    rubrics = rubrics_for(commitment)
+    if report is not None:
+        rubrics = [r for r in rubrics if r.report_kind == report]
+        if not rubrics:
+            raise ValueError(f"no {report} rubric of commitment {commitment} is bundled")
+    rubric = max(rubrics, key=lambda r: (r.report_kind == "final", r.period_end))
+    interim = next(
+        (r for r in rubrics_for(commitment) if r.report_kind == "interim" and r.summit == rubric.summit),
+        None,
+    )
+    llm = load_config(state.config).llm
+    writer = None
+    if llm.backend == "openai":
+        from .conclusion import model_writer
+
+        writer = model_writer(rubric, llm, db=db)
+    if chapter:
+        if member:
+            raise ValueError("--chapter drafts every member: leave out --member")
+        drafted = chapter_lib.chapter_draft(
+            db, rubric, writer=writer, interim=interim if rubric.report_kind == "final" else None
+        )
+        text = chapter_lib.render_chapter(drafted, format, out)
+        typer.echo(f"{out}: chapter {commitment} drafted ({format})" if out else text, nl=out is not None)
+        return
+    if format == "docx":
+        raise ValueError("--format docx is for the whole chapter: add --chapter")
+    sections = draft_lib.draft(db, rubric, resolve_member(member), writer=writer)
+    text = draft_lib.render_draft(sections, rubric, format)
+    if out:
+        out.write_text(text + "\n", encoding="utf-8")
+        typer.echo(f"{out}: member sections of commitment {commitment} drafted ({format})")
+    else:
+        typer.echo(text)
+
+
+def with_prefilter(config: Config, prefilter: float | None, no_prefilter: bool) -> Config:
+    """The configuration with ``--prefilter`` / ``--no-prefilter`` applied to ``[llm] prefilter``."""
+    if prefilter is None and not no_prefilter:
+        return config
+    llm = config.llm.model_copy(update={"prefilter": None if no_prefilter else prefilter})
+    return config.model_copy(update={"llm": llm})
 
 
 def run_evaluation(
@@ -1276,6 +1654,8 @@ def run_evaluation(
     commitment: int | None = None,
     limit: int | None = None,
     seed: int = 0,
+    prefilter: float | None = None,
+    no_prefilter: bool = False,
 ) -> list[dict]:
     """Evaluate one classifier on each input mode; print each run's line, then the three levels
     side by side."""
@@ -1284,7 +1664,7 @@ def run_evaluation(
 
     runs = eval_lib.evaluate_modes(
         _db(),
-        load_config(state.config),
+        with_prefilter(load_config(state.config), prefilter, no_prefilter),
         modes=modes,
         backend=backend,
         model=model,
@@ -1335,6 +1715,19 @@ def eval_run(
     max_failed: Annotated[
         float, typer.Option("--max-failed", help="Exit 4 when more than this share of items failed.")
     ] = 0.05,
+    prefilter: Annotated[
+        float | None,
+        typer.Option(
+            "--prefilter",
+            min=0.0,
+            max=1.0,
+            help="With a model endpoint: send only items the learned model gives P(relevant) >= this (default: [llm] prefilter, 0.05).",
+        ),
+    ] = None,
+    no_prefilter: Annotated[
+        bool,
+        typer.Option("--no-prefilter", help="With a model endpoint: send every item, rule none out first."),
+    ] = False,
 ) -> None:
     """Classify the gold dataset and measure agreement at each level; store the run. Exit 4 when the
     failed share passes --max-failed, 5 when nothing at all was predicted."""
@@ -1348,8 +1741,17 @@ def eval_run(
         commitment=commitment,
         limit=limit,
         seed=seed,
+        prefilter=prefilter,
+        no_prefilter=no_prefilter,
     )
-    if code := exit_code(runs, max_failed):
+    stopped = next(
+        (r["metrics"]["run"].get("stopped") for r in runs if r["metrics"]["run"].get("stopped")), None
+    )
+    code = exit_code(runs, max_failed)
+    if stopped:  # the endpoint failed in a way no later item could avoid: what to change, last
+        typer.echo(f"error: {redact(stopped)}", err=True)
+        code = code or 1
+    if code:
         raise typer.Exit(code)
 
 

@@ -51,6 +51,7 @@ class Price(Model):
     input: float = 0.0  # USD per million prompt tokens
     output: float = 0.0  # USD per million completion tokens
     cached_input: float | None = None  # USD per million cached prompt tokens, if the provider discounts them
+    batch: float = Field(0.5, ge=0)  # share of these prices charged through the Batch API
 
 
 PRICES_FILE = Path(__file__).with_name("prices.toml")
@@ -86,7 +87,13 @@ class LLMConfig(Model):
     context_tokens: int | None = Field(None, gt=0)  # the model's context; re-asks are kept within it
     cost_cap: float | None = None  # USD for one run; None: no cap
     token_cap: int | None = Field(None, ge=1)  # prompt + output tokens for one run; None: no cap
+    batch_poll: float = Field(30.0, gt=0)  # seconds before the first poll of a batch; grows by half each poll
+    batch_poll_max: float = Field(600.0, gt=0)  # the longest wait between two polls
+    batch_max_requests: int = Field(50_000, ge=1)  # requests per batch (the Batch API's limit)
     prices: dict[str, Price] = Field(default_factory=dict)  # over the bundled table (prices.toml)
+    # an item whose calibrated relevance by the embedded learned model is below this is not sent to
+    # a model endpoint (stored as not relevant, at no cost); 0: off, every item is sent
+    prefilter: float | None = Field(0.05, ge=0, le=1)
 
     def price_of(self, model: str | None = None) -> tuple[Price | None, str]:
         """The price of ``model`` (default: the configured one) and where it comes from:

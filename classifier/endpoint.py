@@ -464,6 +464,7 @@ class OpenAIBackend(Backend):
     """openai + instructor against an OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp)."""
 
     name = "openai"
+    prefiltered = True
 
     @classmethod
     def from_config(cls, config: LLMConfig, **kwargs: Any) -> OpenAIBackend:
@@ -542,6 +543,24 @@ class OpenAIBackend(Backend):
                 self.unusable = report.problem
         return self._preflight if isinstance(self._preflight, str) else None
 
+    def check_now(self) -> str | None:
+        if self._preflight is False:
+            import openai
+
+            async def go() -> CheckReport:
+                http = openai.DefaultAsyncHttpxClient()
+                try:
+                    probe = OpenAIBackend(self.config, api_key=self._openai.api_key, http_client=http)
+                    return await check(probe, structured=False)
+                finally:
+                    await http.aclose()
+
+            problem = asyncio.run(go()).problem
+            self._preflight = problem
+            if problem:
+                self.unusable = problem
+        return self._preflight if isinstance(self._preflight, str) else None
+
     def order(self, items: Sequence[Ordered]) -> list[Ordered]:
         # Items of one rubric share the static prompt prefix: together, the provider caches it.
         return sorted(items, key=lambda i: i.rubric.number)
@@ -555,15 +574,7 @@ class OpenAIBackend(Backend):
         *,
         published: str | None = None,
     ) -> CallResult:
-        request = {
-            "model": self.model,
-            "messages": prompt.messages(),
-            "temperature": self.config.temperature,
-            "max_tokens": self.config.max_output_tokens,
-            "mode": self.config.mode,
-            "response_model": output_model.__name__,
-        }
-        result = CallResult(outcome="network-error", request=request)
+        result = CallResult(outcome="network-error", request=self.request_record(prompt, output_model))
         exchange = _Exchange()
         token = _replies.set(exchange.replies)
         current = _exchange.set(exchange)
@@ -591,6 +602,27 @@ class OpenAIBackend(Backend):
         result.output = redact_all(result.output)
         return result
 
+    def request_record(self, prompt: RenderedPrompt, output_model: type[BaseModel]) -> dict[str, Any]:
+        """The request as the call log keeps it: messages and parameters, never the key."""
+        return {
+            "model": self.model,
+            "messages": prompt.messages(),
+            "temperature": self.config.temperature,
+            "max_tokens": self.config.max_output_tokens,
+            "mode": self.config.mode,
+            "response_model": output_model.__name__,
+        }
+
+    def request_kwargs(self, messages: list[Any]) -> dict[str, Any]:
+        """The chat-completion parameters of one request, before instructor adds its mode's
+        (tools, response format): shared by live calls and batch requests."""
+        return {
+            "model": self.model,
+            "messages": messages,
+            "temperature": self.config.temperature,
+            "max_tokens": self.config.max_output_tokens,
+        }
+
     async def _attempts(
         self, prompt: RenderedPrompt, output_model: type[BaseModel], result: CallResult, exchange: _Exchange
     ) -> None:
@@ -607,13 +639,7 @@ class OpenAIBackend(Backend):
                 # max_retries=0: the re-asks are ours, so that each sends the prompt and the last
                 # error only (instructor's resend every earlier answer, past the model's context)
                 parsed, completion = await self._request(
-                    client,
-                    model=self.model,
-                    response_model=response_model,
-                    messages=messages,
-                    temperature=self.config.temperature,
-                    max_tokens=self.config.max_output_tokens,
-                    max_retries=0,
+                    client, response_model=response_model, max_retries=0, **self.request_kwargs(messages)
                 )
                 result.outcome, result.output = "ok", parsed.model_dump(mode="json")
                 result.raw_response = _dump(completion) or exchange.excerpt()

@@ -27,7 +27,7 @@ from .dataset import (
     without_gold,
 )
 from .dates import new_run_id
-from .errors import NotFound
+from .errors import EndpointUnusable, NotFound
 from .metrics import (
     action_metrics,
     dimension_metrics,
@@ -36,6 +36,7 @@ from .metrics import (
     stream_metrics,
     strongest_labels,
 )
+from .prefilter import evaluation_figures
 from .rubric import Rubric
 
 
@@ -103,6 +104,9 @@ def run_eval(
     if limit is not None:
         items = sample_items(items, limit, seed=seed)
     classifier = classifier or Classifier(db, config, backend=backend, model=model, prompt=prompt)
+    # an endpoint that cannot answer stops the run here, with one line, before anything is sent
+    if items and (problem := classifier.backend.check_now()):
+        raise EndpointUnusable(problem)
     blind = {r.number: without_gold(r) for r in rubrics}
     calls_before = classifier.summary.calls
     cached_before = classifier.summary.cached
@@ -154,10 +158,19 @@ def run_eval(
             "tokens_out": summary.tokens_out - tokens_before[1],
             "cost": round(summary.cost - tokens_before[2], 6),
             "latency_ms": latency,
+            "stopped": classifier.backend.unusable,  # why no further item was sent, if so
         },
     }
     if mode == "stream":
         metrics["stream"] = stream_metrics(items, predictions)
+    relevant = sum(1 for p in predictions.values() if p["relevant"])
+    metrics["run"]["relevant_predictions"] = relevant
+    metrics["run"]["cost_per_relevant_prediction"] = (
+        round(metrics["run"]["cost"] / relevant, 6) if relevant else None
+    )
+    threshold = classifier.prefilter.threshold if classifier.prefilter else None
+    if (ruled := evaluation_figures(items, rows, threshold)) is not None:
+        metrics["prefilter"] = ruled
     run_id = new_run_id(mode, classifier.backend.name)
     record = {
         "id": run_id,

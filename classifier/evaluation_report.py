@@ -69,6 +69,28 @@ STREAM_ROWS = [
 ]
 
 
+def cost_lines(run: dict) -> list[str]:
+    """What the run's calls cost per relevant prediction, and what the prefilter ruled out and lost."""
+    r = run["metrics"]["run"]
+    lines = []
+    if r.get("relevant_predictions") is not None:
+        per = r.get("cost_per_relevant_prediction")
+        lines.append(
+            f"   cost ({run['mode']}): ${r['cost']:.4f} for {r['calls']} calls, {r['relevant_predictions']} "
+            f"relevant predictions: {'-' if per is None else f'${per:.4f}'} per relevant prediction"
+        )
+    if (pf := run["metrics"].get("prefilter")) is not None:
+        saved = "-" if pf["calls_saved_share"] is None else f"{pf['calls_saved_share']:.1%}"
+        lost = "-" if pf["recall_lost"] is None else f"{pf['recall_lost']:.1%}"
+        lines.append(
+            f"   prefilter ({run['mode']}, P < {pf['threshold']:g}): ruled out {pf['ruled_out']} of {pf['items']} "
+            f"items (calls saved {saved}); recall lost {lost} ({pf['positives_ruled_out']} of "
+            f"{pf['positives']} positives)"
+        )
+        lines.append(f"   ({pf['note']})")
+    return lines
+
+
 def side_by_side(runs: list[dict]) -> str:
     """Coverage first, then the levels for several runs (input modes) in one table."""
     names = [f"{r['mode']} ({r['backend']})" for r in runs]
@@ -99,6 +121,8 @@ def side_by_side(runs: list[dict]) -> str:
         if through:
             shown = ", ".join(through[:12]) + (f" and {len(through) - 12} more" if len(through) > 12 else "")
             lines.append(f"   real pages judged relevant ({r['mode']}): {shown}")
+    for r in runs:
+        lines += cost_lines(r)
     if any("reference" in r["metrics"] for r in runs):
         lines.append(
             "* agreement with a model's reference labels (eval/data/reference-labels), not human coding"

@@ -26,6 +26,9 @@ POINTS = {
     "classify.done": "everything classified, the queue not filled yet",
     "queue.item": "after each queue item is added or updated",
     "queue.done": "the queue filled, the run's summary not recorded yet",
+    "batch.uploading": "a batch's row stored, its requests not uploaded yet",
+    "batch.created": "a batch created at the provider, its id not stored yet",
+    "batch.submitted": "a batch's id stored, not polled yet",
 }
 
 

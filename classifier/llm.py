@@ -42,6 +42,7 @@ class CallResult:
     # ok | invalid-output | refused | timeout | rate-limited | http-error | network-error
     # | invalid-response (the endpoint's reply is not a chat completion) | client-error (a fault of ours)
     # | output-truncated (the answer was cut off at max_output_tokens)
+    # | expired (a batch's 24 h window passed first) | batch-failed (the batch was refused or cancelled)
     outcome: str
     output: dict | None = None
     request: dict = field(default_factory=dict)
@@ -100,6 +101,9 @@ class Backend(ABC):
     # whether a "strong" label means a calibrated probability above a threshold chosen on
     # held-out data (provisional scores count only such pending strong labels as strong)
     calibrated: ClassVar[bool] = False
+    # whether each call goes to a model endpoint and may cost: then the embedded learned model
+    # rules out first what it finds clearly irrelevant (``[llm] prefilter``), and only the rest is sent
+    prefiltered: ClassVar[bool] = False
     # set when the backend learns that no further call can succeed (a mode the endpoint does
     # not support, a wrong URL or model): why, in one line naming what to change
     unusable: str | None = None
@@ -142,6 +146,11 @@ class Backend(ABC):
 
     async def preflight(self) -> str | None:
         """Before a run spends anything: why no call can succeed (one line), or None."""
+        return None
+
+    def check_now(self) -> str | None:
+        """:meth:`preflight` from outside any event loop, with connections of its own: for the
+        commands that check the endpoint before they start (``eval run``, ``nightly``)."""
         return None
 
     def order(self, items: Sequence[Ordered]) -> list[Ordered]:

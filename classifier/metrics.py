@@ -9,6 +9,9 @@ over the predicted items only is given beside it, with the suffix ``_predicted_o
 
 from __future__ import annotations
 
+import warnings
+
+from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import (
     accuracy_score,
     average_precision_score,
@@ -30,8 +33,12 @@ MISS = {"relevant": False, "members": [], "action_date": None, "labels": {}, "fl
 
 
 def _safe(fn, *args, **kwargs) -> float | None:
+    """``fn``'s figure, or None where it is undefined (one class only): said once, by None, not
+    by scikit-learn's warnings on the terminal."""
     try:
-        value = float(fn(*args, **kwargs))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UndefinedMetricWarning)
+            value = float(fn(*args, **kwargs))
     except ValueError:
         return None
     return None if value != value else round(value, 4)  # NaN (one class only) -> None

@@ -567,3 +567,114 @@ def m015_learned_models(db: Database) -> None:
         pk="id",
     )
     db.table("learned_models").create_index(["commitment", "version"], unique=True)
+
+
+@migrations()
+def m016_batches(db: Database) -> None:
+    """Batches submitted to the OpenAI Batch API (`evidence classify --batch`), one row each,
+    written before the batch is created and updated at every poll, so that a rerun after a kill
+    picks up the batch in flight instead of submitting it again. ``items`` lists every request's
+    custom_id with what is needed to store its result (the document version, the prompt sha)."""
+    db.table("batches").create(
+        {
+            "id": int,
+            "batch_id": str,  # the provider's id; null until the batch is created
+            "state": str,  # uploading | submitting | submitted | collected
+            "status": str,  # the provider's last status: validating, in_progress, completed, expired ...
+            "backend": str,
+            "model": str,
+            "prompt_name": str,
+            "base_url": str,  # where it was submitted (never the key)
+            "settings": str,  # JSON: the request parameters and prompt budget it was built with
+            "items": str,  # JSON list: custom_id, content_sha, commitment, prompt_sha, document_id, version
+            "requests": int,
+            "input_file_id": str,
+            "output_file_id": str,
+            "error_file_id": str,
+            "request_counts": str,  # JSON: total, completed, failed as the provider last said
+            "error": str,
+            "run_id": str,
+            "created_utc": str,
+            "updated_utc": str,
+            "collected_utc": str,
+        },
+        pk="id",
+    )
+    db.table("batches").create_index(["state"])
+
+
+@migrations()
+def m017_verdicts(db: Database) -> None:
+    """Member x dimension verdicts: append-only analyst decisions on a whole dimension of a member's
+    compliance (strong | weak | none | unassessed), each with its note, analyst, time and the cell
+    version it was based on (optimistic concurrency), and what the proposal and the confirmed
+    actions were when it was taken."""
+    db.table("verdicts").create(
+        {
+            "id": int,
+            "commitment": int,
+            "member": str,
+            "dimension": str,
+            "label": str,  # strong | weak | none | unassessed
+            "note": str,
+            "analyst": str,
+            "version": int,  # the cell's version this verdict makes: based_on_version + 1
+            "based_on_version": int,
+            "proposal": str,  # JSON: the proposal shown when the verdict was taken
+            "actions": str,  # JSON: the confirmed actions (item ids and labels) it was taken on
+            "created_utc": str,
+        },
+        pk="id",
+    )
+    # two analysts setting one cell from the same version: the second insert fails here
+    db.table("verdicts").create_index(["commitment", "member", "dimension", "version"], unique=True)
+    db.execute(
+        "CREATE TRIGGER verdicts_append_only_update BEFORE UPDATE ON verdicts "
+        "BEGIN SELECT RAISE(ABORT, 'verdicts are append-only'); END"
+    )
+    db.execute(
+        "CREATE TRIGGER verdicts_append_only_delete BEFORE DELETE ON verdicts "
+        "BEGIN SELECT RAISE(ABORT, 'verdicts are append-only'); END"
+    )
+
+
+@migrations()
+def m018_prefilter(db: Database) -> None:
+    """Items the embedded learned model ruled out before a model endpoint saw them: which learned
+    model version said so, and its calibrated probability of relevance. Such a classification is
+    not relevant and has no call; it stands while that version is current and the probability is
+    below the configured threshold, so a retrain (or a lower threshold) decides it again."""
+    db.table("classifications").add_column("prefilter_model", str)
+    db.table("classifications").add_column("prefilter_probability", float)
+
+
+@migrations()
+def m019_blind_coding(db: Database) -> None:
+    """Double coding: the analysts an item is assigned to for blind coding, and each one's
+    coding of it (accept, reject, relabel, note), append-only like decisions. A coding changes
+    neither the item's version nor its decisions: until every assigned analyst has coded the
+    item, nobody sees another's coding; then agreement settles it or a reconciling decision does."""
+    db.table("coding_assignments").create(
+        {"item_id": int, "analyst": str, "seed": int, "assigned_utc": str},
+        pk=("item_id", "analyst"),
+        foreign_keys=[("item_id", "queue_items", "id")],
+    )
+    db.table("codings").create(
+        {
+            "id": int,
+            "item_id": int,
+            "analyst": str,
+            "action": str,  # accept | reject | relabel | note
+            "payload": str,  # JSON: reason, dimension+label, note
+            "based_on_version": int,
+            "created_utc": str,
+        },
+        pk="id",
+        foreign_keys=[("item_id", "queue_items", "id")],
+    )
+    db.table("codings").create_index(["item_id", "analyst"])
+    for event in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER codings_append_only_{event.lower()} BEFORE {event} ON codings "
+            "BEGIN SELECT RAISE(ABORT, 'codings are append-only'); END"
+        )

@@ -23,7 +23,7 @@ from .classify import Classifier, pending_items
 from .config import Config
 from .crawl import crawl
 from .dates import new_run_id, now_utc
-from .errors import NotFound
+from .errors import EndpointUnusable, NotFound
 from .failpoints import failpoint
 from .redaction import redact, redact_all
 from .review import fill
@@ -196,7 +196,8 @@ def run_nightly(
             if done.skipped.get(cap):
                 stops.append(f"{cap}: {done.skipped[cap]} classifications left for the next run")
         stage = {"backend": done.backend, "model": done.model, "prompt": done.prompt, "documents": chosen,
-                 "classified": done.classified, "cached": done.cached, "failed": dict(done.failed),
+                 "classified": done.classified, "cached": done.cached, "prefiltered": done.prefiltered,
+                 "failed": dict(done.failed),
                  "failure_reasons": {k: done.reason(k) for k in done.failed}, "skipped": dict(done.skipped),
                  "calls": done.calls, "tokens_in": done.tokens_in, "tokens_out": done.tokens_out,
                  "cost": round(done.cost, 6)}  # fmt: skip
@@ -208,6 +209,9 @@ def run_nightly(
 
     error = None
     try:
+        # a model endpoint that cannot answer stops the run before it crawls or learns anything
+        if problem := (classifier.backend.check_now() if classifier else None):
+            raise EndpointUnusable(problem)
         stages = (
             ("learn", learn_stage),
             ("crawl", crawl_stage),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -11,6 +12,7 @@ import sqlite_utils
 from .config import Config
 from .dataset import EvalItem, sample_items
 from .gold import ImportResult
+from .models import Report
 
 
 @dataclass
@@ -158,3 +160,134 @@ def queue_gold(db: sqlite_utils.Database, items: list[EvalItem]) -> dict[str, in
             )
             db.execute(f"delete from queue_items where {undecided}", [doc_id])
     return fill(db)
+
+
+def confirm_cited_actions(
+    db: sqlite_utils.Database,
+    report: Report,
+    number: int,
+    *,
+    labels: dict[tuple[str, str, str], dict[str, str]] | None = None,
+) -> dict[str, int]:
+    """A chapter's cited actions as accepted queue items, as if its analysts had confirmed them.
+
+    Each action paragraph becomes a document (``gold:chapter:<N>:<member>:<seq>``) whose version
+    is its first footnote's source: title, publisher (place), dates and URL; its classification
+    carries the action's text and its dimension labels (``labels``, keyed by (member, ISO date,
+    text); by default the reference labels of ``eval/data/reference-labels/``), and the
+    member's analyst accepts it (after an edit, for a source the analyst translated; one that
+    Google Translate translated names it as the classification's model, which is what the
+    footnote's translation note then says). What the chapter draft's round trip through the
+    report parser is built on. Returns the queue's counts.
+    """
+    import json
+
+    from .languages import detect
+    from .review import decide, fill, state_of
+
+    chapter = next(c for c in report.chapters if c.number == number)
+    labels = labels if labels is not None else reference_action_labels(number)
+    dimensions = sorted({d for dims in labels.values() for d in dims})
+    stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    analysts: dict[int, str] = {}
+    translated: set[int] = set()  # the analyst's own translation: an edit before the accept
+    with db.atomic():
+        for section in chapter.members:
+            for action in section.actions:
+                note = report.footnotes.get(action.footnotes[0]) if action.footnotes else None
+                key = f"gold:chapter:{number}:{section.member}:{action.seq}"
+                accessed = note.accessed.isoformat() if note and note.accessed else stamp
+                doc_id = (
+                    db.table("documents")
+                    .insert(
+                        {
+                            "canonical_url": key,
+                            "first_url": key,
+                            "host": "gold",
+                            "kind": "gold",
+                            "current_version": 1,
+                            "first_seen_utc": accessed,
+                            "last_fetched_utc": accessed,
+                            "last_outcome": "gold",
+                        }
+                    )
+                    .last_pk
+                )
+                assert isinstance(doc_id, int)
+                place = f" ({note.place})" if note and note.place else ""
+                found = detect(note.title) if note and note.title and note.translation else None
+                machine = bool(note and note.translation and "google" in note.translation.lower())
+                content = "sha256:" + hashlib.sha256(action.text.encode("utf-8")).hexdigest()
+                db.table("document_versions").insert(
+                    {
+                        "document_id": doc_id,
+                        "version": 1,
+                        "content_sha256": content,
+                        "fetched_utc": accessed,
+                        "final_url": note.url if note else None,
+                        "title": note.title if note else None,
+                        "site": f"{note.publisher}{place}" if note and note.publisher else None,
+                        "text": action.text,
+                        # a source the chapter translated is not in English, whatever its title says
+                        "language": (found[0] if found and found[0] != "en" else "und") if found else "en",
+                        "published": note.published.isoformat() if note and note.published else None,
+                        "date_source": "gold",
+                    }
+                )
+                date = action.date.isoformat() if action.date else None
+                # an action the labels miss is a confirmed action of no strength
+                dims = labels.get((section.member, date or "", action.text)) or dict.fromkeys(
+                    dimensions, "none"
+                )
+                db.table("classifications").insert(
+                    {
+                        "document_id": doc_id,
+                        "version": 1,
+                        "content_sha": content,
+                        "commitment": number,
+                        "backend": "gold",
+                        # the English text's maker, for the footnote's translation note
+                        "model": "Google Translate" if machine else "reference-labels",
+                        "prompt_name": "none",
+                        "status": "ok",
+                        "relevant": 1,
+                        "members": json.dumps([section.member]),
+                        "action_date": date,
+                        "summary": action.text,
+                        "dimensions": json.dumps({d: {"label": v, "quotes": []} for d, v in dims.items()}),
+                        "confidence": 1.0,
+                        "flags": "[]",
+                        "created_utc": stamp,
+                    }
+                )
+                analysts[doc_id] = (section.analysts or ["gold"])[0]
+                if found and not machine:
+                    translated.add(doc_id)
+    counts = fill(db)
+    for item_id, doc_id in db.execute(
+        "select id, document_id from queue_items where commitment = ?", [number]
+    ):
+        if doc_id not in analysts:
+            continue
+        state = state_of(db, item_id)
+        version = state.item["version"]
+        if doc_id in translated:
+            decide(db, item_id, analysts[doc_id], "edit", version, summary=state.summary)
+            version += 1
+        decide(db, item_id, analysts[doc_id], "accept", version)
+    return counts
+
+
+def reference_action_labels(number: int) -> dict[tuple[str, str, str], dict[str, str]]:
+    """The reference labels of one commitment's cited actions, keyed by (member, ISO date, text)."""
+    import json
+
+    from .dataset import REFERENCE_LABELS
+    from .store import data_file
+
+    out = {}
+    for line in data_file(*REFERENCE_LABELS).read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        if row["commitment"] == number:
+            out[(row["member"], row["date"] or "", row["text"])] = row["dimensions"]
+    return out

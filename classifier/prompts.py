@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import frontmatter
 import jinja2
 
+from .languages import language_name, normalise_code
 from .rubric import Rubric
 from .store import data_dir
 
@@ -131,12 +132,15 @@ def render(
     *,
     max_chars: int = 60_000,
     instruction_like: int = 0,
+    language: str | None = None,
 ) -> RenderedPrompt:
     """Render the messages for one document. Text beyond ``max_chars`` is cut and said so.
 
     ``instruction_like`` is how many of the document's sentences address classifiers or
     models (:mod:`classifier.instructions`); a prompt version may tell the model so, from
-    outside the document.
+    outside the document. ``language`` is the document's language code: a prompt version may
+    tell the model the language of a page not in English (``language_name``; empty for English
+    or an unknown language).
     """
     system = _compiled(template.system).render(rubric=rubric)
     truncated = len(document) > max_chars
@@ -145,7 +149,15 @@ def render(
     text = re.sub(r"</?\s*document\s*>", lambda m: m[0].replace("<", "‹").replace(">", "›"), text, flags=re.I)
     if truncated:
         text += f"\n[… document truncated: {len(document) - max_chars} more characters not shown]"
-    user = _compiled(template.user).render(rubric=rubric, document=text, instruction_like=instruction_like)
+    code = normalise_code(language)
+    name = language_name(code) if code not in (None, "en") else ""
+    user = _compiled(template.user).render(
+        rubric=rubric,
+        document=text,
+        instruction_like=instruction_like,
+        language=code or "",
+        language_name=name,
+    )
     return RenderedPrompt(
         system=system,
         user=user,

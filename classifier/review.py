@@ -278,7 +278,7 @@ def source_of(db: sqlite_utils.Database, item: dict) -> dict | None:
     rows = list(
         db.query(
             "select d.canonical_url as url, d.last_fetched_utc as fetched, v.content_sha256, v.title, v.site, "
-            "v.published, v.text from documents d join document_versions v "
+            "v.published, v.text, v.final_url from documents d join document_versions v "
             "on v.document_id = d.id and v.content_sha256 = :sha where d.id = :doc",
             {"sha": item["content_sha"], "doc": item["document_id"]},
         )
@@ -404,6 +404,14 @@ def decide(
             raise QueueError(f"unknown dimension {payload.get('dimension')!r}: one of {dims}")
         if version != based_on_version:
             raise StaleItem(_what_changed(conn, item_id, based_on_version, version))
+        from . import coding  # an item being coded blind takes its coders' actions as codings
+
+        coded = coding.record(
+            conn, item_id, analyst, action, version, json.loads(suggestion)["labels"], payload
+        )
+        if coded is not None:
+            conn.execute("COMMIT")
+            return coded
         cursor = conn.execute(
             "insert into decisions (item_id, analyst, action, payload, based_on_version, created_utc) "
             "values (?, ?, ?, ?, ?, ?)",
@@ -491,8 +499,20 @@ def _what_changed(conn, item_id: int, based_on: int, version: int) -> str:
 # Listing, claiming, stats
 
 
+# An item acts in a dimension when its label there (the latest relabel, else the suggestion's) is
+# not none: the queue filtered to one cell of the evidence matrix.
+ACTS_IN = """coalesce(
+    (select json_extract(d.payload, '$.label') from decisions d where d.item_id = q.id and d.action = 'relabel'
+     and json_extract(d.payload, '$.dimension') = :dimension order by d.id desc limit 1),
+    (select l.value from json_each(q.suggestion, '$.labels') l where l.key = :dimension)) in ('strong', 'weak')"""
+
+
 def _where(
-    member: str | None, commitment: int | None, state: str | None, flag: str | None
+    member: str | None,
+    commitment: int | None,
+    state: str | None,
+    flag: str | None,
+    dimension: str | None = None,
 ) -> tuple[str, dict]:
     """The WHERE clause for the given filters only (so SQLite can use the indexes), and its params."""
     clauses, params = ["1"], {}
@@ -503,6 +523,9 @@ def _where(
     if flag is not None:
         clauses.append("exists (select 1 from json_each(q.suggestion, '$.flags') f where f.value = :flag)")
         params["flag"] = parse_flag(flag)
+    if dimension is not None:
+        clauses.append(ACTS_IN)
+        params["dimension"] = dimension
     return " and ".join(clauses), params
 
 
@@ -516,11 +539,12 @@ def list_items(
     order: str = "attention",
     limit: int = 50,
     offset: int = 0,
+    dimension: str | None = None,
 ) -> list[dict]:
     if order not in ORDERS:
         raise QueueError(f"order must be one of {', '.join(ORDERS)}")
     check_state(state)
-    where, params = _where(member, commitment, state, flag)
+    where, params = _where(member, commitment, state, flag, dimension)
     sql = f"""
         select q.id, q.member, q.commitment, q.published, q.version, q.attention,
                json_extract(q.suggestion, '$.summary') as summary,
@@ -542,9 +566,10 @@ def count_items(
     member: str | None = None,
     commitment: int | None = None,
     flag: str | None = None,
+    dimension: str | None = None,
 ) -> dict[str, int]:
     """How many items match the filters, by state (pending, accepted, rejected, total)."""
-    where, params = _where(member, commitment, None, flag)
+    where, params = _where(member, commitment, None, flag, dimension)
     sql = f"select q.state, count(*) from queue_items q where {where} group by 1"
     counts = dict.fromkeys(STATES, 0)
     counts.update({state: n for state, n in db.execute(sql, params).fetchall()})
@@ -559,12 +584,16 @@ def claim(
         raise QueueError("claiming needs an analyst: --analyst NAME or EVIDENCE_ANALYST")
     now = now_utc()
     expires = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=minutes)).isoformat(timespec="seconds")
+    from . import coding
+
     claimed: list[int] = []
     with db.atomic():
         for row in list_items(db, state=PENDING, limit=count * 5, **filters):
             if len(claimed) >= count:
                 break
             if row["claimed_by"] and row["claimed_by"] != analyst:
+                continue
+            if coding.waiting_on_others(db, row["id"], analyst):
                 continue
             db.table("claims").upsert(
                 {"item_id": row["id"], "analyst": analyst, "claimed_utc": now, "expires_utc": expires},
@@ -582,6 +611,20 @@ def stats(db: sqlite_utils.Database) -> list[dict]:
         from queue_items group by commitment, member order by commitment, member
     """
     return list(db.query(sql))
+
+
+def cost_per_accepted(db: sqlite_utils.Database) -> dict[str, Any]:
+    """What the model calls cost in all (every call logged, failed ones included: they are paid
+    for too) over the actions analysts accepted: the cost of one confirmed action. Items the
+    prefilter ruled out made no call and cost nothing."""
+    calls, cost = db.execute("select count(*), coalesce(sum(cost), 0) from llm_calls").fetchone()
+    accepted = db.execute("select count(*) from queue_items where state = 'accepted'").fetchone()[0]
+    return {
+        "calls": calls,
+        "cost": round(cost, 6),
+        "accepted": accepted,
+        "cost_per_accepted": round(cost / accepted, 6) if accepted else None,
+    }
 
 
 def resolve_analyst(value: str | None) -> str | None:
@@ -603,6 +646,7 @@ __all__ = [
     "UnseenDecisions",
     "check_state",
     "claim",
+    "cost_per_accepted",
     "decide",
     "decide_current",
     "decisions_since_suggestion",

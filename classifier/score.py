@@ -1,8 +1,9 @@
 """Confirmed evidence -> member scores, with pending counts, receipts and summary tables.
 
-Only accepted queue items count. Per member and dimension the strongest confirmed label
-(after the analysts' relabels) goes into the rubric's rule; pending items are counted next
-to every score, and a score with pending items is provisional. ``include_pending`` gives an
+Only accepted queue items count. Per member and dimension the analyst's confirmed verdict
+goes into the rubric's rule, else the proposal from the confirmed actions (after the analysts'
+relabels; :mod:`classifier.verdicts`), and a score resting on any proposal is provisional;
+pending items are counted next to every score. ``include_pending`` gives an
 explicitly provisional view that also counts the pending suggestions. The report draft
 built on these scores is :mod:`classifier.draft`.
 """
@@ -13,11 +14,11 @@ import json
 
 import sqlite_utils
 
+from . import verdicts as verdicts_lib
 from .llm import is_calibrated
 from .review import UNKNOWN_MEMBER, label_states, source_of, states
 from .rubric import Rubric, average_of, format_average, format_score, score
-
-RANK = {"none": 0, "weak": 1, "unknown": 1.5, "strong": 2}
+from .verdicts import DEFAULT_RULE, RANK
 
 
 def _items(db: sqlite_utils.Database, commitment: int, member: str | None = None) -> list[int]:
@@ -26,9 +27,16 @@ def _items(db: sqlite_utils.Database, commitment: int, member: str | None = None
 
 
 def member_scores(
-    db: sqlite_utils.Database, rubric: Rubric, *, member: str | None = None, include_pending: bool = False
+    db: sqlite_utils.Database,
+    rubric: Rubric,
+    *,
+    member: str | None = None,
+    include_pending: bool = False,
+    rule: str = DEFAULT_RULE,
 ) -> list[dict]:
-    """One row per member: strongest label per dimension, score, pending count, provisional."""
+    """One row per member: per dimension the confirmed verdict, else the proposal from the
+    confirmed actions under ``rule``; the score; pending count; provisional when any dimension
+    rests on a proposal (or pending items are counted)."""
     rows = []
     by_member: dict[str, list] = {}
     backends = dict(
@@ -43,8 +51,9 @@ def member_scores(
         if state == "pending" and not is_calibrated(backends.get(item)):
             labels = {d: "unknown" if v == "strong" else v for d, v in labels.items()}
         by_member.setdefault(name, []).append((state, labels))
+    decided = verdicts_lib.latest(db, rubric.number)
     for name in rubric.members if member is None else [member]:
-        strongest = dict.fromkeys(rubric.dimension_ids, "none")
+        counted: list[dict[str, str]] = []
         confirmed = pending = 0
         for state, labels in by_member.get(name, []):
             if state == "rejected":
@@ -55,25 +64,37 @@ def member_scores(
                     continue
             else:
                 confirmed += 1
-            for dim, label in labels.items():
-                if dim in strongest and RANK[label] > RANK[strongest[dim]]:
-                    strongest[dim] = label
+            counted.append(labels)
+        chosen, sources, proposals, verdicts = {}, {}, {}, {}
+        for dim in rubric.dimension_ids:
+            proposal = verdicts_lib.propose([labels.get(dim, "none") for labels in counted], rule)
+            verdict = decided.get((name, dim))
+            proposals[dim] = proposal.as_dict()
+            verdicts[dim] = verdict
+            if verdict is not None and verdict["label"] in verdicts_lib.LABELS:
+                chosen[dim], sources[dim] = verdict["label"], "verdict"
+            else:
+                chosen[dim], sources[dim] = proposal.label, "proposal"
         # unknown: evidence of action whose strength nobody confirmed, counted as weak
         value = score(
-            {d: "weak" if v == "unknown" else v for d, v in strongest.items()},
+            {d: "weak" if v == "unknown" else v for d, v in chosen.items()},
             rubric.scoring,
             rubric.dimension_ids,
         )
         rows.append(
             {
                 "member": name,
-                "labels": strongest,
-                "unknown": [d for d, v in strongest.items() if v == "unknown"],
+                "labels": chosen,
+                "sources": sources,
+                "proposals": proposals,
+                "verdicts": verdicts,
+                "unknown": [d for d, v in chosen.items() if v == "unknown"],
                 "score": value,
                 "printed": format_score(value),
                 "confirmed": confirmed,
                 "pending": pending,
-                "provisional": bool(pending) or include_pending,
+                "proposed": [d for d, s in sources.items() if s == "proposal"],
+                "provisional": "proposal" in sources.values() or include_pending,
             }
         )
     return rows
@@ -101,19 +122,23 @@ def render_table(table: dict) -> str:
     lines.append(f"{'':<16} {'score':>5}  {'confirmed':>9}  {'pending':>7}  dimensions")
     for r in table["members"]:
         mark = "*" if r["provisional"] else " "
-        dims = ", ".join(f"{k} {v}" for k, v in r["labels"].items())
+        dims = ", ".join(
+            f"{k} {v}{'' if r['sources'][k] == 'verdict' else '?'}" for k, v in r["labels"].items()
+        )
         lines.append(
             f"{r['member']:<16} {r['printed']:>4}{mark}  {r['confirmed']:>9}  {r['pending']:>7}  {dims}"
         )
     lines.append(f"{'Average':<16} {table['average']}")
     if table["unattributed"]:
         lines.append(f"({table['unattributed']} candidate actions name no member and count for none)")
-    lines.append("* provisional: pending items could change this score")
+    lines.append("* provisional: a dimension rests on a proposal (?), not an analyst's verdict")
     return "\n".join(lines)
 
 
 def explain(db: sqlite_utils.Database, rubric: Rubric, member: str) -> dict:
-    """The receipt: per dimension, the confirmed actions, their quotes, source and decisions."""
+    """The receipt, the whole chain: score <- per dimension the verdict (or the proposal and its
+    counts) <- the confirmed actions <- their quotes <- the source text and the bytes it was
+    extracted from (sha256 of each), with the decisions that confirmed each action."""
     (row,) = member_scores(db, rubric, member=member)
     dimensions: dict[str, list[dict]] = {d: [] for d in rubric.dimension_ids}
     for state in states(db, commitment=rubric.number, member=member):
@@ -142,6 +167,7 @@ def explain(db: sqlite_utils.Database, rubric: Rubric, member: str) -> dict:
                     "quotes": quotes,
                     "url": doc["url"] if doc else None,
                     "content_sha256": doc["content_sha256"] if doc else state.item["content_sha"],
+                    "raw_sha256": _raw_sha(db, state.item),
                     "published": doc["published"] if doc else None,
                     "prompt": state.suggestion.get("prompt"),
                     "backend": state.suggestion.get("backend"),
@@ -149,7 +175,33 @@ def explain(db: sqlite_utils.Database, rubric: Rubric, member: str) -> dict:
                     "decisions": confirmations,
                 }
             )
-    return {"member": member, "commitment": rubric.number, **row, "dimensions": dimensions}
+    readings = {
+        d: {
+            "label": row["labels"][d],
+            "source": row["sources"][d],
+            "verdict": row["verdicts"][d],
+            "proposal": row["proposals"][d],
+        }
+        for d in rubric.dimension_ids
+    }
+    for entries in dimensions.values():
+        entries.sort(key=lambda e: -RANK[e["label"]])  # strongest first, as the matrix shows them
+    return {
+        "member": member,
+        "commitment": rubric.number,
+        **row,
+        "readings": readings,
+        "dimensions": dimensions,
+    }
+
+
+def _raw_sha(db: sqlite_utils.Database, item: dict) -> str | None:
+    """The sha256 of the bytes as fetched that the item's text was extracted from."""
+    found = db.execute(
+        "select raw_sha256 from document_versions where document_id = ? and content_sha256 = ?",
+        [item["document_id"], item["content_sha"]],
+    ).fetchone()
+    return found[0] if found else None
 
 
 def overview(tables: list[dict]) -> dict:

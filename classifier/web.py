@@ -240,7 +240,7 @@ def filters_of(request: Request) -> dict[str, Any]:
     return {"member": q.get("member") or None,
             "commitment": parse_number(commitment, "commitment") if commitment else None,
             "state": state, "flag": parse_flag(q["flag"]) if q.get("flag") else None,
-            "order": order}  # fmt: skip
+            "order": order, "dimension": q.get("dimension") or None}  # fmt: skip
 
 
 async def home(request: Request) -> Response:
@@ -255,7 +255,8 @@ async def queue_page(request: Request) -> Response:
     page = parse_number(raw, "page", minimum=1, maximum=SQLITE_MAX_INT // PAGE_SIZE)
     notice = saved(request)
     rows = review.list_items(db(request), **f, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
-    counts = review.count_items(db(request), member=f["member"], commitment=f["commitment"], flag=f["flag"])
+    counts = review.count_items(db(request), member=f["member"], commitment=f["commitment"], flag=f["flag"],
+                                dimension=f["dimension"])  # fmt: skip
     shown = counts[f["state"]] if f["state"] else counts["total"]
     members = review.queue_members(db(request))
     commitments = list(site(request).rubrics)
@@ -304,7 +305,21 @@ async def item_page(request: Request) -> Response:
     current(request)
     item_id = item_id_of(request)
     notice = saved(request)
-    return render(request, "item.html", saved=notice, **item_context(request, item_id))
+    context = coding_context(request, item_context(request, item_id))
+    return render(request, "item.html", saved=notice, **context)
+
+
+def coding_context(request: Request, context: dict[str, Any]) -> dict[str, Any]:
+    """The item page's context with its double coding as the logged-in analyst may see it:
+    a coder sees their own labels in the dimensions table, nobody sees another's coding
+    until every coder has coded the item."""
+    from . import coding
+
+    seen = coding.view(db(request), context["s"].item["id"], request.state.user.name)
+    if seen.blind and seen.mine is not None:
+        context["dimensions"] = [{**d, "label": seen.mine.labels.get(d["id"], d["label"])}
+                                 for d in context["dimensions"]]  # fmt: skip
+    return {**context, "coding": seen}
 
 
 async def decide(request: Request) -> Response:
@@ -320,13 +335,19 @@ async def decide(request: Request) -> Response:
     try:
         review.decide(db(request), item_id, request.state.user.name, action, version, **payload)
     except review.StaleItem as exc:
-        return render(request, "item.html", 409, conflict=str(exc), **item_context(request, item_id))
+        context = coding_context(request, item_context(request, item_id))
+        return render(request, "item.html", 409, conflict=str(exc), **context)
     except NotFound:
         raise
     except review.QueueError as exc:
-        return render(request, "item.html", 400, problem=str(exc), **item_context(request, item_id))
+        context = coding_context(request, item_context(request, item_id))
+        return render(request, "item.html", 400, problem=str(exc), **context)
     if action in review.STATE_AFTER:  # a decision that settles the item: on to the next
-        following = [r["id"] for r in review.list_items(db(request), state=review.PENDING, limit=1)]
+        following = [
+            r["id"]
+            for r in review.list_items(db(request), state=review.PENDING, limit=2)
+            if r["id"] != item_id
+        ][:1]  # an item coded blind stays pending: not it again
         target = f"/items/{following[0]}" if following else "/queue"
         return RedirectResponse(f"{target}?done={action}&from={item_id}", status_code=303)
     return RedirectResponse(f"/items/{item_id}?done={action}", status_code=303)
@@ -368,7 +389,14 @@ async def eval_page(request: Request) -> Response:
     runs = list_runs(db(request), 100)
     for run in runs:
         run["headline"] = headline(run)
-    return render(request, "eval.html", runs=runs)
+    return render(request, "eval.html", runs=runs, agreement=coding_agreement(request))
+
+
+def coding_agreement(request: Request) -> Any:
+    """The analysts' agreement on the items they coded blind, for the evaluation page."""
+    from . import coding
+
+    return coding.agreement(db(request))
 
 
 def plots_dir(request: Request) -> Path:
@@ -453,6 +481,8 @@ def create_app(
     throttle: users_lib.LoginThrottle | None = None,
 ) -> Starlette:
     """The application on the database at ``db_path`` (migrated once, here)."""
+    from . import web_matrix  # its handlers use this module's helpers
+
     path = Path(db_path) if db_path else None
     open_db(path).conn.close()  # create and migrate once; requests open without migrating
     throttle = throttle or users_lib.LoginThrottle()  # failed logins: this process's memory only
@@ -475,6 +505,7 @@ def create_app(
         Route("/scores", scores_page),
         Route("/scores/{commitment}/{member}", receipt_page),
         Route("/report/{commitment}", report_page),
+        *web_matrix.routes(),
         Route("/eval", eval_page),
         Route("/eval/{run_id}", eval_run_page),
         Route("/plots/{name}", plot),

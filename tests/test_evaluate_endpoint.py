@@ -4,6 +4,8 @@ covered on real model output by the recorded cassettes (tests/test_llm_cassettes
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from typer.testing import CliRunner
 
@@ -27,7 +29,7 @@ NOT_RELEVANT = {"relevant": False, "members": [], "action_date": None, "summary"
 
 def config(stub: OpenAIStub, **changes) -> Config:
     llm = dict(backend="openai", base_url=stub.base_url, model="stub-model", timeout=2.0, backoff=0.01,
-               max_retries=0, rate_limit_retries=0, prices={"stub-model": Price(input=1.0, output=2.0)})  # fmt: skip
+               max_retries=0, rate_limit_retries=0, prices={"stub-model": Price(input=1.0, output=2.0)}, prefilter=0)  # fmt: skip
     return Config(llm=LLMConfig(**{**llm, **changes}))
 
 
@@ -104,7 +106,7 @@ def test_eval_run_exits_5_when_nothing_was_predicted_and_prints_coverage_first(
     stub.script([{"status": 500}] * 50)
     (tmp_path / "evidence.toml").write_text(
         f'[llm]\nbackend = "openai"\nbase_url = "{stub.base_url}"\nmodel = "stub-model"\nmax_retries = 0\n'
-        "rate_limit_retries = 0\nbackoff = 0.01\n[llm.prices.stub-model]\ninput = 1.0\noutput = 2.0\n",
+        "rate_limit_retries = 0\nbackoff = 0.01\nprefilter = 0\n[llm.prices.stub-model]\ninput = 1.0\noutput = 2.0\n",
         encoding="utf-8",
     )
     monkeypatch.setenv("OPENAI_API_KEY", "sk-stub-0000")
@@ -114,3 +116,44 @@ def test_eval_run_exits_5_when_nothing_was_predicted_and_prints_coverage_first(
     result = CliRunner().invoke(app, args)
     assert result.exit_code == evaluate.EXIT_NOTHING, result.output
     assert result.output.index("coverage (title): 0 of 3 predicted, 3 failed") < result.output.index("metric")
+
+
+def test_eval_run_on_an_endpoint_that_cannot_answer_stops_with_one_line(db, stub, tmp_path, monkeypatch):
+    """The stub is asked for a model it does not serve: `eval run` checks first, sends no chat
+    request, stores no run, and says in one line what is wrong (exit 1)."""
+    (tmp_path / "evidence.toml").write_text(
+        f'[llm]\nbackend = "openai"\nbase_url = "{stub.base_url}"\nmodel = "gpt-x"\nmax_retries = 0\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-stub-0000")
+    monkeypatch.setenv("EVIDENCE_EVAL_RESULTS", str(tmp_path / "results"))
+    args = ["--db", str(tmp_path / "eval.db"), "--config", str(tmp_path / "evidence.toml"), "eval", "run",
+            "--input", "title", "--commitment", "19", "--limit", "3"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith(f"error: {stub.base_url}: ") and "'gpt-x' is not among" in line
+    assert stub.requests == [] and open_db(tmp_path / "eval.db")["eval_runs"].count == 0
+
+
+def test_eval_run_stopped_by_the_first_answer_exits_1_naming_the_problem(db, stub, tmp_path, monkeypatch):
+    """The stub lists the model but answers the first chat request HTTP 401: the rest are not sent,
+    the run is stored with what stopped it, and the command ends with that line (exit 5: nothing
+    was predicted)."""
+    stub.script([{"status": 401}] * 10)
+    (tmp_path / "evidence.toml").write_text(
+        f'[llm]\nbackend = "openai"\nbase_url = "{stub.base_url}"\nmodel = "stub-model"\nmax_retries = 0\n'
+        "rate_limit_retries = 0\nbackoff = 0.01\nconcurrency = 1\n[llm.prices.stub-model]\ninput = 1.0\noutput = 2.0\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-stub-0000")
+    monkeypatch.setenv("EVIDENCE_EVAL_RESULTS", str(tmp_path / "results"))
+    args = ["--db", str(tmp_path / "eval.db"), "--config", str(tmp_path / "evidence.toml"), "eval", "run",
+            "--input", "title", "--commitment", "19", "--limit", "4"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == evaluate.EXIT_NOTHING, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith(f"error: {stub.base_url}") and "401" in last
+    (run,) = open_db(tmp_path / "eval.db")["eval_runs"].rows
+    assert "401" in json.loads(run["metrics"])["run"]["stopped"]
+    assert len(stub.requests) == 1

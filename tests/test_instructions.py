@@ -222,7 +222,7 @@ def test_the_flag_reaches_the_queue_and_puts_the_item_first(tmp_path):
 
 def test_the_prompt_frames_the_document_as_data_and_names_what_was_found(rubrics):
     template = load_prompt()
-    assert template.name == "classify-v2"
+    assert template.name == "classify-v3"
     text = f"{STRONG} {PLANTED[1]}"
     flagged = render(template, rubrics[18], text, instruction_like=len(instructions.find(text)))
     clean = render(template, rubrics[18], STRONG)
@@ -259,7 +259,9 @@ def test_the_model_is_told_from_outside_the_document(rubrics):
     }
     with OpenAIStub() as stub:
         stub.answer(answer)
-        config = Config(llm=LLMConfig(backend="openai", base_url=stub.base_url, model="stub-model"))
+        config = Config(
+            llm=LLMConfig(backend="openai", base_url=stub.base_url, model="stub-model", prefilter=0)
+        )
         backend = OpenAIBackend(config.llm, api_key="sk-test-not-a-real-key")
         classifier = Classifier(open_db(), config, backend_object=backend)
         row = asyncio.run(classifier.classify(text_item(f"{OFF_TOPIC} {PLANTED[3]}", rubric)))

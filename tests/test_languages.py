@@ -314,3 +314,51 @@ def test_translation_note_for_each_case():
     assert translation_note("ja", "[Japanese] …", edited_by_analyst=True, model="m") == (
         "Translation provided by Analyst."
     )
+
+
+GERMAN_RELEASE = (
+    "Berlin, 8. Oktober 2024. Die Bundespolizei hat in einer gemeinsamen Aktion mit Europol vierzehn "
+    "mutmaßliche Schleuser festgenommen. Das Netzwerk soll mehr als 300 Menschen über die Balkanroute "
+    "geschleust haben. Die Ermittler stellten Bargeld, Fahrzeuge und gefälschte Dokumente sicher."
+)
+
+
+def test_the_endpoint_is_told_the_pages_language_and_asked_for_an_english_summary():
+    """The local STUB endpoint (tests/llm_stub.py) records what it is sent: a German page, its
+    language stored or detected from the text, gets the note; an English page does not."""
+    import asyncio
+
+    import openai
+
+    from classifier.classify import Classifier, text_item
+    from classifier.config import Config
+    from classifier.endpoint import OpenAIBackend
+    from classifier.rubric import rubrics_for
+    from classifier.store import open_db
+
+    from .llm_stub import OpenAIStub
+    from .test_llm_faults import DOCUMENT, KEY, VALID, llm_config
+
+    rubric = rubrics_for(19)[0]
+    with OpenAIStub() as stub:
+        stub.answer(VALID)
+
+        async def go():
+            http = openai.DefaultAsyncHttpxClient()
+            try:
+                cfg = llm_config(stub)
+                backend = OpenAIBackend(cfg, api_key=KEY, http_client=http)
+                classifier = Classifier(open_db(), Config(llm=cfg), backend_object=backend)
+                await classifier.classify(text_item(GERMAN_RELEASE, rubric))  # detected
+                await classifier.classify(text_item(DOCUMENT + " Paris.", rubric, language="fr"))  # stored
+                await classifier.classify(text_item(DOCUMENT, rubric))  # English
+            finally:
+                await http.aclose()
+
+        asyncio.run(go())
+        users = [r["body"]["messages"][-1]["content"] for r in stub.requests]
+    assert len(users) == 3
+    german, french, english = (u.partition("\n<document>\n")[0] for u in users)
+    assert "the document is in German" in german and '"(Translated from\nGerman.)"' in german
+    assert "the document is in French" in french
+    assert "the document is in" not in english

@@ -29,6 +29,8 @@ from classifier.store import open_db
 
 CASSETTES = Path(__file__).parent / "cassettes"
 RECORDING = os.environ.get("EVIDENCE_RECORD_CASSETTES") == "1"
+# The prompt version the Classifier-level cassettes were recorded with (the request bodies match it).
+RECORDED_PROMPT = "classify-v2"
 BASE_URL = "http://127.0.0.1:8077/v1"
 RECORDING_KEY = "sk-recording-DUMMY-KEY-do-not-store-1234"
 DOCUMENT = (
@@ -57,6 +59,7 @@ def backend(mode: str = "tools", **changes) -> OpenAIBackend:
         max_retries=1,
         rate_limit_retries=0,
         temperature=0.0,
+        prefilter=0,
     )
     config = LLMConfig(**{**settings, **changes})
     return OpenAIBackend(config, api_key=RECORDING_KEY)
@@ -141,12 +144,15 @@ def test_an_answer_cut_off_at_max_tokens_is_output_truncated(name, mode):
 def test_truncated_answer_is_stored_and_the_run_goes_on(tmp_path):
     """Through the Classifier: the cut-off answer is a failed classification with its call logged."""
     rubric = rubrics_for(19)[0]
-    config = Config(llm=LLMConfig(backend="openai", base_url=BASE_URL, model="smollm2-135m-instruct"))
+    config = Config(
+        llm=LLMConfig(backend="openai", base_url=BASE_URL, model="smollm2-135m-instruct", prefilter=0)
+    )
     with recorder.use_cassette("classify-19-truncated-run.yaml"):
         classifier = Classifier(
             open_db(tmp_path / "db.sqlite"),
             config,
             backend_object=backend(max_output_tokens=20, max_retries=2),
+            prompt=RECORDED_PROMPT,
         )
         summary = asyncio.run(classifier.run([text_item(DOCUMENT, rubric)]))
     assert summary.failed == {"output-truncated": 1} and summary.stopped is None
@@ -163,13 +169,16 @@ def test_json_schema_mode_unsupported_stops_on_the_first_item(tmp_path):
     rubric = rubrics_for(19)[0]
     texts = [DOCUMENT, DOCUMENT + " Second.", DOCUMENT + " Third."]
     config = Config(
-        llm=LLMConfig(backend="openai", base_url=BASE_URL, model="smollm2-135m-instruct", concurrency=1)
+        llm=LLMConfig(
+            backend="openai", base_url=BASE_URL, model="smollm2-135m-instruct", concurrency=1, prefilter=0
+        )
     )
     with recorder.use_cassette("classify-19-json-schema-500.yaml"):
         classifier = Classifier(
             open_db(tmp_path / "db.sqlite"),
             config,
             backend_object=backend("json_schema", rate_limit_retries=4, backoff=0.01, concurrency=1),
+            prompt=RECORDED_PROMPT,
         )
         summary = asyncio.run(classifier.run([text_item(t, rubric) for t in texts]))
     check, *recorded = interactions("classify-19-json-schema-500.yaml")
@@ -184,9 +193,13 @@ def test_json_schema_mode_unsupported_stops_on_the_first_item(tmp_path):
 def test_grounding_runs_on_real_model_output(tmp_path):
     """Through the Classifier: the real output is stored, its quotes located or flagged."""
     rubric = rubrics_for(19)[0]
-    config = Config(llm=LLMConfig(backend="openai", base_url=BASE_URL, model="smollm2-135m-instruct"))
+    config = Config(
+        llm=LLMConfig(backend="openai", base_url=BASE_URL, model="smollm2-135m-instruct", prefilter=0)
+    )
     with recorder.use_cassette("classify-19-grounding.yaml"):
-        classifier = Classifier(open_db(tmp_path / "db.sqlite"), config, backend_object=backend())
+        classifier = Classifier(
+            open_db(tmp_path / "db.sqlite"), config, backend_object=backend(), prompt=RECORDED_PROMPT
+        )
         row = asyncio.run(classifier.classify(text_item(DOCUMENT, rubric)))
     if row["status"] == "ok":
         dims = json.loads(row["dimensions"])
@@ -230,9 +243,13 @@ def test_eval_run_through_the_openai_path(tmp_path, monkeypatch):
 
     db = open_db(tmp_path / "eval.db")
     gold.import_paths(db, [REPORTS])
-    config = Config(llm=LLMConfig(backend="openai", base_url=BASE_URL, model="smollm2-135m-instruct"))
+    config = Config(
+        llm=LLMConfig(backend="openai", base_url=BASE_URL, model="smollm2-135m-instruct", prefilter=0)
+    )
     with recorder.use_cassette("eval-19-title.yaml"):
-        classifier = Classifier(db, config, backend_object=backend())
+        checked = backend()
+        checked._preflight = None  # this recording predates the check before a run (GET /models)
+        classifier = Classifier(db, config, backend_object=checked, prompt=RECORDED_PROMPT)
         run = evaluate.run_eval(
             db, config, rubrics_for(), mode="title", commitment=19, limit=2, classifier=classifier
         )

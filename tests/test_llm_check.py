@@ -94,7 +94,7 @@ def test_the_cli_check_exits_1_with_one_line(stub, tmp_path):
     env = {**os.environ, "OPENAI_API_KEY": KEY, "EVIDENCE_DB": str(tmp_path / "db.sqlite")}
     done = subprocess.run(
         [sys.executable, "-m", "classifier.cli", "--config", str(path), "llm", "check"],
-        capture_output=True, text=True, env=env, timeout=60,
+        capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines() == [

@@ -98,6 +98,7 @@ def llm_config(stub: OpenAIStub, **changes) -> LLMConfig:
         max_retries=1,
         rate_limit_retries=2,
         prices={"stub-model": Price(input=1.0, output=2.0)},
+        prefilter=0,  # every item reaches the endpoint: its faults are what is tested
     )
     return LLMConfig(**{**base, **changes})
 

@@ -157,7 +157,7 @@ def write_config(path, stub: OpenAIStub) -> None:
         "concurrency = 1\nper_host_concurrency = 1\n"
         f'[llm]\nbackend = "openai"\nbase_url = "{stub.base_url}"\nmodel = "stub-model"\n'
         'api_key_env = "EVIDENCE_TEST_KEY"\ntimeout = 10\nbackoff = 0\nmax_retries = 0\n'
-        "rate_limit_retries = 0\nconcurrency = 1\n",
+        "rate_limit_retries = 0\nconcurrency = 1\nprefilter = 0\n",
         encoding="utf-8",
     )
 

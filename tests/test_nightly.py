@@ -168,3 +168,20 @@ def test_failpoints_fire_on_the_named_hit_only(monkeypatch):
     monkeypatch.setenv("EVIDENCE_FAILPOINTS", "a.point=explode")
     with pytest.raises(ValueError, match="unknown action 'explode'"):
         failpoints.failpoint("a.point")
+
+
+def test_an_endpoint_that_cannot_answer_stops_the_run_before_it_crawls(setup, site, monkeypatch):
+    """A closed port as the model endpoint: one line naming the URL, no request to the newsroom,
+    the run recorded as an error with exit 1."""
+    sources, _ = setup
+    monkeypatch.setenv("EVIDENCE_LLM_BACKEND", "openai")
+    monkeypatch.setenv("EVIDENCE_LLM_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("EVIDENCE_LLM_MODEL", "some-model")
+    monkeypatch.setenv("EVIDENCE_LLM_API_KEY_ENV", "NIGHTLY_TEST_KEY")
+    monkeypatch.setenv("NIGHTLY_TEST_KEY", "sk-never-printed-0000")
+    result = nightly(sources)
+    assert result.exit_code == 1
+    s = summary_of(result)
+    assert s["status"] == "error" and "http://127.0.0.1:9/v1: cannot connect" in s["error"]
+    assert "crawl" not in s["stages"] and site.requests == []
+    assert "sk-never-printed" not in result.output

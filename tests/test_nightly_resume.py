@@ -94,7 +94,7 @@ class World:
             "concurrency = 1\nper_host_concurrency = 1\n"
             f'[llm]\nbackend = "openai"\nbase_url = "{stub.base_url}"\nmodel = "stub-model"\n'
             'api_key_env = "EVIDENCE_TEST_KEY"\ntimeout = 5\nbackoff = 0\nrate_limit_retries = 1\n'
-            "max_retry_after = 0\n",
+            "max_retry_after = 0\nprefilter = 0\n",
             encoding="utf-8",
         )
         self.sources = tmp_path / "sources.toml"

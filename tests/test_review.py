@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-from classifier import crawl, review
+from classifier import crawl, review, verdicts
 from classifier.classify import Classifier, document_items
 from classifier.config import Config
 from classifier.rubric import rubrics_for
@@ -230,14 +230,26 @@ def test_scores_count_confirmed_evidence_only(db):
     review.decide(db, chosen, "ana", "accept", state.version + 1)
     (after,) = member_scores(db, rubric, member=member)
     assert after["confirmed"] == 1 and after["pending"] == len(mine) - 1
-    assert after["labels"]["border_management"] == "strong"
-    assert after["provisional"] == (len(mine) > 1)
+    # one strong action is a proposal of weak (points-5: weak actions add up, one strong is not enough)
+    assert after["labels"]["border_management"] == "weak" and after["provisional"]
+    assert after["proposals"]["border_management"]["strong"] == 1
+    for dim in rubric.dimension_ids:  # the analyst weighs the cell and decides: no proposal left
+        verdicts.set_verdict(
+            db, rubric, member, dim, "strong" if dim == "border_management" else "none", "ana", 0
+        )
+    (decided,) = member_scores(db, rubric, member=member)
+    assert decided["labels"]["border_management"] == "strong" and not decided["provisional"]
+    assert decided["pending"] == len(mine) - 1  # still counted beside the score
     table = commitment_table(db, rubric)
     assert len(table["members"]) == 8 and table["average"].endswith("%)")
     receipt = explain(db, rubric, member)
+    reading = receipt["readings"]["border_management"]
+    assert reading["source"] == "verdict" and reading["verdict"]["analyst"] == "ana"
+    assert reading["proposal"]["label"] == "weak"
     (entry,) = receipt["dimensions"]["border_management"]
+    assert entry["raw_sha256"].startswith("sha256:")
     assert entry["item"] == chosen and entry["url"].startswith("http://127.0.0.1")
-    assert entry["content_sha256"].startswith("sha256:") and entry["prompt"] == "classify-v2"
+    assert entry["content_sha256"].startswith("sha256:") and entry["prompt"] == "classify-v3"
     assert [d["action"] for d in entry["decisions"]] == ["relabel", "accept"]
     assert pending_view["provisional"]
 

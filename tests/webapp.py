@@ -108,6 +108,7 @@ def build_review_db(path: Path, documents: int = 4) -> None:
                 model="stub-model",
                 api_key_env="EVIDENCE_WEB_TEST_KEY",
                 timeout=5,
+                prefilter=0,
             )
         )
         for hostile in (False, True):
