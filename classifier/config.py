@@ -78,6 +78,9 @@ class LLMConfig(Model):
     backoff: float = Field(2.0, ge=0)
     max_retry_after: float = Field(120.0, ge=0)
     concurrency: int = Field(4, ge=1)
+    rpm: int | None = Field(None, ge=1)  # requests per minute, across concurrent calls; None: no limit
+    tpm: int | None = Field(None, ge=1)  # tokens (prompt + output) per minute; None: no limit
+    rate_window: float = Field(60.0, gt=0)  # the "minute" of rpm and tpm, in seconds
     max_doc_chars: int = Field(60_000, gt=0)  # the document's token budget, in characters (~4 per token)
     temperature: float = 0.0
     max_output_tokens: int = Field(1500, gt=0)  # bounds a runaway answer (and its cost)

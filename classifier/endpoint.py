@@ -14,12 +14,14 @@ import json
 import logging
 import os
 import random
+import re
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ValidationError
 
@@ -62,6 +64,7 @@ class _Reply:
     status: int
     content_type: str
     declared: int | None  # Content-Length, if any
+    ratelimit: dict[str, str] = field(default_factory=dict)  # the x-ratelimit-* headers
     size: int = 0  # body bytes seen so far (after decompression)
     head: bytearray = field(default_factory=bytearray)  # the start of the body
 
@@ -91,6 +94,10 @@ class _Reply:
 
 # The replies of the classification in progress (a list per call: concurrent calls share a client).
 _replies: contextvars.ContextVar[list[_Reply] | None] = contextvars.ContextVar("llm_replies", default=None)
+# The exchange of the classification in progress, for the hooks of the one instructor client a
+# backend keeps (made once: making it, and instructor's wrapping of the output model, per call
+# cost more than the rest of the client together).
+_exchange: contextvars.ContextVar[_Exchange | None] = contextvars.ContextVar("llm_exchange", default=None)
 
 
 def _size(n: int) -> str:
@@ -155,6 +162,9 @@ def _bounded_body_type() -> type:
 async def _on_request(request: Any) -> None:
     # only what _Inflater can measure; a decompressor we cannot bound is never asked for
     request.headers["Accept-Encoding"] = "gzip, deflate"
+    sending = _sending.get()
+    if sending is not None:
+        sending.at = time.monotonic()  # a rate limit counts from when the request goes out
 
 
 async def _on_response(response: Any) -> None:
@@ -164,6 +174,7 @@ async def _on_response(response: Any) -> None:
         status=response.status_code,
         content_type=(headers.get("content-type") or "").split(";")[0].strip().lower(),
         declared=int(declared) if declared and declared.strip().isdigit() else None,
+        ratelimit={k.lower(): v for k, v in headers.items() if k.lower().startswith("x-ratelimit-")},
     )
     replies = _replies.get()
     if replies is not None:
@@ -271,6 +282,180 @@ class _Exchange:
         return self.replies[-1].excerpt() if self.replies else None
 
 
+@cache
+def _check_models_once() -> None:
+    """Make instructor's check that a response model has no async validators run once per
+    model rather than seven times per call: it walks every field of every nested model, and
+    was the largest part of what the client itself spent per call (instructor 1.17). Only a
+    model that passed is remembered (a class's validators do not change); one that fails
+    raises every time, as before. Another instructor, without this function, is left alone."""
+    try:
+        from instructor.v2.core import patch
+        from instructor.v2.validation import async_validators
+    except ImportError:
+        return
+    check = getattr(async_validators, "reject_async_validators", None)
+    if not callable(check) or getattr(patch, "reject_async_validators", None) is not check:
+        return
+    original: Callable[[Any], None] = cast(Callable[[Any], None], check)
+    passed: set[Any] = set()
+
+    def reject_async_validators(response_model: Any) -> None:
+        try:
+            if response_model in passed:
+                return
+        except TypeError:  # unhashable: checked every time
+            original(response_model)
+            return
+        original(response_model)
+        passed.add(response_model)
+
+    async_validators.reject_async_validators = reject_async_validators
+    patch.reject_async_validators = reject_async_validators
+
+
+def _on_completion(completion: Any) -> None:
+    exchange = _exchange.get()
+    if exchange is not None:
+        exchange.received(completion)
+
+
+def _on_kwargs(*_a: Any, **_k: Any) -> None:
+    exchange = _exchange.get()
+    if exchange is not None:
+        exchange.count_sent()
+
+
+# ---------------------------------------------------------------------------
+# How many requests are in flight: fewer after timeouts, more again after answers
+
+log = logging.getLogger("evidence.endpoint")  # with the nightly job's log lines when it runs
+
+
+class _Concurrency:
+    """The requests in flight, at most ``limit``: halved when a request times out (a server
+    that cannot keep up answers none of them in time), grown back by one after ``limit``
+    answers in a row (additive increase, multiplicative decrease), never above ``ceiling``.
+    Each change is logged once, e.g. "timeouts: concurrency 8 → 4"."""
+
+    def __init__(self, ceiling: int):
+        self.ceiling = self.limit = ceiling
+        self.in_flight = 0
+        self._answers = 0
+        self._generation = 0  # bumped on every cut: timeouts of requests sent before it are one event
+        self._changed = asyncio.Condition()
+
+    async def acquire(self) -> int:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.in_flight < self.limit)
+            self.in_flight += 1
+            return self._generation
+
+    async def release(self, generation: int, *, timed_out: bool = False, answered: bool = False) -> None:
+        async with self._changed:
+            self.in_flight -= 1
+            if timed_out:
+                self._answers = 0
+                if generation == self._generation and self.limit > 1:
+                    before, self.limit = self.limit, max(1, self.limit // 2)
+                    self._generation += 1
+                    log.warning("timeouts: concurrency %d → %d", before, self.limit)
+            elif answered and self.limit < self.ceiling:
+                self._answers += 1
+                if self._answers >= self.limit:
+                    self._answers = 0
+                    self.limit += 1
+                    log.info("answers in time: concurrency %d → %d", self.limit - 1, self.limit)
+            self._changed.notify_all()
+
+
+# ---------------------------------------------------------------------------
+# Requests and tokens per minute, shared by the calls in flight
+
+
+def _duration(value: str | None) -> float | None:
+    """A rate-limit reset as seconds: "20ms", "1s", "6m0s", "1h2m3.5s" or a plain number."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    match = re.fullmatch(
+        r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?", value
+    )
+    if not match or not any(match.groups()):
+        return None
+    h, m, sec, ms = (float(g) if g else 0.0 for g in match.groups())
+    return h * 3600 + m * 60 + sec + ms / 1000
+
+
+@dataclass
+class _Sent:
+    at: float
+    tokens: int
+
+
+# the request being sent, whose time _on_request sets when it goes out (after any wait for a
+# connection), so that the rate limit's window is the provider's
+_sending: contextvars.ContextVar[_Sent | None] = contextvars.ContextVar("llm_sending", default=None)
+
+
+class _RateLimit:
+    """At most ``rpm`` requests and ``tpm`` tokens in any ``window`` seconds (a sliding window
+    over the requests sent), for every call of one backend. A request's tokens are estimated
+    before it is sent (its prompt at ~4 characters a token, plus max_output_tokens) and
+    corrected by the usage the endpoint reports. A provider's own count wins when it says it
+    is spent: x-ratelimit-remaining-requests or -tokens of 0 holds every request until its
+    x-ratelimit-reset-* time."""
+
+    def __init__(self, rpm: int | None, tpm: int | None, window: float):
+        self.rpm, self.tpm, self.window = rpm, tpm, window
+        self._sent: deque[_Sent] = deque()
+        self._until = 0.0  # the provider said to wait until then
+        self._lock = asyncio.Lock()  # first come, first sent
+
+    def _wait(self, now: float, tokens: int) -> float:
+        while self._sent and self._sent[0].at <= now - self.window:
+            self._sent.popleft()
+        waits = [self._until - now]
+        if self.rpm is not None and len(self._sent) >= self.rpm:
+            waits.append(self._sent[len(self._sent) - self.rpm].at + self.window - now)
+        if self.tpm is not None and self._sent:
+            # the oldest requests leave the window until this one fits (alone, it is always let go)
+            used = sum(s.tokens for s in self._sent)
+            for s in self._sent:
+                if used + tokens <= self.tpm:
+                    break
+                used -= s.tokens
+                waits.append(s.at + self.window - now)
+        return max(waits)
+
+    async def acquire(self, tokens: int) -> _Sent:
+        async with self._lock:
+            while (wait := self._wait(time.monotonic(), tokens)) > 0:
+                await asyncio.sleep(wait)
+            sent = _Sent(time.monotonic(), tokens)
+            self._sent.append(sent)
+            return sent
+
+    def observe(self, sent: _Sent, tokens: int | None, headers: dict[str, str]) -> None:
+        """After the reply: the request's actual tokens, and what the provider says is left."""
+        if tokens is not None:
+            sent.tokens = tokens
+        for kind in ("requests", "tokens"):
+            remaining = headers.get(f"x-ratelimit-remaining-{kind}", "").strip()
+            reset = _duration(headers.get(f"x-ratelimit-reset-{kind}"))
+            if remaining.isdigit() and int(remaining) == 0 and reset is not None:
+                until = time.monotonic() + min(reset, self.window)
+                if until > self._until:
+                    self._until = until
+                    log.info(
+                        "the endpoint's %s limit is reached: waiting %.1f s", kind, until - time.monotonic()
+                    )
+
+
 # ---------------------------------------------------------------------------
 # The backend
 
@@ -318,10 +503,25 @@ class OpenAIBackend(Backend):
             timeout=config.timeout,
             http_client=_http_client(http_client),
         )
-        self._semaphore = asyncio.Semaphore(config.concurrency)
+        self._concurrency: _Concurrency | None = None  # made in the event loop that uses it
+        self._rate = _RateLimit(config.rpm, config.tpm, config.rate_window)
         self._worked = False  # whether any request got an answer: until then, faults are suspect
         self._price, self.price_source = config.price_of(self.model)
         self._preflight: str | bool | None = False  # not yet checked
+        _check_models_once()
+        self._client = instructor.from_openai(self._openai, mode=self._mode)
+        self._client.on("completion:response", _on_completion)
+        self._client.on("completion:kwargs", _on_kwargs)
+        self._schemas: dict[type[BaseModel], type[BaseModel]] = {}
+
+    def _schema(self, output_model: type[BaseModel]) -> type[BaseModel]:
+        """``output_model`` as instructor wraps it, wrapped once: instructor wraps a plain model
+        anew on every call, a new class each time, so its schema cache never hits."""
+        if output_model not in self._schemas:
+            from instructor.v2.core.function_calls import response_schema
+
+            self._schemas[output_model] = response_schema(output_model)
+        return self._schemas[output_model]
 
     def price(self, tokens_in: int, tokens_out: int, cached: int) -> float:
         price = self._price
@@ -377,15 +577,16 @@ class OpenAIBackend(Backend):
         result = CallResult(outcome="network-error", request=self.request_record(prompt, output_model))
         exchange = _Exchange()
         token = _replies.set(exchange.replies)
+        current = _exchange.set(exchange)
         started = time.monotonic()
         try:
-            async with self._semaphore:
-                await self._attempts(prompt, output_model, result, exchange)
+            await self._attempts(prompt, output_model, result, exchange)
         except Exception as exc:  # the last resort: one item's failure, never the whole run's
             result.outcome, result.output, result.error = "client-error", None, unexpected(exc)
             result.raw_response = _dump(exchange.completions[-1]) if exchange.completions else None
         finally:
             _replies.reset(token)
+            _exchange.reset(current)
         result.latency = time.monotonic() - started
         for usage in exchange.usages:
             if usage is None:
@@ -425,13 +626,11 @@ class OpenAIBackend(Backend):
     async def _attempts(
         self, prompt: RenderedPrompt, output_model: type[BaseModel], result: CallResult, exchange: _Exchange
     ) -> None:
-        import instructor
         import openai
         from instructor.core.exceptions import InstructorRetryException
 
-        client = instructor.from_openai(self._openai, mode=self._mode)
-        client.on("completion:response", exchange.received)
-        client.on("completion:kwargs", exchange.count_sent)
+        client = self._client
+        response_model = self._schema(output_model)
         messages: list[Any] = list(prompt.messages())
         attempt = 1  # attempts after transient faults (429, 5xx, timeouts); re-asks are counted apart
         reasks = 0
@@ -439,8 +638,8 @@ class OpenAIBackend(Backend):
             try:
                 # max_retries=0: the re-asks are ours, so that each sends the prompt and the last
                 # error only (instructor's resend every earlier answer, past the model's context)
-                parsed, completion = await client.chat.completions.create_with_completion(
-                    response_model=output_model, max_retries=0, **self.request_kwargs(messages)
+                parsed, completion = await self._request(
+                    client, response_model=response_model, max_retries=0, **self.request_kwargs(messages)
                 )
                 result.outcome, result.output = "ok", parsed.model_dump(mode="json")
                 result.raw_response = _dump(completion) or exchange.excerpt()
@@ -478,6 +677,50 @@ class OpenAIBackend(Backend):
                     return
                 attempt += 1
                 await asyncio.sleep(wait)
+
+    @property
+    def concurrency(self) -> _Concurrency:
+        if self._concurrency is None:
+            self._concurrency = _Concurrency(self.config.concurrency)
+        return self._concurrency
+
+    async def _request(self, client: Any, **kwargs: Any) -> Any:
+        """One request, in one of the slots of :attr:`concurrency` (waits between attempts
+        hold none). A request that times out is abandoned with its connection closed (httpx
+        closes a connection whose response did not complete), so the server sees the client
+        hang up and can stop generating."""
+        import openai
+
+        slots = self.concurrency
+        generation = await slots.acquire()
+        timed_out = answered = False
+        exchange = _exchange.get()
+        usages = len(exchange.usages) if exchange else 0
+        replies = len(exchange.replies) if exchange else 0
+        text = sum(len(str(m.get("content") or "")) for m in kwargs.get("messages") or [])
+        sent = await self._rate.acquire(text // 4 + self.config.max_output_tokens)
+        sending = _sending.set(sent)
+        try:
+            answer = await client.chat.completions.create_with_completion(**kwargs)
+            answered = True
+            return answer
+        except Exception as exc:
+            timed_out = any(isinstance(c, openai.APITimeoutError) for c in _chain(exc))
+            answered = not timed_out and any(isinstance(c, ValidationError) for c in _chain(exc))
+            raise
+        finally:
+            _sending.reset(sending)
+            await slots.release(generation, timed_out=timed_out, answered=answered)
+            if exchange is not None:
+                used = None
+                for usage in exchange.usages[usages:]:
+                    if usage is not None:
+                        total = _count(getattr(usage, "prompt_tokens", 0))
+                        used = (used or 0) + total + _count(getattr(usage, "completion_tokens", 0))
+                headers: dict[str, str] = {}
+                for reply in exchange.replies[replies:]:
+                    headers.update(reply.ratelimit)
+                self._rate.observe(sent, used, headers)
 
     def _truncated(self, exc: Exception, exchange: _Exchange) -> bool:
         """Whether the answer was cut off at max_tokens: the endpoint says so (finish_reason

@@ -16,6 +16,8 @@ key, a network or a real provider.
         stub.latency = 0.2               # every response waits this long first
         stub.requests                    # [{"body", "headers", "at", "end"}, ...] (a snapshot)
         stub.max_in_flight               # the most requests handled at once
+        stub.open_connections            # client connections open now
+        stub.in_flight_at(t)             # requests being handled at monotonic time t
         stub.reset()
 
 Endpoints: ``POST /v1/chat/completions`` and ``GET /v1/models``; anything else is a 404.
@@ -32,9 +34,13 @@ Scripted one-shot behaviours, consumed one per chat request before falling back 
 default answer:
 
     {"status": 429, "headers": {"Retry-After": "1"}, "body": {...}}   # any status; body optional
-    {"sleep": 2.0}                         # wait, then answer normally (client timeouts)
+    {"sleep": 2.0}                         # wait, then answer normally (client timeouts); a
+                                           # client that hangs up meanwhile is noticed (the
+                                           # request's record gets "hung_up": True) and the
+                                           # answer is not sent, as a server stops generating
     {"malformed": True}                    # 200 application/json whose body is not JSON
     {"arguments": {...} | "string"}        # one specific tool-call answer
+    {"headers": {"x-ratelimit-remaining-requests": "0"}}  # the default answer, with these headers
     {"refusal": "I can't help with that."} # a refusal, no tool call, finish_reason "stop"
 
 Replies with status 200 that are not a chat completion (what proxies, captive portals and broken
@@ -61,6 +67,8 @@ from __future__ import annotations
 import http
 import http.server
 import json
+import select
+import socket
 import threading
 import time
 from collections import deque
@@ -140,10 +148,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         stub = self.server.stub
         record, step, latency = stub._begin(body, self.headers)
         try:
-            if latency:
-                stub._stopping.wait(latency)
-            if "sleep" in step:
-                stub._stopping.wait(float(step["sleep"]))
+            if not self._wait(latency + float(step.get("sleep", 0.0))):
+                record["hung_up"] = True
+                self.close_connection = True
+                return
             if "status" in step and step["status"] != 200:
                 status = int(step["status"])
                 self._send(status, step.get("body") or _error_body(status), step.get("headers") or {})
@@ -162,9 +170,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             elif "refusal" in step:
                 self._send(200, stub._completion(body, refusal=str(step["refusal"])))
             else:
-                self._send(200, stub._completion(body, arguments=self._arguments(body, step)))
+                answer = stub._completion(body, arguments=self._arguments(body, step))
+                self._send(200, answer, step.get("headers") or {})
         finally:
             stub._end(record)
+
+    def _wait(self, seconds: float) -> bool:
+        """Wait ``seconds`` (less if the stub stops); False as soon as the client hangs up."""
+        deadline = time.monotonic() + seconds
+        stopping = self.server.stub._stopping
+        while (left := deadline - time.monotonic()) > 0 and not stopping.is_set():
+            readable, _, _ = select.select([self.connection], [], [], min(left, 0.05))
+            if readable:  # nothing more is sent while a request is answered: this is the end
+                try:
+                    if not self.connection.recv(1, socket.MSG_PEEK):
+                        return False
+                except OSError:
+                    return False
+        return True
 
     def _arguments(self, body: dict[str, Any], step: dict[str, Any]) -> Any:
         stub = self.server.stub
@@ -294,6 +317,20 @@ class OpenAIStub:
     def max_in_flight(self) -> int:
         with self._lock:
             return self._max_in_flight
+
+    @property
+    def open_connections(self) -> int:
+        """Client connections open now (keep-alive ones included)."""
+        server = self._server
+        if server is None:
+            return 0
+        with server._connections_lock:
+            return len(server._connections)
+
+    def in_flight_at(self, at: float) -> int:
+        """How many requests were being handled at monotonic time ``at``."""
+        with self._lock:
+            return sum(1 for r in self._requests if r["at"] <= at and (r["end"] is None or r["end"] > at))
 
     def answer(self, arguments: dict[str, Any] | str) -> None:
         """The default reply's tool-call arguments (a str is sent verbatim, e.g. malformed JSON)."""
