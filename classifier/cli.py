@@ -1276,6 +1276,8 @@ def run_evaluation(
     commitment: int | None = None,
     limit: int | None = None,
     seed: int = 0,
+    curve: bool = True,
+    random_orders: int = 1,
 ) -> list[dict]:
     """Evaluate one classifier on each input mode; print each run's line, then the three levels
     side by side."""
@@ -1294,6 +1296,8 @@ def run_evaluation(
         seed=seed,
         on_notice=lambda notice: typer.echo(notice, err=True),
         on_run=_print_run,
+        curve=curve,
+        random_orders=random_orders,
     )
     typer.echo("")
     typer.echo(side_by_side(runs))
@@ -1331,10 +1335,21 @@ def eval_run(
         int | None,
         typer.Option("--limit", "-n", help="N items sampled across commitments, positives and negatives."),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the --limit sample.")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed of the --limit sample and of the learned backend's folds.")
+    ] = 0,
     max_failed: Annotated[
         float, typer.Option("--max-failed", help="Exit 4 when more than this share of items failed.")
     ] = 0.05,
+    no_curve: Annotated[
+        bool, typer.Option("--no-curve", help="Skip the learned model's learning curve.")
+    ] = False,
+    random_orders: Annotated[
+        int,
+        typer.Option(
+            "--random-orders", min=1, help="Random orders the learning curve compares uncertainty-first with."
+        ),
+    ] = 1,
 ) -> None:
     """Classify the gold dataset and measure agreement at each level; store the run. Exit 4 when the
     failed share passes --max-failed, 5 when nothing at all was predicted."""
@@ -1348,6 +1363,8 @@ def eval_run(
         commitment=commitment,
         limit=limit,
         seed=seed,
+        curve=not no_curve,
+        random_orders=random_orders,
     )
     if code := exit_code(runs, max_failed):
         raise typer.Exit(code)

@@ -383,6 +383,25 @@ def learning_curve(
     return curve
 
 
+def evaluation_curve(rubrics: Sequence[Any], *, random_orders: int = 1, n_folds: int = 5) -> dict:
+    """The learning curve of an evaluation run (:func:`learning_curve`) on the shipped data: the
+    reference-labelled cited actions and the real pages of the stream, ``random_orders`` random
+    orders (seeds 0, 1, ...) against uncertainty-first."""
+    from .dataset import REFERENCE_LABELS, real_pages
+    from .store import data_file
+
+    actions = reference_actions(data_file(*REFERENCE_LABELS))
+    numbers = {r.number for r in rubrics}
+    actions = [a for a in actions if a["commitment"] in numbers]
+    pages = [
+        {"file": name, "url": url, "site": urlsplit(url).netloc.removeprefix("www."), "text": text,
+         "hard": kind == "hard_page"}
+        for name, url, text, kind in real_pages()
+    ]  # fmt: skip
+    with learned.limited_threads():
+        return learning_curve(rubrics, actions, pages, seeds=range(random_orders), n_folds=n_folds)
+
+
 def _bucket() -> dict:
     return {"scores": [], "truth": [], "pred": [], "hard": [], "dims": {}, "members": []}
 
@@ -473,6 +492,7 @@ def plot_learning_curve(curve: dict, path: Path) -> Path:
 __all__ = [
     "confusion",
     "cross_validate",
+    "evaluation_curve",
     "folds",
     "kappa",
     "learning_curve",
