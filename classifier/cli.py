@@ -147,7 +147,8 @@ def run_command(
     ] = None,
 ) -> None:
     """The main job on embedded defaults: import the reports, classify the gold dataset with the
-    baseline, fill the review queue, print the evaluation (three levels) and the provisional scores."""
+    configured backend (the learned model, cross-validated, unless configured), fill the review
+    queue, print the evaluation (three levels) and the provisional scores."""
     from . import pipeline
     from . import score as score_lib
     from .evaluation_report import side_by_side

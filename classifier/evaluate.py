@@ -85,7 +85,9 @@ def coverage(items: list, rows: list[dict | None]) -> dict:
 
 
 # The protocol of a backend that learns nothing from the gold (the baseline, a model endpoint).
-NOT_TRAINED = "no training on the gold: every item judged by the backend as is, given the rubric without its gold"
+NOT_TRAINED = (
+    "no training on the gold: every item judged by the backend as is, given the rubric without its gold"
+)
 _COUNTS = ("calls", "cached", "tokens_in", "tokens_out", "cost")
 
 
@@ -254,7 +256,7 @@ def evaluate_modes(
     results_dir: Path | None = None,
     on_notice: Callable[[str], None] | None = None,
     on_run: Callable[[dict], None] | None = None,
-    curve: bool = True,
+    curve: bool | str = True,
     random_orders: int = 1,
 ) -> list[dict]:
     """Evaluate one classifier on each input mode in turn; the stored runs, in ``modes`` order.
@@ -264,12 +266,11 @@ def evaluate_modes(
     ``on_notice`` gets the backend's line for the reader, ``on_run`` each run as it finishes.
     The learned backend's fold models are trained once for all modes; with ``curve`` the learned
     model's learning curve (``random_orders`` random orders against uncertainty-first) is measured
-    once and kept in every run's record.
+    once and kept in every run's record (``curve="kept"``: only a curve measured before, none else).
     """
+    from .gold import current_reports
     from .heldout import HeldOut
     from .learning import evaluation_curve
-
-    from .gold import current_reports
     from .rubric import rubrics_for
     from .store import results_dir as default_results_dir
 
@@ -284,7 +285,12 @@ def evaluate_modes(
         heldout = HeldOut(db, config, prompt=classifier.template.name, seed=seed)
         if on_notice:
             on_notice(f"evaluated by {heldout.protocol}")
-    measured = evaluation_curve(rubrics, random_orders=random_orders) if curve else None
+    kept = (results_dir or default_results_dir()) / "curves"
+    measured = (
+        None
+        if curve is False
+        else evaluation_curve(rubrics, random_orders=random_orders, cache=kept, measure=curve is True)
+    )
     runs = []
     for mode in modes:
         run = run_eval(

@@ -133,7 +133,9 @@ def curve_lines(curve: dict) -> list[str]:
                     cells.append(_cell(value, 8))
                 lines.append(f"    {label:<15}{strategy:<12}" + "".join(cells))
     lines.append(f"  verdict: {curve['verdict']}")
-    lines.append(f"  ({curve.get('seconds', '?')} s; kappa against reference labels from a model, not human coding)")
+    lines.append(
+        f"  ({curve.get('seconds', '?')} s; kappa against reference labels from a model, not human coding)"
+    )
     return lines
 
 

@@ -32,7 +32,9 @@ def test_classify_fetched_documents_with_the_default_learned_model(tmp_path, mon
     assert "classified 0, cached 2" in again.output and "0 calls" in again.output
     db = sqlite3.connect(isolated_db)
     rows = db.execute("select relevant, dimensions, flags, prompt_sha, model from classifications").fetchall()
-    assert len(rows) == 2 and all(r[3].startswith("sha256:") and r[4].startswith("learned-tfidf-lr@") for r in rows)
+    assert len(rows) == 2 and all(
+        r[3].startswith("sha256:") and r[4].startswith("learned-tfidf-lr@") for r in rows
+    )
     assert all(
         json.loads(r[1]).keys() == {"prevent", "counter", "dismantle_networks", "disrupt_business_models"}
         for r in rows
