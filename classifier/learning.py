@@ -404,6 +404,8 @@ def evaluation_curve(
     from .dataset import REFERENCE_LABELS, real_pages
     from .store import data_file
 
+    if not measure and not (cache and any(cache.glob("learning-curve-*.json"))):
+        return None  # nothing kept: not even the inputs need reading
     labels = data_file(*REFERENCE_LABELS)
     numbers = {r.number for r in rubrics}
     seeds = list(range(random_orders))

@@ -119,3 +119,24 @@ def test_an_evaluation_of_the_learned_backend_is_cross_validated(db, tmp_path):
     assert again["metrics"]["run"]["cache_hits"] == 40 and again["metrics"]["run"]["calls"] == 0
     saved = json.loads((tmp_path / f"{run['id']}.json").read_text(encoding="utf-8"))
     assert saved["config"]["protocol"] == run["config"]["protocol"]
+
+
+@pytest.mark.slow
+def test_eval_run_says_which_backend_and_protocol_by_default(tmp_path, monkeypatch):
+    """No backend configured: `eval run` uses the learned model, says so, and prints the protocol
+    above the figures; --no-curve leaves the curve out of the record."""
+    from typer.testing import CliRunner
+
+    from classifier.cli import app
+
+    monkeypatch.setenv("EVIDENCE_EVAL_RESULTS", str(tmp_path / "results"))
+    runner = CliRunner()
+    assert runner.invoke(app, ["gold", "import", str(REPORTS)]).exit_code == 0
+    result = runner.invoke(app, ["eval", "run", "--input", "title", "-c", "19", "--limit", "6", "--no-curve"])
+    assert result.exit_code == 0, result.output
+    assert "backend: learned" in result.output and "no model endpoint configured" in result.output
+    assert "protocol of every figure below: 5-fold grouped cross-validation" in result.output
+    assert result.output.index("protocol of every figure") < result.output.index("1. action")
+    assert "learning curve" not in result.output
+    run = json.loads(next((tmp_path / "results").glob("*-title-learned.json")).read_text(encoding="utf-8"))
+    assert "learning_curve" not in run["metrics"] and run["metrics"]["heldout"]["folds"] == 5
