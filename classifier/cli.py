@@ -155,7 +155,8 @@ def run_command(
     ] = None,
 ) -> None:
     """The main job on embedded defaults: import the reports, classify the gold dataset with the
-    baseline, fill the review queue, print the evaluation (three levels) and the provisional scores."""
+    configured backend (the learned model, cross-validated, unless configured), fill the review
+    queue, print the evaluation (three levels) and the provisional scores."""
     from . import pipeline
     from . import score as score_lib
     from .evaluation_report import side_by_side
@@ -1656,6 +1657,8 @@ def run_evaluation(
     seed: int = 0,
     prefilter: float | None = None,
     no_prefilter: bool = False,
+    curve: bool = True,
+    random_orders: int = 1,
 ) -> list[dict]:
     """Evaluate one classifier on each input mode; print each run's line, then the three levels
     side by side."""
@@ -1674,6 +1677,8 @@ def run_evaluation(
         seed=seed,
         on_notice=lambda notice: typer.echo(notice, err=True),
         on_run=_print_run,
+        curve=curve,
+        random_orders=random_orders,
     )
     typer.echo("")
     typer.echo(side_by_side(runs))
@@ -1711,7 +1716,9 @@ def eval_run(
         int | None,
         typer.Option("--limit", "-n", help="N items sampled across commitments, positives and negatives."),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the --limit sample.")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed of the --limit sample and of the learned backend's folds.")
+    ] = 0,
     max_failed: Annotated[
         float, typer.Option("--max-failed", help="Exit 4 when more than this share of items failed.")
     ] = 0.05,
@@ -1728,6 +1735,15 @@ def eval_run(
         bool,
         typer.Option("--no-prefilter", help="With a model endpoint: send every item, rule none out first."),
     ] = False,
+    no_curve: Annotated[
+        bool, typer.Option("--no-curve", help="Skip the learned model's learning curve.")
+    ] = False,
+    random_orders: Annotated[
+        int,
+        typer.Option(
+            "--random-orders", min=1, help="Random orders the learning curve compares uncertainty-first with."
+        ),
+    ] = 1,
 ) -> None:
     """Classify the gold dataset and measure agreement at each level; store the run. Exit 4 when the
     failed share passes --max-failed, 5 when nothing at all was predicted."""
@@ -1743,6 +1759,8 @@ def eval_run(
         seed=seed,
         prefilter=prefilter,
         no_prefilter=no_prefilter,
+        curve=not no_curve,
+        random_orders=random_orders,
     )
     stopped = next(
         (r["metrics"]["run"].get("stopped") for r in runs if r["metrics"]["run"].get("stopped")), None

@@ -67,7 +67,7 @@ def price_table() -> dict[str, Price]:
 
 
 class LLMConfig(Model):
-    backend: str = "baseline"  # baseline | openai
+    backend: str = "learned"  # learned (embedded, the default) | baseline | openai
     base_url: str | None = None  # None: the OpenAI API
     model: str = "gpt-4o-mini"
     api_key_env: str = "OPENAI_API_KEY"  # the NAME of the variable holding the key

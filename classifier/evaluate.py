@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
@@ -38,6 +38,9 @@ from .metrics import (
 )
 from .prefilter import evaluation_figures
 from .rubric import Rubric
+
+if TYPE_CHECKING:
+    from .heldout import HeldOut
 
 
 def _prediction(row: dict | None) -> dict | None:
@@ -82,6 +85,27 @@ def coverage(items: list, rows: list[dict | None]) -> dict:
     }
 
 
+# The protocol of a backend that learns nothing from the gold (the baseline, a model endpoint).
+NOT_TRAINED = (
+    "no training on the gold: every item judged by the backend as is, given the rubric without its gold"
+)
+_COUNTS = ("calls", "cached", "tokens_in", "tokens_out", "cost")
+
+
+def _totals(classifiers: list[Classifier]) -> dict[int, tuple]:
+    return {id(c): tuple(getattr(c.summary, k) for k in _COUNTS) for c in classifiers}
+
+
+def _spent(before: dict[int, tuple], classifiers: list[Classifier]) -> dict[str, Any]:
+    """Calls, cache hits, tokens and cost since ``before`` (a :func:`_totals`), over every classifier
+    (a classifier made since counts from zero)."""
+    now = _totals(classifiers)
+    zero = (0,) * len(_COUNTS)
+    sums = [sum(now[c][n] - before.get(c, zero)[n] for c in now) for n in range(len(_COUNTS))]
+    return {"calls": sums[0], "cache_hits": sums[1], "tokens_in": sums[2], "tokens_out": sums[3],
+            "cost": round(sums[4], 6)}  # fmt: skip
+
+
 def run_eval(
     db: sqlite_utils.Database,
     config: Config,
@@ -96,9 +120,18 @@ def run_eval(
     seed: int = 0,
     results_dir: Path | None = None,
     classifier: Classifier | None = None,
+    heldout: HeldOut | None = None,
+    curve: dict | None = None,
 ) -> dict:
     """Classify the dataset for one input mode, compute the metrics, store and return the run.
-    ``limit`` samples that many items across commitments and positives / negatives (seeded)."""
+    ``limit`` samples that many items across commitments and positives / negatives (seeded).
+
+    The learned backend is cross-validated (:mod:`.heldout`): each item is judged by a model that
+    never learned from its cited action; ``heldout`` holds the fold models (made here if not
+    given; share one between the modes of an evaluation). ``curve`` is a learning curve
+    (:func:`learning_curve`) to keep in the run record."""
+    from .heldout import HeldOut
+
     items = build_dataset(db, rubrics, mode, commitment=commitment)
     full_sha = dataset_sha(items)
     if limit is not None:
@@ -107,19 +140,22 @@ def run_eval(
     # an endpoint that cannot answer stops the run here, with one line, before anything is sent
     if items and (problem := classifier.backend.check_now()):
         raise EndpointUnusable(problem)
+    if classifier.backend.name == "learned" and heldout is None:
+        heldout = HeldOut(db, config, prompt=classifier.template.name, seed=seed)
     blind = {r.number: without_gold(r) for r in rubrics}
-    calls_before = classifier.summary.calls
-    cached_before = classifier.summary.cached
-    tokens_before = (classifier.summary.tokens_in, classifier.summary.tokens_out, classifier.summary.cost)
+    before = _totals([classifier, *(heldout.classifiers() if heldout else [])])
 
     last_call = db.execute("select coalesce(max(id), 0) from llm_calls").fetchone()[0]
     # as many calls in flight as the configuration allows (one for a backend that is not concurrent)
     width = max(1, config.llm.concurrency) if classifier.backend.concurrent else 1
     semaphore = asyncio.Semaphore(width)
 
+    def judge(item) -> Classifier:
+        return heldout.classifier(heldout.fold(item)) if heldout else classifier
+
     async def one(item) -> dict | None:
         async with semaphore:
-            return await classifier.classify(text_item(item.text, blind[item.commitment]))
+            return await judge(item).classify(text_item(item.text, blind[item.commitment]))
 
     # one text's items (a page against each commitment) one after another: a backend that embeds a
     # text once for all commitments keeps it; the results go back in dataset order
@@ -139,7 +175,7 @@ def run_eval(
     latency = db.execute(
         "select coalesce(sum(latency_ms), 0) from llm_calls where id > ?", [last_call]
     ).fetchone()[0]
-    summary = classifier.summary
+    spent = _spent(before, [classifier, *(heldout.classifiers() if heldout else [])])
     metrics = {
         "coverage": coverage(items, rows),
         "action": action_metrics(items, predictions),
@@ -152,11 +188,7 @@ def run_eval(
             "failed": len(items) - len(predictions),
             "concurrency": width,
             "base_rate": base_rate(items),
-            "calls": summary.calls - calls_before,
-            "cache_hits": summary.cached - cached_before,
-            "tokens_in": summary.tokens_in - tokens_before[0],
-            "tokens_out": summary.tokens_out - tokens_before[1],
-            "cost": round(summary.cost - tokens_before[2], 6),
+            **spent,
             "latency_ms": latency,
             "stopped": classifier.backend.unusable,  # why no further item was sent, if so
         },
@@ -171,6 +203,10 @@ def run_eval(
     threshold = classifier.prefilter.threshold if classifier.prefilter else None
     if (ruled := evaluation_figures(items, rows, threshold)) is not None:
         metrics["prefilter"] = ruled
+    if heldout is not None:
+        metrics["heldout"] = heldout.record()
+    if curve is not None:
+        metrics["learning_curve"] = curve
     run_id = new_run_id(mode, classifier.backend.name)
     record = {
         "id": run_id,
@@ -187,6 +223,7 @@ def run_eval(
             "limit": limit,
             "seed": seed,
             "full_dataset_sha": full_sha,
+            "protocol": heldout.protocol if heldout else NOT_TRAINED,
         },
         "metrics": metrics,
         "note": FLATTERY if mode == "paragraph" else None,
@@ -232,14 +269,21 @@ def evaluate_modes(
     results_dir: Path | None = None,
     on_notice: Callable[[str], None] | None = None,
     on_run: Callable[[dict], None] | None = None,
+    curve: bool | str = True,
+    random_orders: int = 1,
 ) -> list[dict]:
     """Evaluate one classifier on each input mode in turn; the stored runs, in ``modes`` order.
 
     Each run's file goes to ``results_dir``, by default `store.results_dir`: under the project
     directory, never next to the corpus (that may be the installed package's copy).
     ``on_notice`` gets the backend's line for the reader, ``on_run`` each run as it finishes.
+    The learned backend's fold models are trained once for all modes; with ``curve`` the learned
+    model's learning curve (``random_orders`` random orders against uncertainty-first) is measured
+    once and kept in every run's record (``curve="kept"``: only a curve measured before, none else).
     """
     from .gold import current_reports
+    from .heldout import HeldOut
+    from .learning import evaluation_curve
     from .rubric import rubrics_for
     from .store import results_dir as default_results_dir
 
@@ -247,8 +291,22 @@ def evaluate_modes(
         raise ValueError("no reports imported: run `evidence gold import corpus/reports` first")
     rubrics = rubrics_for(commitment)
     classifier = Classifier(db, config, backend=backend, model=model, prompt=prompt)
+    # before anything is measured or sent: an endpoint that cannot answer stops here, in one line
+    if problem := classifier.backend.check_now():
+        raise EndpointUnusable(problem)
     if on_notice and (notice := classifier.backend.notice()):
         on_notice(notice)
+    heldout = None
+    if classifier.backend.name == "learned":
+        heldout = HeldOut(db, config, prompt=classifier.template.name, seed=seed)
+        if on_notice:
+            on_notice(f"evaluated by {heldout.protocol}")
+    kept = (results_dir or default_results_dir()) / "curves"
+    measured = (
+        None
+        if curve is False
+        else evaluation_curve(rubrics, random_orders=random_orders, cache=kept, measure=curve is True)
+    )
     runs = []
     for mode in modes:
         run = run_eval(
@@ -261,6 +319,8 @@ def evaluate_modes(
             seed=seed,
             results_dir=results_dir or default_results_dir(),
             classifier=classifier,
+            heldout=heldout,
+            curve=measured,
         )
         if on_run:
             on_run(run)

@@ -97,6 +97,8 @@ def side_by_side(runs: list[dict]) -> str:
     width = max(len(n) for n in names) + 2
     label_width = 44
     lines = [coverage_line(r) for r in runs]
+    protocols = {r["config"].get("protocol") for r in runs if r.get("config", {}).get("protocol")}
+    lines += [f"protocol of every figure below: {p}" for p in sorted(protocols)]
     lines.append(f"{'metric':<{label_width}}" + "".join(n.rjust(width) for n in names))
     rows = ROWS + (STREAM_ROWS if any("stream" in r["metrics"] for r in runs) else [])
     for label, level, key in rows:
@@ -129,7 +131,36 @@ def side_by_side(runs: list[dict]) -> str:
         )
     if any(r["mode"] == "paragraph" for r in runs):
         lines.append("Note: " + FLATTERY)
+    curve = next((r["metrics"]["learning_curve"] for r in runs if r["metrics"].get("learning_curve")), None)
+    if curve:
+        lines += ["", *curve_lines(curve)]
     return "\n".join(lines)
+
+
+def curve_lines(curve: dict) -> list[str]:
+    """The learning curve as a table per commitment (mean dimension kappa, stream PR-AUC and the
+    real pages judged relevant, uncertainty-first against random), its protocol and verdict."""
+    steps = curve["steps"]
+    lines = [
+        "learning curve of the learned model (simulated analysts' decisions):",
+        f"  protocol: {curve['protocol']}",
+    ]
+    for number, per in curve["commitments"].items():
+        lines.append(f"  commitment {number}, decisions" + "".join(f"{n:>8}" for n in steps))
+        for label, key in (("mean kappa", "mean_kappa"), ("PR-AUC", "pr_auc"),
+                           ("pages relevant", "negatives_judged_relevant_share"), ("member exact", "member_exact")):  # fmt: skip
+            for strategy in ("uncertainty", "random"):
+                cells = []
+                for n in steps:
+                    row = per[strategy][str(n)]
+                    value = row.get(key, row.get("stream", {}).get(key))
+                    cells.append(_cell(value, 8))
+                lines.append(f"    {label:<15}{strategy:<12}" + "".join(cells))
+    lines.append(f"  verdict: {curve['verdict']}")
+    lines.append(
+        f"  ({curve.get('seconds', '?')} s; kappa against reference labels from a model, not human coding)"
+    )
+    return lines
 
 
 def write_report(run: dict, directory: Path, fmt: str = "md") -> Path:
@@ -186,6 +217,10 @@ def write_report(run: dict, directory: Path, fmt: str = "md") -> Path:
         fig.savefig(path, dpi=110)
         plt.close(fig)
         images.append(path)
+    if curve := run["metrics"].get("learning_curve"):
+        from .learning import plot_learning_curve
+
+        images.append(plot_learning_curve(curve, directory / f"{run['id']}-curve.png"))
     table = side_by_side([run])
     title = f"Evaluation {run['id']}: {run['backend']}/{run['model']}, prompt {run['prompt']}, input {run['mode']}"
     if fmt == "md":

@@ -246,7 +246,10 @@ class LearnedBackend(Backend):
         self.db: sqlite_utils.Database | None = None
 
     def notice(self) -> str:
-        return "backend: learned (embedded TF-IDF + logistic regression, retrained by `evidence learn`)"
+        return (
+            "backend: learned (embedded TF-IDF + logistic regression, retrained by `evidence learn`; "
+            "no model endpoint configured)"
+        )
 
     def bind(self, db: sqlite_utils.Database) -> None:
         self.db = db
@@ -261,6 +264,10 @@ class LearnedBackend(Backend):
             learn(self.db, [rubric])
             return self.model_for(rubric)
         return row[0]
+
+    def learned_model(self, rubric: Rubric) -> LearnedModel | None:
+        """The model that judges this rubric's documents: the commitment's current stored one."""
+        return current_model(self.db, rubric.number) if self.db is not None else None
 
     async def classify(
         self,
@@ -277,7 +284,7 @@ class LearnedBackend(Backend):
             return CallResult(
                 "client-error", request=request, error="learned backend used without a database"
             )
-        model = current_model(self.db, rubric.number)
+        model = self.learned_model(rubric)
         if model is None:
             return CallResult(
                 "client-error", request=request, error=f"no learned model for commitment {rubric.number}"

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 from . import learned
 from .learned import LABELS, Example, Features
 
+CURVE_FORMAT = 1  # raise when the curve's figures change meaning: kept curves are measured again
 HARD_NEGATIVE = re.compile(
     r"(migra|smuggl|traffick|refugee|asylum|flüchtl|geflücht|schleus|menschenhandel|réfugi|passeur|"
     r"rifugiat|migrant|grenzkontroll|border control)",
@@ -383,6 +384,59 @@ def learning_curve(
     return curve
 
 
+def evaluation_curve(
+    rubrics: Sequence[Any],
+    *,
+    random_orders: int = 1,
+    n_folds: int = 5,
+    steps: Sequence[int] = (0, 25, 50, 100, 200),
+    cache: Path | None = None,
+    measure: bool = True,
+) -> dict | None:
+    """The learning curve of an evaluation run (:func:`learning_curve`) on the shipped data: the
+    reference-labelled cited actions and the real pages of the stream, ``random_orders`` random
+    orders (seeds 0, 1, ...) against uncertainty-first.
+
+    It depends on the shipped data, the rubrics and the model's settings only, not on the database
+    or the backend evaluated: it is kept in ``cache`` (a directory) under the sha256 of all of
+    those, so every later run carries it at no cost. With ``measure`` False, only a kept curve is
+    returned (None when there is none)."""
+    from .dataset import REFERENCE_LABELS, real_pages
+    from .store import data_file
+
+    if not measure and not (cache and any(cache.glob("learning-curve-*.json"))):
+        return None  # nothing kept: not even the inputs need reading
+    labels = data_file(*REFERENCE_LABELS)
+    numbers = {r.number for r in rubrics}
+    seeds = list(range(random_orders))
+    key = hashlib.sha256(
+        json.dumps(
+            [labels.read_text(encoding="utf-8"), sorted(p[2] for p in real_pages()),
+             [r.model_dump_json() for r in rubrics], learned.offtopic_paragraphs(), learned.SETTINGS,
+             list(steps), seeds, n_folds, CURVE_FORMAT],
+            sort_keys=True, default=str,
+        ).encode("utf-8")
+    ).hexdigest()  # fmt: skip
+    kept = cache / f"learning-curve-{key[:16]}.json" if cache else None
+    if kept and kept.is_file():
+        return json.loads(kept.read_text(encoding="utf-8"))
+    if not measure:
+        return None
+    actions = [a for a in reference_actions(labels) if a["commitment"] in numbers]
+    pages = [
+        {"file": name, "url": url, "site": urlsplit(url).netloc.removeprefix("www."), "text": text,
+         "hard": kind == "hard_page"}
+        for name, url, text, kind in real_pages()
+    ]  # fmt: skip
+    with learned.limited_threads():
+        curve = learning_curve(rubrics, actions, pages, steps=steps, seeds=seeds, n_folds=n_folds)
+    curve["inputs_sha256"] = "sha256:" + key
+    if kept:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        kept.write_text(json.dumps(curve, ensure_ascii=False), encoding="utf-8")
+    return curve
+
+
 def _bucket() -> dict:
     return {"scores": [], "truth": [], "pred": [], "hard": [], "dims": {}, "members": []}
 
@@ -473,6 +527,7 @@ def plot_learning_curve(curve: dict, path: Path) -> Path:
 __all__ = [
     "confusion",
     "cross_validate",
+    "evaluation_curve",
     "folds",
     "kappa",
     "learning_curve",

@@ -12,6 +12,7 @@ from classifier.baseline import BaselineBackend
 from classifier.classify import Classifier, ground, output_model, text_item
 from classifier.config import Config, ConfigError, LLMConfig
 from classifier.grounding import locate
+from classifier.learner import LearnedBackend
 from classifier.llm import BACKENDS, Backend, CallResult, make_backend
 from classifier.prompts import PromptError, check_unchanged, load_prompt, render
 from classifier.rubric import rubrics_for
@@ -256,7 +257,9 @@ class OrderingStubBackend(Backend):
 
 
 def test_backends_are_chosen_by_name_from_the_registry(monkeypatch, rubrics, tmp_path):
-    assert isinstance(make_backend(LLMConfig()), BaselineBackend)
+    # the learned model is the default when no backend is configured; the baseline stays selectable
+    assert isinstance(make_backend(LLMConfig()), LearnedBackend)
+    assert isinstance(make_backend(LLMConfig(), "baseline"), BaselineBackend)
     with pytest.raises(ConfigError, match=r"^unknown backend 'nope': use baseline or learned or openai$"):
         make_backend(LLMConfig(), "nope")
     # a new backend is one subclass and one registry entry; the classifier follows its interface

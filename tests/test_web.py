@@ -426,7 +426,7 @@ def test_evaluation_pages_show_runs_metrics_and_plots(server, review_db, tmp_pat
 
     monkeypatch.setenv("EVIDENCE_EVAL_RESULTS", str(tmp_path / "results"))
     assert runner.invoke(app, ["gold", "import", str(REPORTS)]).exit_code == 0
-    result = runner.invoke(app, ["eval", "run", "--backend", "baseline", "--limit", "12"])
+    result = runner.invoke(app, ["eval", "run", "--backend", "baseline", "--limit", "12", "--no-curve"])
     assert result.exit_code == 0, result.output
     run_id = sqlite3.connect(review_db).execute("select id from eval_runs").fetchone()[0]
     c = login(server)
