@@ -22,6 +22,8 @@ from .score import member_scores
 VERDICT = {1: "fully complied", 0: "partially complied", -1: "not complied"}
 # An untranslated summary names its language first: "[German] Berlin, 2. Juli 2024. …"
 UNTRANSLATED = re.compile(r"^\[([^\]]{2,40})\]\s*")
+# An endpoint model's summary of a page not in English ends so (prompt classify-v3).
+TRANSLATED = re.compile(r"\s*\(Translated from [^()]{2,40}\.?\)\s*$", re.I)
 FOOTNOTE_MARK = re.compile(r"\[\^(\d+)\]")
 
 
@@ -204,7 +206,8 @@ def draft(
         for state in mine:
             doc = source_of(db, state.item)
             footnote += 1
-            text = state.summary.strip()
+            # a model's "(Translated from German.)": the footnote's translation note says it
+            text = TRANSLATED.sub("", state.summary.strip())
             untranslated = UNTRANSLATED.match(text)
             if untranslated:  # the original's words, not ours: keep their case, name the language
                 text = f"On {long_date(state.item['published'])} [{untranslated[1]}]: {text[untranslated.end() :]}"

@@ -140,7 +140,7 @@ def run_eval(
     # an endpoint that cannot answer stops the run here, with one line, before anything is sent
     if items and (problem := classifier.backend.check_now()):
         raise EndpointUnusable(problem)
-    if classifier.backend.name == "learned" and heldout is None:
+    if classifier.backend.learns_from_gold and heldout is None:
         heldout = HeldOut(db, config, prompt=classifier.template.name, seed=seed)
     blind = {r.number: without_gold(r) for r in rubrics}
     before = _totals([classifier, *(heldout.classifiers() if heldout else [])])
@@ -297,7 +297,7 @@ def evaluate_modes(
     if on_notice and (notice := classifier.backend.notice()):
         on_notice(notice)
     heldout = None
-    if classifier.backend.name == "learned":
+    if classifier.backend.learns_from_gold:
         heldout = HeldOut(db, config, prompt=classifier.template.name, seed=seed)
         if on_notice:
             on_notice(f"evaluated by {heldout.protocol}")

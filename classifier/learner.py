@@ -241,6 +241,7 @@ class LearnedBackend(Backend):
     model = MODEL_PREFIX.rstrip("@")
     concurrent = False
     calibrated = True
+    learns_from_gold = True
 
     def __init__(self, **_: Any):
         self.db: sqlite_utils.Database | None = None

@@ -104,6 +104,9 @@ class Backend(ABC):
     # whether each call goes to a model endpoint and may cost: then the embedded learned model
     # rules out first what it finds clearly irrelevant (``[llm] prefilter``), and only the rest is sent
     prefiltered: ClassVar[bool] = False
+    # whether the backend learns from the imported gold (its cited actions): an evaluation then
+    # judges each item by a model trained without it (cross-validated folds, classifier.heldout)
+    learns_from_gold: ClassVar[bool] = False
     # set when the backend learns that no further call can succeed (a mode the endpoint does
     # not support, a wrong URL or model): why, in one line naming what to change
     unusable: str | None = None

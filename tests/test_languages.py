@@ -298,6 +298,14 @@ def test_draft_footnote_carries_the_translation_note(isolated_db, monkeypatch):
     assert "2 July 2024. Translation provided by Analyst. Access Date:" in citation
     md = draft.render_draft([section], rubric)
     assert "Translation provided by Analyst." in md
+    # a summary that says it was translated (as classify-v3 asks a model's to): the paragraph
+    # reads as the report's, and the footnote carries the note
+    state = review.state_of(db, item["id"])
+    review.decide(
+        db, item["id"], "ana", "edit", state.version, summary=summary + " (Translated from German.)"
+    )
+    (section,) = draft.draft(db, rubric, "Germany")
+    assert section["paragraphs"][0]["text"] == summary
 
 
 def test_translation_note_for_each_case():
