@@ -176,6 +176,7 @@ def llm_config(base_url: str, concurrency: int) -> LLMConfig:
         timeout=30.0,
         concurrency=concurrency,
         prices={"stub-model": Price(input=0.15, output=0.60)},
+        prefilter=0,  # the client's overhead per call: every document is sent
     )
 
 
