@@ -142,6 +142,21 @@ def main_options(
     state.debug = debug
 
 
+# `classify` and `eval run` take the same prefilter options
+PrefilterOption = Annotated[
+    float | None,
+    typer.Option(
+        "--prefilter",
+        min=0.0,
+        max=1.0,
+        help="With a model endpoint: send only items the learned model gives P(relevant) >= this (default: [llm] prefilter, 0.05).",
+    ),
+]
+NoPrefilterOption = Annotated[
+    bool, typer.Option("--no-prefilter", help="With a model endpoint: send every item, rule none out first.")
+]
+
+
 def _db():
     return open_db(state.db)
 
@@ -708,19 +723,8 @@ def classify_command(
     status: Annotated[
         bool, typer.Option("--status", help="With --batch: list the stored batches and their states.")
     ] = False,
-    prefilter: Annotated[
-        float | None,
-        typer.Option(
-            "--prefilter",
-            min=0.0,
-            max=1.0,
-            help="With a model endpoint: send only items the learned model gives P(relevant) >= this (default: [llm] prefilter, 0.05).",
-        ),
-    ] = None,
-    no_prefilter: Annotated[
-        bool,
-        typer.Option("--no-prefilter", help="With a model endpoint: send every item, rule none out first."),
-    ] = False,
+    prefilter: PrefilterOption = None,
+    no_prefilter: NoPrefilterOption = False,
 ) -> None:
     """Classify stored documents against every commitment's rubric: relevance, members, labels, quotes."""
     import asyncio
@@ -1722,19 +1726,8 @@ def eval_run(
     max_failed: Annotated[
         float, typer.Option("--max-failed", help="Exit 4 when more than this share of items failed.")
     ] = 0.05,
-    prefilter: Annotated[
-        float | None,
-        typer.Option(
-            "--prefilter",
-            min=0.0,
-            max=1.0,
-            help="With a model endpoint: send only items the learned model gives P(relevant) >= this (default: [llm] prefilter, 0.05).",
-        ),
-    ] = None,
-    no_prefilter: Annotated[
-        bool,
-        typer.Option("--no-prefilter", help="With a model endpoint: send every item, rule none out first."),
-    ] = False,
+    prefilter: PrefilterOption = None,
+    no_prefilter: NoPrefilterOption = False,
     no_curve: Annotated[
         bool, typer.Option("--no-curve", help="Skip the learned model's learning curve.")
     ] = False,
