@@ -126,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 kappas = ", ".join(f"{d} {v['kappa']}" for d, v in c["dimensions"].items())
                 print(
-                    f"      kappa {kappas} (mean {c['mean_kappa']}); member exact {c['member_exact']} top-1 {c['member_top1']}"
+                    f"      kappa {kappas} (mean {c['mean_kappa']}); member exact {c['member_exact']} "
+                    f"top-1 {c['member_top1']}, exact on attributable actions {c['member_exact_attributable']}"
                 )
         if not args.no_embeddings and not args.curve_only:
             e = embedding_relevance(rubrics, actions, pages, args.folds, cache / "e5.json")

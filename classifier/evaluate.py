@@ -369,6 +369,7 @@ HEADLINE = [
     ("action", "relevance_f1"),
     ("action", "member_exact"),
     ("action", "member_top1"),
+    ("action", "member_exact_attributable"),
     ("action", "member_in_set"),
     ("action", "date_accuracy"),
     ("action", "grounding_failure_rate"),

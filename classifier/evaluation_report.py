@@ -39,6 +39,8 @@ ROWS = [
     ("   base rate (positives / judged)", "action", "base_rate"),
     ("   member: exact set", "action", "member_exact"),
     ("   member: top-1", "action", "member_top1"),
+    ("   member: exact, actions the text can attribute", "action", "member_exact_attributable"),
+    ("   actions cited under several members", "action", "member_shared_actions"),
     ("   member: anywhere in the set", "action", "member_in_set"),
     ("   date accuracy", "action", "date_accuracy"),
     ("   grounding failure rate", "action", "grounding_failure_rate"),

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from . import learned
 from .learned import LABELS, Example, Features
 
-CURVE_FORMAT = 1  # raise when the curve's figures change meaning: kept curves are measured again
+CURVE_FORMAT = 2  # raise when the curve's figures change meaning: kept curves are measured again
 HARD_NEGATIVE = re.compile(
     r"(migra|smuggl|traffick|refugee|asylum|flüchtl|geflücht|schleus|menschenhandel|réfugi|passeur|"
     r"rifugiat|migrant|grenzkontroll|border control)",
@@ -259,9 +259,33 @@ def _collect(model, rubric, actions, pages, test_a, test_p, bucket) -> None:
     for i, j in zip(own, judged_a, strict=True):
         a = actions[i]
         for d in rubric.dimension_ids:
-            predicted = max(LABELS, key=lambda label, d=d: j.dimensions[d][label])  # type: ignore[misc]
+            predicted = learned.label_of(j.dimensions[d])
             bucket["dims"].setdefault(d, []).append((a["dimensions"][d], predicted))
-        bucket["members"].append((a["member"], j.members))
+        bucket["members"].append((a["member"], j.members, i in shared_actions(actions)))
+
+
+_SHARED: dict[int, tuple[Sequence[dict], set[int]]] = {}
+
+
+def shared_actions(actions: Sequence[dict]) -> set[int]:
+    """Indices of the actions whose text, or a near-duplicate of it, is cited under more than one
+    member of the same commitment (a joint G7 statement cited for each signatory): the text alone
+    cannot say which member such an entry is about."""
+    kept = _SHARED.get(id(actions))
+    if kept is not None and kept[0] is actions:
+        return kept[1]
+    groups = learned.near_duplicate_groups([a["text"] for a in actions])
+    members: dict[tuple[int, int], set[str]] = {}
+    for a, g in zip(actions, groups, strict=True):
+        members.setdefault((a["commitment"], g), set()).add(a["member"])
+    out = {
+        i
+        for i, (a, g) in enumerate(zip(actions, groups, strict=True))
+        if len(members[(a["commitment"], g)]) > 1
+    }
+    _SHARED.clear()
+    _SHARED[id(actions)] = (actions, out)
+    return out
 
 
 def _summarise(bucket: dict, rubric: Any) -> dict:
@@ -269,13 +293,18 @@ def _summarise(bucket: dict, rubric: Any) -> dict:
     for d, pairs in bucket["dims"].items():
         truth, pred = [t for t, _ in pairs], [p for _, p in pairs]
         dims[d] = {"kappa": kappa(truth, pred), "confusion": confusion(truth, pred)}
-    members: list[tuple[str, list[str]]] = bucket["members"]
+    members: list[tuple[str, list[str], bool]] = bucket["members"]
+    attributable = [(t, p) for t, p, shared in members if not shared]
     return {
         "stream": stream_figures(bucket["scores"], bucket["truth"], bucket["pred"], bucket["hard"]),
         "dimensions": dims,
         "mean_kappa": round(sum(v["kappa"] for v in dims.values()) / max(1, len(dims)), 3),
-        "member_exact": round(sum(bool(p == [t]) for t, p in members) / max(1, len(members)), 3),
-        "member_top1": round(sum(bool(p) and p[0] == t for t, p in members) / max(1, len(members)), 3),
+        "member_exact": round(sum(bool(p == [t]) for t, p, _ in members) / max(1, len(members)), 3),
+        "member_top1": round(sum(bool(p) and p[0] == t for t, p, _ in members) / max(1, len(members)), 3),
+        # leaving out the actions whose text (or a near-duplicate) is cited under several members
+        "member_exact_attributable": round(
+            sum(bool(p == [t]) for t, p in attributable) / max(1, len(attributable)), 3
+        ),
         "pages_judged_relevant": sorted(bucket.get("through", [])),
     }
 
@@ -301,15 +330,30 @@ def _decide(item: tuple[str, int], rubric: Any, actions: Sequence[dict], pages: 
     return Example(pages[i]["text"], rubric.number, False, source="decision")
 
 
-def _uncertainty(model: Any, rubric: Any, items, actions, pages) -> list[float]:
-    texts = [actions[i]["text"] if k == "action" else pages[i]["text"] for k, i in items]
+def _uncertainty(j: Any) -> float:
+    """How unsure a judgement is: of relevance, and (as far as relevant) of the dimensions' labels."""
+    relevance = 1 - abs(2 * j.relevance - 1)
+    dims = [1 - max(p.values()) for p in j.dimensions.values()]
+    return relevance + j.relevance * sum(dims) / max(1, len(dims))
+
+
+def _next_decisions(model, rubric, order, decided, count, actions, pages, *, uncertainty, queue):
+    """The ``count`` items the simulated analyst decides next, from the undecided ones in ``order``.
+
+    With ``queue``, the analyst works through the review queue: the items the current model judges
+    relevant come first (what the queue holds), the others only once the queue is empty (an analyst
+    searching beyond it). Uncertainty-first ranks each part by :func:`_uncertainty`; otherwise the
+    items keep ``order`` (a seeded random order)."""
+    done = set(decided)
+    rest = [it for it in order if it not in done]
+    texts = [actions[i]["text"] if k == "action" else pages[i]["text"] for k, i in rest]
     judged = model.judge_many(texts, rubric.number)
-    out = []
-    for j in judged:
-        relevance = 1 - abs(2 * j.relevance - 1)
-        dims = [1 - max(p.values()) for p in j.dimensions.values()]
-        out.append(relevance + j.relevance * sum(dims) / max(1, len(dims)))
-    return out
+    parts: list[list[tuple[float, tuple[str, int]]]] = [[], []]
+    for position, (item, j) in enumerate(zip(rest, judged, strict=True)):
+        key = -_uncertainty(j) if uncertainty else float(position)
+        parts[0 if (j.relevant or not queue) else 1].append((key, item))
+    ranked = [item for part in parts for _, item in sorted(part, key=lambda p: p[0])]
+    return ranked[:count]
 
 
 def learning_curve(
@@ -321,12 +365,15 @@ def learning_curve(
     seeds: Sequence[int] = (0, 1, 2),
     n_folds: int = 5,
     settings: dict | None = None,
+    queue: bool = True,
 ) -> dict:
     """Figures after 0, 25, 50, 100, 200 simulated decisions, uncertainty-first and at random.
 
     In each fold the analyst decides training-fold items (that commitment's cited actions and the
-    real pages, as the queue would bring them); the model is retrained from the cold start plus
-    the decisions so far and measured on the held-out fold. Uncertainty-first picks, at each
+    real pages); the model is retrained from the cold start plus the decisions so far and measured
+    on the held-out fold. With ``queue`` (the default) the analyst decides what the review queue
+    holds, the items the current model judges relevant, before anything else
+    (:func:`_next_decisions`); without it, any training-fold item. Uncertainty-first picks, at each
     step, the undecided items the current model is least sure of; random uses each seed's order.
     """
     settings = {**learned.SETTINGS, **(settings or {})}
@@ -346,27 +393,33 @@ def learning_curve(
             base = _fold_examples(rubric, actions, train_a)
             pool = [("action", i) for i in train_a if actions[i]["commitment"] == rubric.number]
             pool += [("page", i) for i in train_p]
+            cold = _train_with(base, [], rubric, actions, pages, features, settings)
             for strategy in strategies:
                 order = list(pool)
                 if strategy.startswith("random"):
                     random.Random(int(strategy.split(":")[1])).shuffle(order)
                 decided: list[tuple[str, int]] = []
+                model = cold
                 for n in steps:
-                    if strategy == "uncertainty" and n > len(decided):
+                    if n > len(decided):
+                        decided += _next_decisions(
+                            model, rubric, order, decided, n - len(decided), actions, pages,
+                            uncertainty=strategy == "uncertainty", queue=queue,
+                        )  # fmt: skip
                         model = _train_with(base, decided, rubric, actions, pages, features, settings)
-                        rest = [it for it in pool if it not in set(decided)]
-                        u = _uncertainty(model, rubric, rest, actions, pages)
-                        ranked = [it for _, it in sorted(zip(u, rest, strict=True), key=lambda p: -p[0])]
-                        decided += ranked[: n - len(decided)]
-                    elif strategy != "uncertainty":
-                        decided = order[:n]
-                    model = _train_with(base, decided, rubric, actions, pages, features, settings)
                     _collect(model, rubric, actions, pages, test_a, test_p, raw[rubric.number][strategy][n])
     curve: dict[str, Any] = {
         "protocol": (
             f"{n_folds} folds (actions grouped by near-duplicate, pages by site); in each, a simulated "
             "analyst decides training-fold items (the commitment's cited actions: accept with the "
-            "reference labels; real pages: reject); the model is retrained from the cold start plus "
+            "reference labels; real pages: reject)"
+            + (
+                ", those the current model puts in the review queue (judged relevant) first, the rest "
+                "only once the queue is empty"
+                if queue
+                else ", from all of them, in the queue or not"
+            )
+            + "; the model is retrained from the cold start plus "
             f"the decisions and measured on the held-out fold, pooled; random orders: seeds {list(seeds)}; "
             "uncalibrated; dimension targets are reference labels from a model, not human coding"
         ),
@@ -459,6 +512,9 @@ def _mean_random(per: dict, names: list[str], steps: Sequence[int]) -> dict:
                 sum(r["stream"]["negatives_judged_relevant_share"] for r in rows) / len(rows), 3
             ),
             "member_exact": round(sum(r["member_exact"] for r in rows) / len(rows), 3),
+            "member_exact_attributable": round(
+                sum(r["member_exact_attributable"] for r in rows) / len(rows), 3
+            ),
             "kappa": {
                 d: round(sum(r["dimensions"][d]["kappa"] for r in rows) / len(rows), 3)
                 for d in rows[0]["dimensions"]

@@ -67,6 +67,8 @@ def action_metrics(items: list[EvalItem], predictions: dict[str, dict]) -> dict:
     exact = [i for i in found if predictions[i.id]["members"] == [i.member]]
     top1 = [i for i in found if predictions[i.id]["members"][:1] == [i.member]]
     in_set = [i for i in found if i.member in predictions[i.id]["members"]]
+    shared = shared_positives(positives)
+    attributable = [i for i in found if i.id not in shared]
     dated = [i for i in found if predictions[i.id]["action_date"]]
     dates_ok = [i for i in dated if predictions[i.id]["action_date"] == i.date]
     relevant = [p for p in predictions.values() if p["relevant"]]
@@ -86,6 +88,10 @@ def action_metrics(items: list[EvalItem], predictions: dict[str, dict]) -> dict:
         "member_exact": _share(len(exact), len(found)),
         "member_top1": _share(len(top1), len(found)),
         "member_in_set": _share(len(in_set), len(found)),
+        # exact, leaving out the actions the text alone cannot attribute: one text (or near-duplicates)
+        # cited under several members, as a joint G7 statement is under each of them
+        "member_exact_attributable": _share(sum(1 for i in attributable if i in exact), len(attributable)),
+        "member_shared_actions": len(shared),
         "date_accuracy": _share(len(dates_ok), len(dated)),
         "date_coverage": _share(len(dated), len(found)),
         "grounding_failure_rate": _share(len(ungrounded), len(relevant)),
@@ -97,6 +103,23 @@ def action_metrics(items: list[EvalItem], predictions: dict[str, dict]) -> dict:
         "other_commitment_relevant_rate": _share(
             sum(1 for i in other if predictions.get(i.id, MISS)["relevant"]), len(other)
         ),
+    }
+
+
+def shared_positives(positives: list[EvalItem]) -> set[str]:
+    """Ids of the positives whose text, or a near-duplicate of it, is cited under more than one member
+    of the same commitment (a joint statement cited for each signatory): no text-only attribution can
+    get all of them right."""
+    from .learned import near_duplicate_groups
+
+    groups = near_duplicate_groups([i.text for i in positives])
+    members: dict[tuple[int, int], set[str | None]] = {}
+    for item, group in zip(positives, groups, strict=True):
+        members.setdefault((item.commitment, group), set()).add(item.member)
+    return {
+        item.id
+        for item, group in zip(positives, groups, strict=True)
+        if len(members[(item.commitment, group)]) > 1
     }
 
 

@@ -104,6 +104,43 @@ def test_member_cues_read_the_members_own_languages():
     assert learned.member_cues("The weather was fine.") == {}
 
 
+def test_several_members_named_the_first_named_acts():
+    """A release names the acting member before its partners; the model decides only where no cue
+    fires (here there is no member model at all, so no member)."""
+    m = learned.LearnedModel(learned.SETTINGS, "v", {})
+    assert m._member("Canada and the United States signed a border pact.", None, 0)[0] == "Canada"
+    assert m._member("Canadian ministers met US officials in Ottawa.", None, 0)[0] == "Canada"
+    assert m._member("The US and Canada agreed to share data.", None, 0)[0] == "United States"
+    assert m._member("Die Bundesregierung und die Europäische Kommission", None, 0)[0] == "Germany"
+    assert m._member("The ministers met in the capital.", None, 0) == (None, 0.0, "none")
+
+
+def test_a_dimension_is_learned_in_two_steps():
+    """Mentioned at all (none against weak or strong), then strong against weak from the labelled
+    weak and strong texts only; the three probabilities add up, and the label follows the steps."""
+    import numpy as np
+
+    texts = ["fund border radar", "fund border drones", "discuss border talks", "discuss border forum",
+             "museum opening", "football results"] * 3  # fmt: skip
+    labels = ["strong", "strong", "weak", "weak", "none", "none"] * 3
+    features = learned.Features({**learned.SETTINGS, "min_df": 1}).fit(texts)
+    model = learned._fit_dimension(features.transform(texts), labels, 1e-4, 0)
+    assert isinstance(model, learned._TwoStep)
+    assert list(model.strength.classes_) == [False, True]  # trained without the 'none' texts
+    assert model.strength.coef_.shape[1] == features.transform(texts).shape[1]
+    probs = model.predict_proba(
+        features.transform(["fund border radar", "discuss border talks", "museum opening"])
+    )
+    assert np.allclose(probs.sum(axis=1), 1.0)
+    got = [learned.label_of(dict(zip(learned.LABELS, row, strict=True))) for row in probs]
+    assert got == ["strong", "weak", "none"]
+    assert learned.label_of({"none": 0.5, "weak": 0.3, "strong": 0.2}) == "none"
+    assert learned.label_of({"none": 0.4, "weak": 0.35, "strong": 0.25}) == "weak"
+    assert learned.label_of({"none": 0.4, "weak": 0.2, "strong": 0.4}) == "strong"
+    one = learned._fit_dimension(features.transform(texts[:2]), ["strong", "strong"], 1e-4, 0)
+    assert isinstance(one, learned._Constant) and one.value == "strong"
+
+
 def test_version_depends_on_examples_and_settings_not_their_order():
     a = [Example("one", 18, True), Example("two", 0, False)]
     v = learned.version_of(a, learned.SETTINGS)
@@ -267,5 +304,35 @@ def test_learning_curve_improves_with_decisions_and_plots(rubrics, actions, tmp_
     assert set(per) == {"uncertainty", "random:0", "random"}
     assert per["random"]["60"]["mean_kappa"] > per["random"]["0"]["mean_kappa"]
     assert "commitment 18" in curve["verdict"] and "reference labels from a model" in curve["protocol"]
+    assert "review queue" in curve["protocol"]
     png = learning.plot_learning_curve(curve, tmp_path / "curve.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_simulated_analyst_decides_what_the_queue_holds_first(model, rubrics, split):
+    """With the queue, items the current model judges relevant are decided before any other, in
+    the given order (random) or least sure first; without it, the order alone decides."""
+    train, _ = split
+    actions = [a for a in train if a["commitment"] == 18][:6]
+    pages = [{"site": "s", "text": t, "file": str(i), "hard": False}
+             for i, (_, t) in enumerate(learned.offtopic_paragraphs()[:6])]  # fmt: skip
+    order = [x for pair in zip([("page", i) for i in range(6)], [("action", i) for i in range(6)], strict=True)
+             for x in pair]  # fmt: skip
+    rubric = rubrics[0]
+    relevant = {
+        item for item, j in zip(order, model.judge_many(
+            [actions[i]["text"] if k == "action" else pages[i]["text"] for k, i in order], 18), strict=True)
+        if j.relevant
+    }  # fmt: skip
+    assert relevant and len(relevant) < len(order)
+    queued = learning._next_decisions(model, rubric, order, [], len(relevant), actions, pages,
+                                      uncertainty=False, queue=True)  # fmt: skip
+    assert set(queued) == relevant and queued == [it for it in order if it in relevant]
+    unsure = learning._next_decisions(model, rubric, order, [], len(relevant), actions, pages,
+                                      uncertainty=True, queue=True)  # fmt: skip
+    assert set(unsure) == relevant
+    assert learning._next_decisions(model, rubric, order, [], 3, actions, pages,
+                                    uncertainty=False, queue=False) == order[:3]  # fmt: skip
+    later = learning._next_decisions(model, rubric, order, queued, 2, actions, pages,
+                                     uncertainty=False, queue=True)  # fmt: skip
+    assert not set(later) & set(queued) and len(later) == 2  # the queue empty: the rest, in order

@@ -42,6 +42,30 @@ def test_member_attribution_exact_top1_and_in_set():
     assert m["member_in_set"] == 1.0 and m["member_exact"] == 0.0  # naming everyone no longer scores
 
 
+def test_member_exact_on_attributable_actions_leaves_out_texts_cited_under_several_members():
+    joint = (
+        "On 26 November 2024, G7 Foreign Ministers reaffirmed the commitment made at the Apulia Summit to "
+        "address irregular migration and its causes, including poverty, instability and climate change, "
+        "through cooperation with countries of origin and transit."
+    )
+    items = [
+        EvalItem("j1@18", 18, "positive", "Canada", None, joint, None),
+        EvalItem("j2@18", 18, "positive", "France", None, joint.replace("the commitment", "their commitment"), None),
+        EvalItem("a1@18", 18, "positive", "Canada", None, "On 4 July 2024, the CBSA announced new rules.", None),
+        EvalItem("a2@18", 18, "positive", "Japan", None, "On 9 July 2024, Japan funded border posts in Chad.", None),
+    ]  # fmt: skip
+    predictions = {
+        "j1@18": _p(True, ["Canada"]), "j2@18": _p(True, ["Canada"]),
+        "a1@18": _p(True, ["Canada"]), "a2@18": _p(True, ["France"]),
+    }  # fmt: skip
+    assert metrics.shared_positives(items) == {"j1@18", "j2@18"}  # near-duplicates, two members
+    m = metrics.action_metrics(items, predictions)
+    assert m["member_exact"] == 0.5 and m["member_shared_actions"] == 2
+    assert m["member_exact_attributable"] == 0.5  # a1 right, a2 wrong; the joint statement left out
+    predictions["a2@18"] = _p(True, ["Japan"])
+    assert metrics.action_metrics(items, predictions)["member_exact_attributable"] == 1.0
+
+
 def test_stream_precision_at_k_pr_auc_and_the_pages_let_through():
     items = [_item(n, "positive") for n in range(3)] + [_item(10, "page", None), _item(11, "hard_page", None),
              _item(12, "hard_page", None), _item(13, "page", None)]  # fmt: skip
