@@ -1769,34 +1769,52 @@ def eval_run(
 @eval_app.command("gate")
 @handled
 def eval_gate(
-    update: Annotated[bool, typer.Option("--update", help="Raise the floors to the latest runs.")] = False,
-    allow_regression: Annotated[
-        bool, typer.Option("--allow-regression", help="With --update: allow a lower floor (needs --reason).")
+    update: Annotated[
+        bool, typer.Option("--update", help="Raise the floors (lower the ceilings) to the latest runs.")
     ] = False,
-    reason: Annotated[str | None, typer.Option("--reason", help="Why a floor is lowered.")] = None,
+    allow_regression: Annotated[
+        bool,
+        typer.Option(
+            "--allow-regression",
+            help="With --update: allow a lower floor or a higher ceiling (needs --reason).",
+        ),
+    ] = False,
+    reason: Annotated[
+        str | None,
+        typer.Option(
+            "--reason", help="The history entry's reason (needed to lower a floor or raise a ceiling)."
+        ),
+    ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option("--backend", help="Only this backend's keys (learned or baseline; default: every key)."),
+    ] = None,
     baseline: Annotated[
         Path | None, typer.Option("--baseline", help="The floors file (default: eval/baseline.json).")
     ] = None,
 ) -> None:
-    """Check the newest whole-dataset baseline runs against the floors and pinned datasets; exit 1 below."""
+    """Check the newest whole-dataset run of each key's backend and input mode (stream: the baseline's,
+    learned:stream: the learned backend's) against its floors, ceilings and pinned dataset; exit 1 below."""
     from . import gate as gate_lib
     from .store import project_dir
 
     path = baseline or project_dir() / "eval" / "baseline.json"
     doc = gate_lib.load_baseline(path)
-    runs = gate_lib.latest_runs(_db(), doc["floors"])
+    runs = gate_lib.latest_runs(_db(), gate_lib.keys(doc, backend))
     if update:
-        new, changes = gate_lib.update(doc, runs, allow_regression=allow_regression, reason=reason)
+        new, changes = gate_lib.update(
+            doc, runs, allow_regression=allow_regression, reason=reason, backend=backend
+        )
         if changes:
             gate_lib.write_baseline(path, new)
         typer.echo(f"{path}: " + ("; ".join(changes) if changes else "unchanged"))
         return
-    problems = gate_lib.history_problems(doc) + gate_lib.check(doc, runs)
+    problems = gate_lib.history_problems(doc) + gate_lib.check(doc, runs, backend=backend)
     for problem in problems:
         typer.echo(problem, err=True)
     if problems:
         raise typer.Exit(1)
-    checked = ", ".join(f"{mode} run {run['id']}" for mode, run in runs.items())
+    checked = ", ".join(f"{key} run {run['id']}" for key, run in runs.items())
     typer.echo(f"gate passed: {checked}")
 
 

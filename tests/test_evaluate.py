@@ -19,7 +19,7 @@ BASELINE = json.loads((ROOT / "eval" / "baseline.json").read_text(encoding="utf-
 
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory):
-    """The three input modes of eval/baseline.json on the whole dataset with the baseline: one run each
+    """The three input modes of eval/baseline.json's baseline keys on the whole dataset: one run each
     (the stream's cited actions are the paragraph mode's texts: cache hits)."""
     db = open_db(tmp_path_factory.mktemp("eval") / "eval.db")
     gold.import_paths(db, [REPORTS])
@@ -53,7 +53,36 @@ def test_baseline_passes_the_gate_on_the_pinned_datasets(evaluated):
     """Every floor of eval/baseline.json met, on exactly the dataset (sha256) it was measured on;
     the floors' history is checked in tests/test_gate.py."""
     _, runs = evaluated
-    assert gate.check(BASELINE, runs) == []
+    assert gate.check(BASELINE, runs, backend="baseline") == []
+
+
+@pytest.fixture(scope="module")
+def learned_runs(tmp_path_factory):
+    """The learned backend, cross-validated, on the whole dataset of each mode it has floors for: one
+    set of fold models for all three (stream first: its cited actions are the paragraph mode's texts,
+    cache hits there); no learning curve."""
+    from classifier.heldout import HeldOut
+
+    db = open_db(tmp_path_factory.mktemp("learned") / "eval.db")
+    gold.import_paths(db, [REPORTS])
+    rubrics = rubrics_for()
+    classifier = Classifier(db, Config(), backend="learned")
+    heldout = HeldOut(db, Config(), prompt=classifier.template.name)
+    return {
+        f"learned:{mode}": evaluate.run_eval(
+            db, Config(), rubrics, mode=mode, classifier=classifier, heldout=heldout
+        )
+        for mode in ("stream", "paragraph", "title")
+    }
+
+
+@pytest.mark.slow
+def test_the_learned_backend_passes_the_gate_on_the_pinned_datasets(learned_runs):
+    """Every `learned:*` floor and ceiling of eval/baseline.json met by cross-validated runs of the
+    default backend, on the datasets they were measured on."""
+    assert set(gate.keys(BASELINE, "learned")) == set(learned_runs)
+    assert all(run["backend"] == "learned" for run in learned_runs.values())
+    assert gate.check(BASELINE, learned_runs, backend="learned") == []
 
 
 @pytest.mark.slow
