@@ -29,7 +29,7 @@ import sqlite_utils
 from pydantic import BaseModel, ValidationError
 
 from . import instructions
-from .classify import Classifier, Item
+from .classify import Classifier, Item, _detected_language
 from .config import Config, ConfigError
 from .dates import now_utc
 from .endpoint import OpenAIBackend, _count, _dump, _not_a_completion, _refused
@@ -193,6 +193,7 @@ class BatchRunner:
                 item.text,
                 max_chars=self.backend.config.max_doc_chars,
                 instruction_like=len(planted),
+                language=item.language or _detected_language(item.content_sha, item.text),
             )
             if self.classifier.cached(item, prompt) is None:
                 out.setdefault(custom_id(item), _Request(custom_id(item), item, prompt, planted))
@@ -212,6 +213,7 @@ class BatchRunner:
         """Write, upload and create the batches for ``items``; returns their rows."""
         requests = self.requests(items)
         self.classifier.summary.cached += len(items) - len(requests)
+        requests = await self._prefiltered(requests)
         rows = []
         chunk: list[tuple[_Request, bytes]] = []
         size = 0
@@ -227,6 +229,22 @@ class BatchRunner:
         if chunk:
             rows.append(await self._submit(chunk))
         return rows
+
+    async def _prefiltered(self, requests: list[_Request]) -> list[_Request]:
+        """The requests the classifier's prefilter does not rule out; the others are stored as a
+        live run stores them (not relevant, the learned model's verdict, no call) and never sent."""
+        prefilter = self.classifier.prefilter
+        if prefilter is None:
+            return requests
+        kept = []
+        for request in requests:
+            item = request.item
+            verdict = await prefilter.judge(item.rubric, item.text[: request.prompt.chars])
+            if verdict.ruled_out:
+                self.classifier._store_ruled_out(item, request.prompt, verdict, request.planted)
+            else:
+                kept.append(request)
+        return kept
 
     async def _submit(self, chunk: list[tuple[_Request, bytes]]) -> dict:
         llm = self.backend.config

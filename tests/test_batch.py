@@ -114,6 +114,46 @@ def test_json_mode_lines_carry_instructors_response_format(stub):
     assert line["body"] == sent["body"] and "response_format" in line["body"] and "tools" not in line["body"]
 
 
+def test_a_non_english_documents_line_is_the_live_request_with_its_language_note(stub):
+    french = (
+        "PARIS, 8 octobre 2024 — La police française et la police espagnole ont arrêté quatorze membres "
+        "d'un réseau de passeurs de migrants lors d'une opération conjointe coordonnée par Europol.\n"
+        "Le réseau avait organisé la traversée de plus de 300 migrants à bord de petites embarcations."
+    )
+    live_run(stub, open_db(":memory:"), [french])
+    (sent,) = stub.requests
+    batch_run(stub, open_db(":memory:"), [french])
+    (line,) = [json.loads(t) for t in stub.uploads[0].decode().splitlines()]
+    assert line["body"] == sent["body"]
+    assert "French" in json.dumps(line["body"]["messages"], ensure_ascii=False)  # the language note
+
+
+def test_the_prefilter_keeps_what_the_learned_model_rules_out_out_of_the_batch(stub):
+    """As a live run: an off-topic text is stored as ruled out (no call, the learned model's verdict)
+    and is not in the uploaded file; the on-topic one is; a second run finds both cached."""
+    off_topic = (
+        "The municipal orchestra opens its winter season on Friday with Brahms and Dvořák; tickets for "
+        "the concert hall are on sale at the box office and online, with reduced prices for students."
+    )
+    db = open_db(":memory:")
+    classifier, batches = batch_run(stub, db, [DOCUMENT, off_topic], prefilter=0.05)
+    (upload,) = stub.uploads
+    (line,) = [json.loads(t) for t in upload.decode().splitlines()]
+    assert line["custom_id"] == custom_id(text_item(DOCUMENT, RUBRIC))
+    assert classifier.summary.prefiltered == 1 and batches.submitted
+    ruled = list(db.query("select relevant, call_id, prefilter_model, prefilter_probability from classifications "
+                          "where prefilter_model is not null"))  # fmt: skip
+    assert len(ruled) == 1 and ruled[0]["relevant"] == 0 and ruled[0]["call_id"] is None
+    assert (
+        ruled[0]["prefilter_model"].startswith("learned-tfidf-lr@")
+        and ruled[0]["prefilter_probability"] < 0.05
+    )
+    assert [c["outcome"] for c in calls(db)] == ["ok"]  # one call, the batch's line; none for the ruled out
+    stub.calls.clear()
+    again, batches = batch_run(stub, db, [DOCUMENT, off_topic], prefilter=0.05)
+    assert (again.summary.cached, again.summary.calls, batches.submitted) == (2, 0, [])
+
+
 # -- results stored as a live call's ------------------------------------------------------------------------
 
 
@@ -266,6 +306,8 @@ def world(fetched_db, isolated_db, tmp_path, stub, monkeypatch):
         f'[llm]\nbackend = "openai"\nbase_url = "{stub.base_url}"\nmodel = "stub-model"\n'
         'api_key_env = "EVIDENCE_TEST_KEY"\ntimeout = 10\nbackoff = 0\nmax_retries = 0\n'
         "batch_poll = 0.05\nbatch_poll_max = 0.1\n"
+        "prefilter = 0\n"  # both releases go into the batch: its mechanics are tested here, the
+        # prefilter in front of a batch in test_the_prefilter_keeps_what_the_learned_model_rules_out...
         '[llm.prices."stub-model"]\ninput = 1.0\noutput = 2.0\n',
         encoding="utf-8",
     )
