@@ -308,6 +308,17 @@ def near_duplicate_groups(texts: Sequence[str], threshold: float = 0.5) -> list[
     return [roots.setdefault(find(i), len(roots)) for i in range(len(texts))]
 
 
+def shared_citations(rows: Sequence[tuple[int, str, str | None]]) -> set[int]:
+    """Indices of the (commitment, text, member) rows whose text, or a near-duplicate of it, is
+    cited under more than one member of the same commitment (a joint G7 statement cited for each
+    signatory): the text alone cannot say which member such a row is about."""
+    groups = near_duplicate_groups([text for _, text, _ in rows])
+    members: dict[tuple[int, int], set[str | None]] = {}
+    for (commitment, _, member), group in zip(rows, groups, strict=True):
+        members.setdefault((commitment, group), set()).add(member)
+    return {i for i, ((c, _, _), g) in enumerate(zip(rows, groups, strict=True)) if len(members[(c, g)]) > 1}
+
+
 # ---------------------------------------------------------------------------
 # Features and windows
 
@@ -956,6 +967,7 @@ __all__ = [
     "near_duplicate_groups",
     "offtopic_examples",
     "rubric_examples",
+    "shared_citations",
     "thread_count",
     "threshold_for_precision",
     "train",

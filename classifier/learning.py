@@ -201,6 +201,7 @@ def cross_validate(
     """
     settings = {**learned.SETTINGS, **(settings or {})}
     split = folds(actions, pages, n_folds, settings["seed"])
+    shared = _shared(actions)
     out: dict[str, Any] = {"protocol": _protocol_text(protocol, n_folds, calibrate), "commitments": {}}
     collected: dict[int, dict[str, Any]] = {
         r.number: {"scores": [], "truth": [], "pred": [], "hard": [], "dims": {}, "members": []}
@@ -219,7 +220,16 @@ def cross_validate(
             model = learned.train(
                 examples, [rubric], settings=settings, features=features, calibrate=calibrate
             )
-            _collect(model, rubric, actions, pages, sorted(test_a), sorted(test_p), collected[rubric.number])
+            _collect(
+                model,
+                rubric,
+                actions,
+                pages,
+                sorted(test_a),
+                sorted(test_p),
+                collected[rubric.number],
+                shared,
+            )
     for rubric in rubrics:
         out["commitments"][str(rubric.number)] = _summarise(collected[rubric.number], rubric)
     out["seconds"] = round(time.monotonic() - started, 1)
@@ -240,7 +250,12 @@ def _protocol_text(protocol: str, n_folds: int, calibrate: bool) -> str:
     )
 
 
-def _collect(model, rubric, actions, pages, test_a, test_p, bucket) -> None:
+def _shared(actions: Sequence[dict]) -> set[int]:
+    """The actions cited under several members (:func:`classifier.learned.shared_citations`)."""
+    return learned.shared_citations([(a["commitment"], a["text"], a["member"]) for a in actions])
+
+
+def _collect(model, rubric, actions, pages, test_a, test_p, bucket, shared: set[int]) -> None:
     own = [i for i in test_a if actions[i]["commitment"] == rubric.number]
     judged_a = model.judge_many([actions[i]["text"] for i in own], rubric.number)
     judged_p = model.judge_many([pages[i]["text"] for i in test_p], rubric.number)
@@ -261,31 +276,7 @@ def _collect(model, rubric, actions, pages, test_a, test_p, bucket) -> None:
         for d in rubric.dimension_ids:
             predicted = learned.label_of(j.dimensions[d])
             bucket["dims"].setdefault(d, []).append((a["dimensions"][d], predicted))
-        bucket["members"].append((a["member"], j.members, i in shared_actions(actions)))
-
-
-_SHARED: dict[int, tuple[Sequence[dict], set[int]]] = {}
-
-
-def shared_actions(actions: Sequence[dict]) -> set[int]:
-    """Indices of the actions whose text, or a near-duplicate of it, is cited under more than one
-    member of the same commitment (a joint G7 statement cited for each signatory): the text alone
-    cannot say which member such an entry is about."""
-    kept = _SHARED.get(id(actions))
-    if kept is not None and kept[0] is actions:
-        return kept[1]
-    groups = learned.near_duplicate_groups([a["text"] for a in actions])
-    members: dict[tuple[int, int], set[str]] = {}
-    for a, g in zip(actions, groups, strict=True):
-        members.setdefault((a["commitment"], g), set()).add(a["member"])
-    out = {
-        i
-        for i, (a, g) in enumerate(zip(actions, groups, strict=True))
-        if len(members[(a["commitment"], g)]) > 1
-    }
-    _SHARED.clear()
-    _SHARED[id(actions)] = (actions, out)
-    return out
+        bucket["members"].append((a["member"], j.members, i in shared))
 
 
 def _summarise(bucket: dict, rubric: Any) -> dict:
@@ -378,6 +369,7 @@ def learning_curve(
     """
     settings = {**learned.SETTINGS, **(settings or {})}
     split = folds(actions, pages, n_folds, settings["seed"])
+    shared = _shared(actions)
     strategies = ["uncertainty"] + [f"random:{s}" for s in seeds]
     raw: dict[int, dict[str, dict[int, dict]]] = {
         r.number: {s: {n: _bucket() for n in steps} for s in strategies} for r in rubrics
@@ -407,7 +399,9 @@ def learning_curve(
                             uncertainty=strategy == "uncertainty", queue=queue,
                         )  # fmt: skip
                         model = _train_with(base, decided, rubric, actions, pages, features, settings)
-                    _collect(model, rubric, actions, pages, test_a, test_p, raw[rubric.number][strategy][n])
+                    _collect(
+                        model, rubric, actions, pages, test_a, test_p, raw[rubric.number][strategy][n], shared
+                    )
     curve: dict[str, Any] = {
         "protocol": (
             f"{n_folds} folds (actions grouped by near-duplicate, pages by site); in each, a simulated "

@@ -108,19 +108,12 @@ def action_metrics(items: list[EvalItem], predictions: dict[str, dict]) -> dict:
 
 def shared_positives(positives: list[EvalItem]) -> set[str]:
     """Ids of the positives whose text, or a near-duplicate of it, is cited under more than one member
-    of the same commitment (a joint statement cited for each signatory): no text-only attribution can
+    of the same commitment (:func:`classifier.learned.shared_citations`): no text-only attribution can
     get all of them right."""
-    from .learned import near_duplicate_groups
+    from .learned import shared_citations
 
-    groups = near_duplicate_groups([i.text for i in positives])
-    members: dict[tuple[int, int], set[str | None]] = {}
-    for item, group in zip(positives, groups, strict=True):
-        members.setdefault((item.commitment, group), set()).add(item.member)
-    return {
-        item.id
-        for item, group in zip(positives, groups, strict=True)
-        if len(members[(item.commitment, group)]) > 1
-    }
+    shared = shared_citations([(i.commitment, i.text, i.member) for i in positives])
+    return {positives[n].id for n in shared}
 
 
 def relevance_score(prediction: dict | None) -> float:
