@@ -6,12 +6,15 @@ import datetime as dt
 import json
 
 import pytest
+from typer.testing import CliRunner
 
 from classifier import gate
+from classifier.cli import app
 
 from .conftest import ROOT
 
 BASELINE = ROOT / "eval" / "baseline.json"
+runner = CliRunner()
 
 
 def _doc(floor: float = 0.8) -> dict:
@@ -90,22 +93,24 @@ def test_check_fails_below_a_floor_on_another_dataset_or_on_a_sample():
     ]
 
 
-def test_the_gate_command_checks_the_newest_run_and_refuses_a_silent_lowering(tmp_path):
-    """`evidence eval gate` on a database holding one stored run (its metrics written here)."""
-    from typer.testing import CliRunner
-
-    from classifier.cli import app
+def _gate_command(tmp_path, doc: dict, run: dict) -> tuple:
+    """A floors file holding ``doc`` and a database holding ``run`` (a baseline title run, its metrics
+    written here): the file's path and the `evidence eval gate` arguments that check them."""
     from classifier.store import open_db
 
     path = tmp_path / "baseline.json"
-    gate.write_baseline(path, _doc())
+    gate.write_baseline(path, doc)
     db_path = tmp_path / "eval.db"
-    db = open_db(db_path)
-    run = _run(0.75)
-    db["eval_runs"].insert({"id": run["id"], "mode": "title", "backend": "baseline", "dataset_sha": run["dataset_sha"],
-                            "config": json.dumps(run["config"]), "metrics": json.dumps(run["metrics"])})  # fmt: skip
-    runner = CliRunner()
-    base = ["--db", str(db_path), "eval", "gate", "--baseline", str(path)]
+    open_db(db_path)["eval_runs"].insert(
+        {"id": run["id"], "mode": "title", "backend": "baseline", "dataset_sha": run["dataset_sha"],
+         "config": json.dumps(run["config"]), "metrics": json.dumps(run["metrics"])}
+    )  # fmt: skip
+    return path, ["--db", str(db_path), "eval", "gate", "--baseline", str(path)]
+
+
+def test_the_gate_command_checks_the_newest_run_and_refuses_a_silent_lowering(tmp_path):
+    """`evidence eval gate` on a database holding one stored run (its metrics written here)."""
+    path, base = _gate_command(tmp_path, _doc(), _run(0.75))
     result = runner.invoke(app, base)
     assert result.exit_code == 1 and "relevance_recall 0.75 is below its floor 0.8" in result.output
     before = path.read_text(encoding="utf-8")
@@ -269,20 +274,7 @@ def test_adding_a_learned_floor_measures_it_and_a_lower_is_better_figure_gets_a_
 
 
 def test_the_gate_command_says_which_command_makes_a_missing_learned_run(tmp_path):
-    from typer.testing import CliRunner
-
-    from classifier.cli import app
-    from classifier.store import open_db
-
-    path = tmp_path / "baseline.json"
-    gate.write_baseline(path, _learned_doc())
-    db_path = tmp_path / "eval.db"
-    db = open_db(db_path)
-    run = _run(0.9)
-    db["eval_runs"].insert({"id": run["id"], "mode": "title", "backend": "baseline", "dataset_sha": run["dataset_sha"],
-                            "config": json.dumps(run["config"]), "metrics": json.dumps(run["metrics"])})  # fmt: skip
-    runner = CliRunner()
-    base = ["--db", str(db_path), "eval", "gate", "--baseline", str(path)]
+    _, base = _gate_command(tmp_path, _learned_doc(), _run(0.9))
     result = runner.invoke(app, base)
     assert result.exit_code == 1
     assert (
